@@ -1,0 +1,83 @@
+"""Settings, read from the environment (prefix ``PROGRAMME_API_``) and checked before anything starts."""
+
+from __future__ import annotations
+
+import enum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class LogFormat(enum.StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class Settings(BaseSettings):
+    """The operator's knobs (contract section 5). Defaults give a working laptop install on SQLite."""
+
+    model_config = SettingsConfigDict(env_prefix="PROGRAMME_API_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./programme.db"
+    issuer: str = "http://127.0.0.1:8000"
+    redis_url: str | None = None
+    secret_key_file: Path = Path("./programme-keys.json")
+    log_format: LogFormat = LogFormat.CONSOLE
+    # asyncpg caches prepared statements per connection; PgBouncer in transaction mode needs 0.
+    statement_cache_size: int = Field(default=100, ge=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL: {value!r}") from exc
+        if url.drivername not in SUPPORTED_DRIVERS:
+            raise ValueError(f"driver {url.drivername!r} is not supported; use one of {', '.join(SUPPORTED_DRIVERS)}")
+        return value
+
+    @field_validator("issuer")
+    @classmethod
+    def _check_issuer(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or value.endswith("/"):
+            raise ValueError("must be an http(s) URL without a trailing slash")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+
+class SettingsError(Exception):
+    """A setting could not be read; the message is one line naming the environment variable."""
+
+
+def load_settings() -> Settings:
+    """Read settings, turning pydantic's report into one line per bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"invalid setting PROGRAMME_API_{field.upper()}: {message}")
+        raise SettingsError("; ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

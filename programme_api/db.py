@@ -1,0 +1,52 @@
+"""Engines and sessions. One unit of work per request: services flush, the request edge commits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from .config import Settings
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
+    """An engine for the configured database, with the per-backend settings that keep it correct."""
+    url = settings.database_url
+    options: dict[str, Any] = {}
+    if is_sqlite(url):
+        options["connect_args"] = {"timeout": 30}
+    else:
+        options["connect_args"] = {"statement_cache_size": settings.statement_cache_size}
+        options["pool_pre_ping"] = True
+    options.update(overrides)
+    engine = create_async_engine(url, **options)
+    if is_sqlite(url):
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    """Let SQLAlchemy own transactions (the sqlite3 module's own handling breaks SAVEPOINT and DDL),
+    turn on foreign keys (off by default in SQLite), and use WAL so readers run beside the writer."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def session_factory(bind: AsyncEngine | AsyncConnection, **options: Any) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit (responses are built after the edge commits)."""
+    return async_sessionmaker(bind=bind, expire_on_commit=False, autoflush=False, **options)

@@ -1,0 +1,50 @@
+"""Evaluation projects: what an evaluator may see, and the key that makes its pseudonyms."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, CreatedAt, UUIDPrimaryKey, enum_column, tenant_fk
+from .enums import ConsentPurpose
+
+
+class EvaluationProject(UUIDPrimaryKey, CreatedAt, Base):
+    """An evaluator's scope: organisations, instruments, dates and the consent purpose required.
+
+    ``pseudonym_key`` is this project's own secret: pseudonyms are keyed hashes, stable within the project
+    and unlinkable across projects. The owning organisation is ``organisation_id``; other organisations
+    that share data with the project are listed in ``evaluation_project_organisations``.
+    """
+
+    __tablename__ = "evaluation_projects"
+    __table_args__ = (
+        sa.CheckConstraint("suppression_threshold >= 1", name="suppression_threshold_positive"),
+        sa.CheckConstraint("ends_on >= starts_on", name="ends_after_start"),
+    )
+
+    organisation_id: Mapped[uuid.UUID] = tenant_fk()
+    slug: Mapped[str] = mapped_column(sa.String(63), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    instrument_codes: Mapped[list[Any]]
+    starts_on: Mapped[date] = mapped_column(sa.Date)
+    ends_on: Mapped[date] = mapped_column(sa.Date)
+    consent_purpose: Mapped[ConsentPurpose] = enum_column(ConsentPurpose, "evaluation_consent_purpose")
+    suppression_threshold: Mapped[int] = mapped_column(default=10)
+    pseudonym_key: Mapped[bytes] = mapped_column(sa.LargeBinary(64))
+
+
+class EvaluationProjectOrganisation(UUIDPrimaryKey, Base):
+    """An organisation whose data an evaluation project covers (the owner included)."""
+
+    __tablename__ = "evaluation_project_organisations"
+    __table_args__ = (sa.UniqueConstraint("evaluation_project_id", "organisation_id"),)
+
+    organisation_id: Mapped[uuid.UUID] = tenant_fk()
+    evaluation_project_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("evaluation_projects.id", ondelete="CASCADE")
+    )

@@ -1,0 +1,84 @@
+"""Peer-support groups, their recurring schedule, and who facilitates them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, CreatedAt, UUIDPrimaryKey, Versioned, enum_column, tenant_fk, utcnow
+from .enums import DeliveryMode, FacilitatorRole, GroupStatus, ScheduleFrequency, Topic
+
+
+class Group(UUIDPrimaryKey, CreatedAt, Versioned, Base):
+    """A facilitated group that meets on a recurring schedule in one region.
+
+    The schedule lives on the group (a group has at most one): frequency, weekday, local start time and
+    duration, the date the pattern counts from (for fortnightly) and, for monthly, which weekday of the
+    month (1-4, or -1 for the last).
+    """
+
+    __tablename__ = "groups"
+    __table_args__ = (
+        sa.CheckConstraint("capacity >= 1 AND capacity <= 500", name="capacity_range"),
+        sa.CheckConstraint("schedule_weekday IS NULL OR (schedule_weekday BETWEEN 0 AND 6)", name="weekday_range"),
+        sa.CheckConstraint(
+            "schedule_week_of_month IS NULL OR schedule_week_of_month IN (-1, 1, 2, 3, 4)",
+            name="week_of_month_range",
+        ),
+        sa.CheckConstraint(
+            "schedule_duration_minutes IS NULL OR (schedule_duration_minutes BETWEEN 15 AND 480)",
+            name="duration_range",
+        ),
+        sa.CheckConstraint(
+            "(schedule_frequency IS NULL) = (schedule_weekday IS NULL)"
+            " AND (schedule_frequency IS NULL) = (schedule_start_time IS NULL)"
+            " AND (schedule_frequency IS NULL) = (schedule_duration_minutes IS NULL)"
+            " AND (schedule_frequency IS NULL) = (schedule_anchor_date IS NULL)",
+            name="schedule_complete",
+        ),
+        sa.Index("ix_groups_organisation_id_region_id", "organisation_id", "region_id"),
+    )
+
+    organisation_id: Mapped[uuid.UUID] = tenant_fk()
+    region_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("regions.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    topic: Mapped[Topic] = enum_column(Topic, "topic")
+    delivery_mode: Mapped[DeliveryMode] = enum_column(DeliveryMode, "delivery_mode")
+    venue: Mapped[str | None] = mapped_column(sa.String(300))
+    capacity: Mapped[int] = mapped_column(default=12)
+    status: Mapped[GroupStatus] = enum_column(GroupStatus, "group_status", default=GroupStatus.ACTIVE)
+    schedule_frequency: Mapped[ScheduleFrequency | None] = enum_column(ScheduleFrequency, "schedule_frequency")
+    schedule_weekday: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    schedule_week_of_month: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    schedule_start_time: Mapped[time | None] = mapped_column(sa.Time)
+    schedule_duration_minutes: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    schedule_anchor_date: Mapped[date | None] = mapped_column(sa.Date)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Facilitator(UUIDPrimaryKey, CreatedAt, Versioned, Base):
+    """A trained volunteer or worker; an expired background check blocks new assignments."""
+
+    __tablename__ = "facilitators"
+
+    organisation_id: Mapped[uuid.UUID] = tenant_fk()
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"), unique=True)
+    display_name: Mapped[str] = mapped_column(sa.String(200))
+    email: Mapped[str | None] = mapped_column(sa.String(320))
+    training_completed_on: Mapped[date | None] = mapped_column(sa.Date)
+    background_check_expires_on: Mapped[date | None] = mapped_column(sa.Date)
+
+
+class FacilitatorAssignment(UUIDPrimaryKey, CreatedAt, Base):
+    """A facilitator's role on one group (lead or co-facilitator)."""
+
+    __tablename__ = "facilitator_assignments"
+    __table_args__ = (sa.UniqueConstraint("group_id", "facilitator_id"),)
+
+    organisation_id: Mapped[uuid.UUID] = tenant_fk()
+    group_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    facilitator_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("facilitators.id", ondelete="CASCADE"), index=True)
+    role: Mapped[FacilitatorRole] = enum_column(FacilitatorRole, "facilitator_role")

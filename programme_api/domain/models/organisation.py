@@ -1,0 +1,33 @@
+"""Organisations (the tenants) and their regions."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, CreatedAt, UUIDPrimaryKey, Versioned, tenant_fk
+
+
+class Organisation(UUIDPrimaryKey, CreatedAt, Versioned, Base):
+    """A charity or health partner running groups; every other row belongs to exactly one."""
+
+    __tablename__ = "organisations"
+    __table_args__ = (sa.CheckConstraint("suppression_threshold >= 1", name="suppression_threshold_positive"),)
+
+    slug: Mapped[str] = mapped_column(sa.String(63), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="Europe/London")
+    suppression_threshold: Mapped[int] = mapped_column(default=10)
+
+
+class Region(UUIDPrimaryKey, CreatedAt, Versioned, Base):
+    """An area of an organisation; coordinators and region-bound clients see only their regions."""
+
+    __tablename__ = "regions"
+    __table_args__ = (sa.UniqueConstraint("organisation_id", "slug"),)
+
+    organisation_id: Mapped[uuid.UUID] = tenant_fk()
+    slug: Mapped[str] = mapped_column(sa.String(63))
+    name: Mapped[str] = mapped_column(sa.String(200))

@@ -1,0 +1,63 @@
+"""Group sessions (single meetings), who facilitated them, and attendance."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, CreatedAt, UUIDPrimaryKey, Versioned, enum_column, tenant_fk, utcnow
+from .enums import AttendanceStatus, SessionSource, SessionStatus
+
+
+class GroupSession(UUIDPrimaryKey, CreatedAt, Versioned, Base):
+    """One meeting of a group, generated from its schedule or added by hand.
+
+    ``dropin_count`` is the anonymous headcount of people who came without being enrolled.
+    """
+
+    __tablename__ = "group_sessions"
+    __table_args__ = (
+        sa.UniqueConstraint("group_id", "starts_at"),
+        sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        sa.CheckConstraint("dropin_count >= 0 AND dropin_count <= 1000", name="dropin_count_range"),
+        sa.CheckConstraint(
+            "(status = 'cancelled') = (cancellation_reason IS NOT NULL)", name="cancellation_has_reason"
+        ),
+        sa.Index("ix_group_sessions_organisation_id_starts_at", "organisation_id", "starts_at"),
+    )
+
+    organisation_id: Mapped[uuid.UUID] = tenant_fk()
+    group_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    status: Mapped[SessionStatus] = enum_column(SessionStatus, "session_status", default=SessionStatus.SCHEDULED)
+    cancellation_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    source: Mapped[SessionSource] = enum_column(SessionSource, "session_source", default=SessionSource.MANUAL)
+    dropin_count: Mapped[int] = mapped_column(default=0)
+
+
+class SessionFacilitator(UUIDPrimaryKey, Base):
+    """A facilitator who was present at a session."""
+
+    __tablename__ = "session_facilitators"
+    __table_args__ = (sa.UniqueConstraint("session_id", "facilitator_id"),)
+
+    organisation_id: Mapped[uuid.UUID] = tenant_fk()
+    session_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("group_sessions.id", ondelete="CASCADE"))
+    facilitator_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("facilitators.id", ondelete="CASCADE"), index=True)
+
+
+class Attendance(UUIDPrimaryKey, Base):
+    """Whether one enrolled participant came to one session."""
+
+    __tablename__ = "attendance"
+    __table_args__ = (sa.UniqueConstraint("session_id", "participant_id"),)
+
+    organisation_id: Mapped[uuid.UUID] = tenant_fk()
+    session_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("group_sessions.id", ondelete="CASCADE"))
+    participant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    status: Mapped[AttendanceStatus] = enum_column(AttendanceStatus, "attendance_status")
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,49 @@
+"""Running alembic from code: the CLI's ``db`` verbs, the test fixtures and ``/readyz`` use this."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from alembic import command
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's config; with a connection, migrations run on it instead of opening their own."""
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(connection: Connection | None = None, revision: str = "head") -> None:
+    command.upgrade(alembic_config(connection), revision)
+
+
+def downgrade(revision: str, connection: Connection | None = None) -> None:
+    command.downgrade(alembic_config(connection), revision)
+
+
+def head_revisions() -> set[str]:
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def current_revisions(connection: Connection) -> set[str]:
+    return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def pending_reason(connection: Connection) -> str | None:
+    """Why the database is not ready for this code (``None`` when it is at head)."""
+    current, heads = current_revisions(connection), head_revisions()
+    if current == heads:
+        return None
+    if not current:
+        return "database has no schema; run `programme-api db upgrade`"
+    return f"database is at {', '.join(sorted(current))}, code expects {', '.join(sorted(heads))}; run `programme-api db upgrade`"

@@ -1,0 +1,146 @@
+"""Test databases built by migrations, one per backend, each test inside a transaction rolled back after it.
+
+Every test that takes ``db`` (or anything built on it) runs twice: on SQLite and on PostgreSQL. PostgreSQL is
+found at ``PROGRAMME_API_TEST_POSTGRES_URL`` (default: the local trust-auth server). When it cannot be reached
+the PostgreSQL half is skipped on a laptop but fails under ``CI=true``: CI must prove both databases.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from programme_api import migrations
+from programme_api.config import Settings
+from programme_api.db import create_engine, session_factory
+
+POSTGRES_URL = os.environ.get("PROGRAMME_API_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@dataclass
+class TestDatabase:
+    """A migrated database for one backend: its URL and a ready engine."""
+
+    backend: str
+    url: str
+    engine: AsyncEngine
+    settings: Settings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.settings = Settings(database_url=self.url)
+
+
+async def create_postgres_database(name: str) -> str:
+    """Create an empty database beside the configured one and return its URL."""
+    admin = create_engine(Settings(database_url=POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        message = f"PostgreSQL at {make_url(POSTGRES_URL).render_as_string(hide_password=True)} unreachable: {exc}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: PostgreSQL tests may not be skipped)")
+        pytest.skip(message)
+    finally:
+        await admin.dispose()
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_postgres_database(name: str) -> None:
+    admin = create_engine(Settings(database_url=POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+async def empty_database_url(backend: str, directory: Path, label: str) -> str:
+    """A new, empty database of the given backend, for tests that migrate or populate it themselves."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{directory / f'{label}.db'}"
+    return await create_postgres_database(f"programme_api_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.run_sync(lambda sync: migrations.upgrade(sync))
+        await connection.commit()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def migrated_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[TestDatabase]:
+    """One migrated database per backend for the whole run (built with ``alembic upgrade head``)."""
+    backend: str = request.param
+    url = await empty_database_url(backend, tmp_path_factory.mktemp("db"), "shared")
+    engine = create_engine(Settings(database_url=url))
+    await migrate(engine)
+    yield TestDatabase(backend=backend, url=url, engine=engine)
+    await engine.dispose()
+    if backend == "postgresql":
+        await drop_postgres_database(make_url(url).database or "")
+
+
+@pytest.fixture
+def backend(migrated_database: TestDatabase) -> str:
+    return migrated_database.backend
+
+
+@pytest.fixture
+async def connection(migrated_database: TestDatabase) -> AsyncIterator[AsyncConnection]:
+    """A connection inside a transaction that is rolled back when the test ends, whatever it committed."""
+    async with migrated_database.engine.connect() as connection:
+        transaction = await connection.begin()
+        yield connection
+        if transaction.is_active:
+            await transaction.rollback()
+
+
+@pytest.fixture
+def session_maker(connection: AsyncConnection) -> Any:
+    """Sessions joined to the test's transaction: their commits become savepoints, undone after the test."""
+    return session_factory(connection, join_transaction_mode="create_savepoint")
+
+
+@pytest.fixture
+async def db(session_maker: Any) -> AsyncIterator[AsyncSession]:
+    async with session_maker() as session:
+        yield session
+
+
+class StatementCounter:
+    """Counts SQL statements sent on a connection (savepoint bookkeeping excluded)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")):
+            self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def reset(self) -> None:
+        self.statements.clear()
+
+
+@pytest.fixture
+def statement_counter(connection: AsyncConnection) -> Iterator[StatementCounter]:
+    counter = StatementCounter()
+    sa.event.listen(connection.sync_connection, "before_cursor_execute", counter)
+    yield counter
+    sa.event.remove(connection.sync_connection, "before_cursor_execute", counter)
