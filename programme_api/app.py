@@ -1,0 +1,60 @@
+"""The ASGI application: routes, middleware, and the process-wide runtime they share."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from .config import Settings, get_settings
+from .db import create_engine, session_factory
+from .logging import configure_logging
+from .runtime import Authenticator, Runtime
+from .web import health
+from .web.middleware import RequestContextMiddleware
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: AsyncEngine | None = None,
+    session_maker: async_sessionmaker[AsyncSession] | None = None,
+    authenticate: Authenticator | None = None,
+) -> Starlette:
+    """Build the app. Tests pass their own engine/session maker (bound to a rolled-back transaction)."""
+    settings = settings or get_settings()
+    owns_engine = engine is None
+    engine = engine or create_engine(settings)
+    runtime = Runtime(settings=settings, engine=engine, session_maker=session_maker or session_factory(engine))
+    if authenticate is not None:
+        runtime.authenticate = authenticate
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        if owns_engine:
+            await engine.dispose()
+
+    app = Starlette(routes=build_routes(), middleware=[Middleware(RequestContextMiddleware)], lifespan=lifespan)
+    app.state.runtime = runtime
+    return app
+
+
+def build_routes() -> list[BaseRoute]:
+    routes: list[BaseRoute] = []
+    routes += health.routes
+    return routes
+
+
+def create_default_app() -> Starlette:
+    """Factory for ``uvicorn --factory`` (each worker process builds its own app from the environment)."""
+    settings = get_settings()
+    configure_logging(settings.log_format)
+    return create_app(settings)

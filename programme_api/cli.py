@@ -1,0 +1,184 @@
+"""The ``programme-api`` command (contract section 5). Errors print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from . import migrations
+from .config import Settings, SettingsError, get_settings
+from .db import create_engine, session_factory
+from .domain import directory
+from .domain.errors import DomainError
+
+T = TypeVar("T")
+
+app = typer.Typer(help="programme-api: the peer-support programme data service.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+demo_app = typer.Typer(help="Demonstration data.", no_args_is_help=True)
+organisations_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
+regions_app = typer.Typer(help="Regions of an organisation.", no_args_is_help=True)
+schema_app = typer.Typer(help="The published GraphQL schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
+app.add_typer(organisations_app, name="organisations")
+app.add_typer(regions_app, name="regions")
+app.add_typer(schema_app, name="schema")
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr."""
+
+
+def fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+def one_line_errors(function: Callable[..., T]) -> Callable[..., T]:
+    """Turn expected failures (bad settings, unreachable database, domain refusals) into one line."""
+
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return function(*args, **kwargs)
+        except (SettingsError, CommandError, DomainError) as exc:
+            fail(str(exc))
+        except SQLAlchemyError as exc:
+            fail(f"database error: {str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}")
+        except OSError as exc:
+            fail(f"cannot reach the database: {exc.strerror or exc}")
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one transaction against the configured database, committing if it returns."""
+
+    async def main() -> T:
+        engine = create_engine(settings())
+        try:
+            async with session_factory(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+@app.command()
+@one_line_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, help="Worker processes (stateless; share state through the database)."),
+) -> None:
+    """Serve the API (GraphQL at /graphql) with uvicorn."""
+    import uvicorn
+
+    configured = settings()
+    uvicorn.run(
+        "programme_api.app:create_default_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+        proxy_headers=True,
+        env_file=None,
+        log_config=None if configured.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+    )
+
+
+@db_app.command("upgrade")
+@one_line_errors
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Migrate the database to REVISION (default: the latest)."""
+    settings()
+    migrations.upgrade(revision=revision)
+    typer.echo(f"database upgraded to {revision}")
+
+
+@db_app.command("downgrade")
+@one_line_errors
+def db_downgrade(
+    revision: str = typer.Argument(..., help="Revision to go back to ('base' removes everything)."),
+) -> None:
+    """Migrate the database back to REVISION."""
+    settings()
+    migrations.downgrade(revision)
+    typer.echo(f"database downgraded to {revision}")
+
+
+@demo_app.command("load")
+@one_line_errors
+def demo_load() -> None:
+    """Load the demonstration data set (idempotent: a second run changes nothing)."""
+    from .domain import demo
+
+    summary = run_in_session(demo.load_demo)
+    typer.echo(summary)
+
+
+@organisations_app.command("list")
+@one_line_errors
+def organisations_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List organisations."""
+    rows = run_in_session(directory.list_organisations)
+    if as_json:
+        print_json(rows)
+    else:
+        for row in rows:
+            typer.echo(f"{row['slug']}\t{row['name']}")
+
+
+@regions_app.command("list")
+@one_line_errors
+def regions_list(
+    organisation: str = typer.Option(..., "--organisation", help="Organisation slug."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List the regions of an organisation."""
+    rows = run_in_session(lambda session: directory.list_regions(session, organisation))
+    if as_json:
+        print_json(rows)
+    else:
+        for row in rows:
+            typer.echo(f"{row['slug']}\t{row['name']}")
+
+
+@schema_app.command("print")
+@one_line_errors
+def schema_print() -> None:
+    """Print the GraphQL schema (SDL)."""
+    from .schema import print_schema_sdl
+
+    sys.stdout.write(print_schema_sdl())
+
+
+def main() -> None:
+    app()
