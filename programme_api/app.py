@@ -15,7 +15,7 @@ from .config import Settings, get_settings
 from .db import create_engine, session_factory
 from .logging import configure_logging
 from .runtime import Authenticator, Runtime
-from .web import health
+from .web import graphql, health
 from .web.middleware import RequestContextMiddleware
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ def create_app(
 def build_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     routes += health.routes
+    routes += graphql.routes
     return routes
 
 

@@ -1,0 +1,205 @@
+"""The one place that turns a Principal into row filters for reads and checks for writes.
+
+Every query that reads rows on behalf of a caller starts from ``readable(principal, Model)``: it applies the
+organisation, the principal's regions, a facilitator's own groups, and the scope the rows need. Statements
+built here carry an execution option; request sessions refuse any SELECT on a tenant table without it
+(``install_guard``), so a query that forgot its filter fails loudly in tests instead of leaking rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.util import find_tables
+
+from .errors import DomainError, ErrorCode, NotFound
+from .models import (
+    Attendance,
+    Enrolment,
+    Facilitator,
+    FacilitatorAssignment,
+    Group,
+    GroupSession,
+    Organisation,
+    Participant,
+    Region,
+    Role,
+    SessionFacilitator,
+)
+from .principal import Principal
+
+M = TypeVar("M")
+ACCESS_CHECKED = "access_checked"
+
+
+class AccessBypassError(RuntimeError):
+    """A request session ran a SELECT that did not come from ``readable``: a bug, never a caller's fault."""
+
+
+def require_scope(principal: Principal, scope: str, field: str | None = None) -> None:
+    if not principal.has_scope(scope):
+        where = f" for {field}" if field else ""
+        raise DomainError(ErrorCode.INSUFFICIENT_SCOPE, f"scope '{scope}' is required{where}", field)
+
+
+def _region_ids(principal: Principal) -> frozenset[uuid.UUID] | None:
+    return principal.region_ids
+
+
+def _own_group_ids(principal: Principal) -> sa.Select[tuple[uuid.UUID]] | None:
+    """A facilitator acting as themselves sees only the groups they are assigned to."""
+    if principal.role is not Role.FACILITATOR:
+        return None
+    return sa.select(FacilitatorAssignment.group_id).where(
+        FacilitatorAssignment.organisation_id == principal.organisation_id,
+        FacilitatorAssignment.facilitator_id == (principal.facilitator_id or uuid.UUID(int=0)),
+    )
+
+
+def group_filter(principal: Principal) -> ColumnElement[bool]:
+    clauses: list[ColumnElement[bool]] = [Group.organisation_id == principal.organisation_id]
+    regions = _region_ids(principal)
+    if regions is not None:
+        clauses.append(Group.region_id.in_(regions))
+    own = _own_group_ids(principal)
+    if own is not None:
+        clauses.append(Group.id.in_(own))
+    return sa.and_(*clauses)
+
+
+def readable_group_ids(principal: Principal) -> sa.Select[tuple[uuid.UUID]]:
+    return sa.select(Group.id).where(group_filter(principal))
+
+
+def _by_readable_group(principal: Principal, column: Any, organisation_column: Any) -> ColumnElement[bool]:
+    """Rows that belong to a readable group; cheap when the principal sees the whole organisation."""
+    if _region_ids(principal) is None and _own_group_ids(principal) is None:
+        return sa.and_(organisation_column == principal.organisation_id)
+    return sa.and_(organisation_column == principal.organisation_id, column.in_(readable_group_ids(principal)))
+
+
+def _session_filter(principal: Principal) -> ColumnElement[bool]:
+    return _by_readable_group(principal, GroupSession.group_id, GroupSession.organisation_id)
+
+
+def _participant_filter(principal: Principal) -> ColumnElement[bool]:
+    """Participants of the principal's regions; a facilitator's, only those enrolled in their groups."""
+    clauses: list[ColumnElement[bool]] = [
+        Participant.organisation_id == principal.organisation_id,
+        Participant.erased_at.is_(None),
+    ]
+    regions = _region_ids(principal)
+    if regions is not None:
+        clauses.append(Participant.region_id.in_(regions))
+    own = _own_group_ids(principal)
+    if own is not None:
+        clauses.append(Participant.id.in_(sa.select(Enrolment.participant_id).where(Enrolment.group_id.in_(own))))
+    return sa.and_(*clauses)
+
+
+def _region_filter(principal: Principal) -> ColumnElement[bool]:
+    regions = _region_ids(principal)
+    clause = Region.organisation_id == principal.organisation_id
+    return clause if regions is None else sa.and_(clause, Region.id.in_(regions))
+
+
+# For each readable model: the scope its rows need, and the row filter for a principal.
+RULES: dict[type[Any], tuple[str, Callable[[Principal], ColumnElement[bool]]]] = {
+    Organisation: ("programme:read", lambda p: sa.and_(Organisation.id == p.organisation_id)),
+    Region: ("programme:read", _region_filter),
+    Group: ("programme:read", group_filter),
+    GroupSession: ("programme:read", _session_filter),
+    FacilitatorAssignment: (
+        "programme:read",
+        lambda p: _by_readable_group(p, FacilitatorAssignment.group_id, FacilitatorAssignment.organisation_id),
+    ),
+    # Facilitators are people of the organisation, not of a region: every coordinator may assign them.
+    Facilitator: ("programme:read", lambda p: sa.and_(Facilitator.organisation_id == p.organisation_id)),
+    SessionFacilitator: (
+        "programme:read",
+        lambda p: sa.and_(
+            SessionFacilitator.organisation_id == p.organisation_id,
+            SessionFacilitator.session_id.in_(sa.select(GroupSession.id).where(_session_filter(p))),
+        ),
+    ),
+    Participant: ("participants:read", _participant_filter),
+    Enrolment: (
+        "participants:read",
+        lambda p: _by_readable_group(p, Enrolment.group_id, Enrolment.organisation_id),
+    ),
+    Attendance: (
+        "participants:read",
+        lambda p: sa.and_(
+            Attendance.organisation_id == p.organisation_id,
+            Attendance.session_id.in_(sa.select(GroupSession.id).where(_session_filter(p))),
+        ),
+    ),
+}
+
+
+def register_rule(model: type[Any], scope: str, row_filter: Callable[[Principal], ColumnElement[bool]]) -> None:
+    """Other domain modules (surveys, evaluation) add the rules for their own tables here."""
+    RULES[model] = (scope, row_filter)
+
+
+def row_filter(principal: Principal, model: type[Any]) -> ColumnElement[bool]:
+    """The WHERE clause limiting ``model`` to what ``principal`` may read (scope checked first)."""
+    scope, make_filter = RULES[model]
+    require_scope(principal, scope)
+    return make_filter(principal)
+
+
+def readable(principal: Principal, model: type[M]) -> sa.Select[tuple[M]]:
+    """``SELECT model WHERE <what principal may read>``: the start of every caller-facing query."""
+    return mark_checked(sa.select(model).where(row_filter(principal, model)))
+
+
+S = TypeVar("S", bound=sa.Select[Any])
+
+
+def mark_checked(statement: S) -> S:
+    """Mark a statement built from access filters (aggregates over ``readable`` subqueries use this too)."""
+    return statement.execution_options(**{ACCESS_CHECKED: True})
+
+
+async def get_readable(session: AsyncSession, principal: Principal, model: type[M], row_id: uuid.UUID, what: str) -> M:
+    """One row by id, or ``NotFound``: unknown and other tenants' IDs answer exactly alike."""
+    row = (await session.execute(readable(principal, model).where(model.id == row_id))).scalar_one_or_none()  # type: ignore[attr-defined]
+    if row is None:
+        raise NotFound(what)
+    return row
+
+
+def install_guard(session: AsyncSession) -> None:
+    """Make this (request) session refuse SELECTs on tenant tables that did not come from ``readable``."""
+    event.listen(session.sync_session, "do_orm_execute", _refuse_unchecked_selects)
+
+
+def _refuse_unchecked_selects(state: ORMExecuteState) -> None:
+    if not state.is_select or state.execution_options.get(ACCESS_CHECKED):
+        return
+    touched = {table.name for table in find_tables(state.statement)} & _TENANT_TABLES
+    if touched:
+        raise AccessBypassError(f"unfiltered SELECT on {', '.join(sorted(touched))}")
+
+
+def _tenant_tables() -> frozenset[str]:
+    from .models import Base
+
+    return frozenset(
+        name for name, table in Base.metadata.tables.items() if "organisation_id" in table.c or name == "organisations"
+    )
+
+
+_TENANT_TABLES = _tenant_tables()
+
+
+def is_guarded(session: Session) -> bool:
+    return event.contains(session, "do_orm_execute", _refuse_unchecked_selects)

@@ -1,0 +1,206 @@
+"""Keyset pagination (Relay ``first``/``after``, ``last``/``before``) for top-level and nested lists.
+
+Cursors hold the sort key of a row, never an offset, so pages stay stable while rows are added and a page
+deep in a list costs the same as the first. Nested lists are fetched for many parents in one statement with
+``ROW_NUMBER() OVER (PARTITION BY parent ...)``, so statement counts do not grow with list sizes.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Generic, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, aliased
+
+from .access import mark_checked
+from .errors import DomainError, ErrorCode
+
+M = TypeVar("M")
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """A validated Relay page request; ``after``/``before`` are decoded cursor keys."""
+
+    first: int | None = None
+    after: tuple[Any, ...] | None = None
+    last: int | None = None
+    before: tuple[Any, ...] | None = None
+
+    @property
+    def size(self) -> int:
+        return self.last if self.last is not None else (self.first if self.first is not None else DEFAULT_PAGE_SIZE)
+
+    @property
+    def backwards(self) -> bool:
+        return self.last is not None
+
+
+@dataclass
+class Page(Generic[M]):
+    rows: list[M]
+    keys: list[tuple[Any, ...]]
+    has_next_page: bool
+    has_previous_page: bool
+    total_count: int | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """The columns a list is sorted by; the last one must be unique (the primary key)."""
+
+    columns: tuple[InstrumentedAttribute[Any], ...]
+
+    def key_of(self, row: Any) -> tuple[Any, ...]:
+        return tuple(getattr(row, column.key) for column in self.columns)
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return {"u": value.hex}
+    if isinstance(value, datetime):
+        return {"t": value.isoformat()}
+    if isinstance(value, date):
+        return {"d": value.isoformat()}
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, raw),) = value.items()
+        decoders = {"u": uuid.UUID, "t": datetime.fromisoformat, "d": date.fromisoformat}
+        return decoders[tag](raw)
+    return value
+
+
+def encode_cursor(key: tuple[Any, ...]) -> str:
+    payload = orjson.dumps([_encode_value(value) for value in key])
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, width: int, argument: str) -> tuple[Any, ...]:
+    """A cursor back into a sort key; anything malformed is the caller's error, named by argument."""
+    try:
+        raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        key = tuple(_decode_value(value) for value in raw)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DomainError(ErrorCode.INVALID, f"'{argument}' is not a valid cursor", argument) from exc
+    if len(key) != width:
+        raise DomainError(ErrorCode.INVALID, f"'{argument}' is not a cursor for this list", argument)
+    return key
+
+
+def page_request(
+    ordering: Ordering,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> PageRequest:
+    """Check Relay arguments (at most 100 rows, not ``first`` and ``last`` together) and decode cursors."""
+    if first is not None and last is not None:
+        raise DomainError(ErrorCode.INVALID, "give either 'first' or 'last', not both", "first")
+    for name, value in (("first", first), ("last", last)):
+        if value is not None and not 0 <= value <= MAX_PAGE_SIZE:
+            raise DomainError(ErrorCode.INVALID, f"'{name}' must be between 0 and {MAX_PAGE_SIZE}", name)
+    width = len(ordering.columns)
+    return PageRequest(
+        first=first,
+        after=decode_cursor(after, width, "after") if after else None,
+        last=last,
+        before=decode_cursor(before, width, "before") if before else None,
+    )
+
+
+def _apply_cursors(statement: sa.Select[Any], ordering: Ordering, request: PageRequest) -> sa.Select[Any]:
+    key = sa.tuple_(*ordering.columns)
+    if request.after is not None:
+        statement = statement.where(key > sa.tuple_(*request.after))
+    if request.before is not None:
+        statement = statement.where(key < sa.tuple_(*request.before))
+    return statement
+
+
+def _order_by(ordering: Ordering, backwards: bool) -> list[Any]:
+    return [column.desc() if backwards else column.asc() for column in ordering.columns]
+
+
+def _to_page(rows: Sequence[M], ordering: Ordering, request: PageRequest) -> Page[M]:
+    more = len(rows) > request.size
+    window = list(rows[: request.size])
+    if request.backwards:
+        window.reverse()
+    return Page(
+        rows=window,
+        keys=[ordering.key_of(row) for row in window],
+        has_next_page=more if not request.backwards else request.before is not None,
+        has_previous_page=more if request.backwards else request.after is not None,
+    )
+
+
+async def fetch_page(
+    session: AsyncSession, statement: sa.Select[tuple[M]], ordering: Ordering, request: PageRequest
+) -> Page[M]:
+    """One page of an access-filtered statement (one round trip: the extra row tells if more exist)."""
+    paged = _apply_cursors(statement, ordering, request)
+    paged = paged.order_by(*_order_by(ordering, request.backwards)).limit(request.size + 1)
+    rows = (await session.execute(mark_checked(paged))).scalars().all()
+    return _to_page(rows, ordering, request)
+
+
+async def count(session: AsyncSession, statement: sa.Select[Any]) -> int:
+    counted = sa.select(sa.func.count()).select_from(statement.order_by(None).subquery())
+    return int((await session.execute(mark_checked(counted))).scalar_one())
+
+
+async def fetch_grouped_pages(
+    session: AsyncSession,
+    model: type[M],
+    statement: sa.Select[tuple[M]],
+    parent_column: InstrumentedAttribute[Any],
+    parent_ids: Sequence[Any],
+    ordering: Ordering,
+    request: PageRequest,
+) -> dict[Any, Page[M]]:
+    """The same page of a nested list for many parents at once, in one statement."""
+    paged = _apply_cursors(statement.where(parent_column.in_(parent_ids)), ordering, request)
+    position = (
+        sa.func.row_number()
+        .over(partition_by=parent_column, order_by=_order_by(ordering, request.backwards))
+        .label("page_position")
+    )
+    numbered = paged.add_columns(position).subquery()
+    row = aliased(model, numbered)
+    query = (
+        sa.select(row)
+        .where(numbered.c.page_position <= request.size + 1)
+        .order_by(numbered.c[parent_column.key], numbered.c.page_position)
+    )
+    grouped: dict[Any, list[M]] = {parent: [] for parent in parent_ids}
+    for item in (await session.execute(mark_checked(query))).scalars():
+        grouped[getattr(item, parent_column.key)].append(item)
+    return {parent: _to_page(rows, ordering, request) for parent, rows in grouped.items()}
+
+
+async def grouped_counts(
+    session: AsyncSession,
+    statement: sa.Select[Any],
+    parent_column: InstrumentedAttribute[Any],
+    parent_ids: Sequence[Any],
+) -> dict[Any, int]:
+    """Row counts of a nested list for many parents, in one statement."""
+    filtered = statement.where(parent_column.in_(parent_ids)).order_by(None).subquery()
+    query = sa.select(filtered.c[parent_column.key], sa.func.count()).group_by(filtered.c[parent_column.key])
+    counts = dict.fromkeys(parent_ids, 0)
+    for parent, number in (await session.execute(mark_checked(query))).all():
+        counts[parent] = int(number)
+    return counts

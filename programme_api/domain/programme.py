@@ -1,0 +1,290 @@
+"""Read queries over the programme (regions, groups, sessions, facilitators), always access-filtered.
+
+Each function returns a statement built from ``access.readable`` plus the caller's filters; the API layer
+pages it. Roll-ups (attendance rate, region totals, consecutive absences) are computed for many parents in
+one statement each.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .access import mark_checked, readable, row_filter
+from .models import (
+    Attendance,
+    AttendanceStatus,
+    DeliveryMode,
+    Facilitator,
+    Group,
+    GroupSession,
+    GroupStatus,
+    Participant,
+    Region,
+    SessionStatus,
+    Topic,
+)
+from .pagination import Ordering
+from .principal import Principal
+
+REGION_ORDER = Ordering((Region.name, Region.id))
+GROUP_ORDER = Ordering((Group.name, Group.id))
+PARTICIPANT_ORDER = Ordering((Participant.reference, Participant.id))
+SESSION_ORDER = Ordering((GroupSession.starts_at, GroupSession.id))
+FACILITATOR_ORDER = Ordering((Facilitator.display_name, Facilitator.id))
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True)
+class GroupFilter:
+    region_ids: tuple[uuid.UUID, ...] | None = None
+    statuses: tuple[GroupStatus, ...] | None = None
+    topics: tuple[Topic, ...] | None = None
+    delivery_modes: tuple[DeliveryMode, ...] | None = None
+    search: str | None = None
+
+
+def groups(principal: Principal, where: GroupFilter | None = None) -> sa.Select[tuple[Group]]:
+    statement = readable(principal, Group)
+    if where is None:
+        return statement
+    if where.region_ids is not None:
+        statement = statement.where(Group.region_id.in_(where.region_ids))
+    if where.statuses:
+        statement = statement.where(Group.status.in_(where.statuses))
+    if where.topics:
+        statement = statement.where(Group.topic.in_(where.topics))
+    if where.delivery_modes:
+        statement = statement.where(Group.delivery_mode.in_(where.delivery_modes))
+    if where.search:
+        statement = statement.where(Group.name.ilike(f"%{escape_like(where.search)}%", escape="\\"))
+    return statement
+
+
+def participants(principal: Principal) -> sa.Select[tuple[Participant]]:
+    return readable(principal, Participant)
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    starts_from: datetime | None = None
+    starts_before: datetime | None = None
+    statuses: tuple[SessionStatus, ...] | None = None
+    group_ids: tuple[uuid.UUID, ...] | None = None
+
+
+def sessions(principal: Principal, where: SessionFilter | None = None) -> sa.Select[tuple[GroupSession]]:
+    statement = readable(principal, GroupSession)
+    if where is None:
+        return statement
+    if where.starts_from is not None:
+        statement = statement.where(GroupSession.starts_at >= where.starts_from)
+    if where.starts_before is not None:
+        statement = statement.where(GroupSession.starts_at < where.starts_before)
+    if where.statuses:
+        statement = statement.where(GroupSession.status.in_(where.statuses))
+    if where.group_ids is not None:
+        statement = statement.where(GroupSession.group_id.in_(where.group_ids))
+    return statement
+
+
+class ComplianceState(enum.StrEnum):
+    """Whether a facilitator may take new groups: training done and a background check in date."""
+
+    COMPLIANT = "compliant"
+    CHECK_EXPIRING = "check_expiring"
+    CHECK_EXPIRED = "check_expired"
+    TRAINING_MISSING = "training_missing"
+
+
+DEFAULT_EXPIRY_WINDOW_DAYS = 30
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def compliance_state(
+    facilitator: Facilitator, on: date, window_days: int = DEFAULT_EXPIRY_WINDOW_DAYS
+) -> ComplianceState:
+    expires = facilitator.background_check_expires_on
+    if expires is None or expires < on:
+        return ComplianceState.CHECK_EXPIRED
+    if facilitator.training_completed_on is None:
+        return ComplianceState.TRAINING_MISSING
+    if expires <= on + timedelta(days=window_days):
+        return ComplianceState.CHECK_EXPIRING
+    return ComplianceState.COMPLIANT
+
+
+def facilitators(
+    principal: Principal,
+    compliance: ComplianceState | None = None,
+    window_days: int = DEFAULT_EXPIRY_WINDOW_DAYS,
+    on: date | None = None,
+) -> sa.Select[tuple[Facilitator]]:
+    """Facilitators, optionally only those in one compliance state (same rules as ``compliance_state``)."""
+    statement = readable(principal, Facilitator)
+    on = on or today()
+    expires = Facilitator.background_check_expires_on
+    expired = sa.or_(expires.is_(None), expires < on)
+    untrained = Facilitator.training_completed_on.is_(None)
+    expiring = expires <= on + timedelta(days=window_days)
+    conditions = {
+        ComplianceState.CHECK_EXPIRED: expired,
+        ComplianceState.TRAINING_MISSING: sa.and_(sa.not_(expired), untrained),
+        ComplianceState.CHECK_EXPIRING: sa.and_(sa.not_(expired), sa.not_(untrained), expiring),
+        ComplianceState.COMPLIANT: sa.and_(sa.not_(expired), sa.not_(untrained), sa.not_(expiring)),
+    }
+    return statement if compliance is None else statement.where(conditions[compliance])
+
+
+@dataclass(frozen=True)
+class AttendanceCounts:
+    present: int = 0
+    excused: int = 0
+    unexcused: int = 0
+
+
+def _attendance_of_readable_sessions(principal: Principal) -> sa.ColumnElement[bool]:
+    """Attendance counts need only programme:read: they are aggregates, no participant is named."""
+    return sa.and_(
+        Attendance.organisation_id == principal.organisation_id,
+        Attendance.session_id.in_(sa.select(GroupSession.id).where(row_filter(principal, GroupSession))),
+    )
+
+
+async def attendance_counts(
+    session: AsyncSession, principal: Principal, session_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, AttendanceCounts]:
+    query = (
+        sa.select(Attendance.session_id, Attendance.status, sa.func.count())
+        .where(_attendance_of_readable_sessions(principal), Attendance.session_id.in_(session_ids))
+        .group_by(Attendance.session_id, Attendance.status)
+    )
+    tallies: dict[uuid.UUID, dict[str, int]] = {sid: {} for sid in session_ids}
+    for session_id, status, number in (await session.execute(mark_checked(query))).all():
+        tallies[session_id][AttendanceStatus(status).value] = int(number)
+    return {sid: AttendanceCounts(**tally) for sid, tally in tallies.items()}
+
+
+@dataclass(frozen=True)
+class Period:
+    """A half-open interval of instants [starts, ends) used by roll-ups."""
+
+    starts: datetime
+    ends: datetime
+
+
+async def attendance_rates(
+    session: AsyncSession, principal: Principal, group_ids: Sequence[uuid.UUID], period: Period
+) -> dict[uuid.UUID, float | None]:
+    """Share of recorded places that were present, at held sessions in the period (None: nothing recorded)."""
+    present = sa.func.sum(sa.case((Attendance.status == AttendanceStatus.PRESENT, 1), else_=0))
+    query = (
+        sa.select(GroupSession.group_id, present, sa.func.count(Attendance.id))
+        .join(GroupSession, GroupSession.id == Attendance.session_id)
+        .where(
+            _attendance_of_readable_sessions(principal),
+            GroupSession.group_id.in_(group_ids),
+            GroupSession.status == SessionStatus.HELD,
+            GroupSession.starts_at >= period.starts,
+            GroupSession.starts_at < period.ends,
+        )
+        .group_by(GroupSession.group_id)
+    )
+    rates: dict[uuid.UUID, float | None] = dict.fromkeys(group_ids)
+    for group_id, present_count, recorded in (await session.execute(mark_checked(query))).all():
+        rates[group_id] = round(int(present_count) / int(recorded), 4) if recorded else None
+    return rates
+
+
+@dataclass(frozen=True)
+class RegionTotals:
+    active_groups: int = 0
+    sessions_held: int = 0
+    unique_attendees: int = 0
+
+
+async def region_totals(
+    session: AsyncSession, principal: Principal, region_ids: Sequence[uuid.UUID], period: Period
+) -> dict[uuid.UUID, RegionTotals]:
+    """Active groups now, and sessions held and distinct attendees in the period, per region."""
+    visible_groups = groups(principal).where(Group.region_id.in_(region_ids)).subquery()
+    active = sa.select(visible_groups.c.region_id, sa.func.count()).where(
+        visible_groups.c.status == GroupStatus.ACTIVE.value
+    )
+    held_in_period = sa.and_(
+        GroupSession.status == SessionStatus.HELD,
+        GroupSession.starts_at >= period.starts,
+        GroupSession.starts_at < period.ends,
+    )
+    held = (
+        sa.select(visible_groups.c.region_id, sa.func.count(GroupSession.id))
+        .join(GroupSession, GroupSession.group_id == visible_groups.c.id)
+        .where(held_in_period)
+    )
+    attendees = (
+        sa.select(visible_groups.c.region_id, sa.func.count(sa.distinct(Attendance.participant_id)))
+        .join(GroupSession, GroupSession.group_id == visible_groups.c.id)
+        .join(Attendance, Attendance.session_id == GroupSession.id)
+        .where(held_in_period, Attendance.status == AttendanceStatus.PRESENT)
+    )
+    totals: dict[uuid.UUID, dict[str, int]] = {rid: {} for rid in region_ids}
+    for name, query in (("active_groups", active), ("sessions_held", held), ("unique_attendees", attendees)):
+        grouped = query.group_by(visible_groups.c.region_id)
+        for region_id, number in (await session.execute(mark_checked(grouped))).all():
+            totals[region_id][name] = int(number)
+    return {rid: RegionTotals(**values) for rid, values in totals.items()}
+
+
+async def consecutive_absences(
+    session: AsyncSession, principal: Principal, participant_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Absences (excused or not) at held sessions since each participant was last present."""
+    last_present = (
+        sa.select(Attendance.participant_id, sa.func.max(GroupSession.starts_at).label("seen"))
+        .join(GroupSession, GroupSession.id == Attendance.session_id)
+        .where(
+            row_filter(principal, Attendance),
+            Attendance.participant_id.in_(participant_ids),
+            Attendance.status == AttendanceStatus.PRESENT,
+        )
+        .group_by(Attendance.participant_id)
+        .subquery()
+    )
+    query = (
+        sa.select(Attendance.participant_id, sa.func.count())
+        .join(GroupSession, GroupSession.id == Attendance.session_id)
+        .outerjoin(last_present, last_present.c.participant_id == Attendance.participant_id)
+        .where(
+            row_filter(principal, Attendance),
+            Attendance.participant_id.in_(participant_ids),
+            Attendance.status != AttendanceStatus.PRESENT,
+            GroupSession.status == SessionStatus.HELD,
+            sa.or_(last_present.c.seen.is_(None), GroupSession.starts_at > last_present.c.seen),
+        )
+        .group_by(Attendance.participant_id)
+    )
+    counts = dict.fromkeys(participant_ids, 0)
+    for participant_id, number in (await session.execute(mark_checked(query))).all():
+        counts[participant_id] = int(number)
+    return counts
+
+
+def rows_by(rows: Sequence[Any], attribute: str) -> dict[Any, list[Any]]:
+    """Group loaded rows by an attribute (a DataLoader answers per key)."""
+    grouped: dict[Any, list[Any]] = {}
+    for row in rows:
+        grouped.setdefault(getattr(row, attribute), []).append(row)
+    return grouped

@@ -1,0 +1,64 @@
+"""The per-request GraphQL context: who asks, the request's unit of work, and its DataLoaders."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.dataloader import DataLoader
+
+from ..domain.errors import DomainError, ErrorCode
+from ..domain.principal import Principal
+
+T = TypeVar("T")
+K = TypeVar("K")
+P = ParamSpec("P")
+
+
+@dataclass
+class RequestContext:
+    """Everything a resolver may use. Resolvers never touch ``session`` directly: they go through ``run``.
+
+    Strawberry resolves sibling fields concurrently, and one ``AsyncSession`` must never be used by two
+    coroutines at once, so every database call of the request is serialised by ``lock``. DataLoaders still
+    batch: they collect keys from all siblings first and then run one statement under the lock.
+    """
+
+    principal: Principal | None
+    session: AsyncSession
+    request_id: str
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    loaders: dict[Hashable, DataLoader[Any, Any]] = field(default_factory=dict)
+    # Set when a mutation answered with user errors: the edge then rolls the whole operation back.
+    failed: bool = False
+
+    def require_principal(self) -> Principal:
+        if self.principal is None:
+            raise DomainError(ErrorCode.UNAUTHENTICATED, "a bearer token is required")
+        return self.principal
+
+    async def run(
+        self,
+        work: Callable[Concatenate[AsyncSession, Principal, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run one domain function with this request's session and principal, one at a time."""
+        principal = self.require_principal()
+        async with self.lock:
+            return await work(self.session, principal, *args, **kwargs)
+
+    def loader(self, key: Hashable, batch: Callable[[list[K]], Awaitable[list[T]]]) -> DataLoader[K, T]:
+        """The request's DataLoader for ``key`` (one per relation and argument set), created on first use."""
+        existing = self.loaders.get(key)
+        if existing is None:
+            existing = DataLoader(load_fn=batch)
+            self.loaders[key] = existing
+        return existing
+
+
+Info = strawberry.Info[RequestContext, None]

@@ -1,0 +1,218 @@
+"""The root Query: thin resolvers that hand access-filtered statements to the list helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from ..domain import models, programme
+from ..domain.errors import DomainError, ErrorCode
+from ..domain.principal import Principal
+from .context import Info
+from .lists import load_by_id, top_level_connection
+from .relay import Connection, Node, expect_global_id, from_global_id
+from .types import enums
+from .types.people import AttendanceRecord, Enrolment, Participant
+from .types.programme import Facilitator, Group, GroupSession, Organisation, Region
+
+MAX_NODES = 100
+
+# Global ID type name -> (model, GraphQL type): what node(id) can fetch.
+NODE_TYPES: dict[str, tuple[type[Any], Any]] = {
+    "Organisation": (models.Organisation, Organisation),
+    "Region": (models.Region, Region),
+    "Group": (models.Group, Group),
+    "GroupSession": (models.GroupSession, GroupSession),
+    "Facilitator": (models.Facilitator, Facilitator),
+    "Participant": (models.Participant, Participant),
+    "Enrolment": (models.Enrolment, Enrolment),
+    "AttendanceRecord": (models.Attendance, AttendanceRecord),
+}
+
+
+def ids_of(global_ids: list[strawberry.ID] | None, type_name: str, field: str) -> tuple[uuid.UUID, ...] | None:
+    if global_ids is None:
+        return None
+    return tuple(expect_global_id(value, type_name, field) for value in global_ids)
+
+
+@strawberry.input(description="Narrow a list of groups; all given conditions must hold.")
+class GroupFilter:
+    region_ids: list[strawberry.ID] | None = None
+    statuses: list[enums.GroupStatus] | None = None
+    topics: list[enums.Topic] | None = None
+    delivery_modes: list[enums.DeliveryMode] | None = None
+    search: str | None = strawberry.field(default=None, description="Case-insensitive part of the group's name.")
+
+    def to_domain(self) -> programme.GroupFilter:
+        return programme.GroupFilter(
+            region_ids=ids_of(self.region_ids, "Region", "filter.regionIds"),
+            statuses=tuple(self.statuses) if self.statuses else None,
+            topics=tuple(self.topics) if self.topics else None,
+            delivery_modes=tuple(self.delivery_modes) if self.delivery_modes else None,
+            search=self.search,
+        )
+
+
+@strawberry.input(description="Narrow a list of sessions; all given conditions must hold.")
+class SessionFilter:
+    starts_from: datetime | None = strawberry.field(default=None, description="Sessions starting at or after.")
+    starts_before: datetime | None = strawberry.field(default=None, description="Sessions starting before.")
+    statuses: list[enums.SessionStatus] | None = None
+    group_ids: list[strawberry.ID] | None = None
+
+    def to_domain(self) -> programme.SessionFilter:
+        return programme.SessionFilter(
+            starts_from=self.starts_from,
+            starts_before=self.starts_before,
+            statuses=tuple(self.statuses) if self.statuses else None,
+            group_ids=ids_of(self.group_ids, "Group", "filter.groupIds"),
+        )
+
+
+@strawberry.type(description="Who is asking, as the service sees the bearer token.")
+class Viewer:
+    principal: strawberry.Private[Principal]
+    subject: str
+    role: enums.Role | None
+    scopes: list[str]
+
+    @strawberry.field(description="The regions the token reaches (all of the organisation's when not bound).")
+    async def regions(self, info: Info) -> list[Region]:
+        connection = await top_level_connection(
+            info, lambda p: programme_regions(p), programme.REGION_ORDER, Region.from_model, 100, None, None, None
+        )
+        return [edge.node for edge in connection.edges]
+
+    @strawberry.field
+    async def organisation(self, info: Info) -> Organisation | None:
+        row = await load_by_id(info, models.Organisation, self.principal.organisation_id)
+        return Organisation.from_model(row) if row else None
+
+
+def programme_regions(principal: Principal) -> Any:
+    from ..domain.access import readable
+
+    return readable(principal, models.Region)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The caller: subject, role, scopes, organisation and regions.")
+    def viewer(self, info: Info) -> Viewer:
+        principal = info.context.require_principal()
+        return Viewer(
+            principal=principal, subject=principal.subject, role=principal.role, scopes=sorted(principal.scopes)
+        )
+
+    @strawberry.field(description="The caller's organisation. Requires `programme:read`.")
+    async def organisation(self, info: Info) -> Organisation | None:
+        principal = info.context.require_principal()
+        row = await load_by_id(info, models.Organisation, principal.organisation_id)
+        return Organisation.from_model(row) if row else None
+
+    @strawberry.field(description="Regions the caller may read, by name. Requires `programme:read`.")
+    async def regions(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Region]:
+        return await top_level_connection(
+            info, programme_regions, programme.REGION_ORDER, Region.from_model, first, after, last, before
+        )
+
+    @strawberry.field(description="Groups the caller may read, by name. Requires `programme:read`.")
+    async def groups(
+        self,
+        info: Info,
+        filter: GroupFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Group]:
+        where = filter.to_domain() if filter else None
+        return await top_level_connection(
+            info, lambda p: programme.groups(p, where), programme.GROUP_ORDER, Group.from_model,
+            first, after, last, before,
+        )  # fmt: skip
+
+    @strawberry.field(description="Sessions the caller may read, earliest first. Requires `programme:read`.")
+    async def sessions(
+        self,
+        info: Info,
+        filter: SessionFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[GroupSession]:
+        where = filter.to_domain() if filter else None
+        return await top_level_connection(
+            info, lambda p: programme.sessions(p, where), programme.SESSION_ORDER, GroupSession.from_model,
+            first, after, last, before,
+        )  # fmt: skip
+
+    @strawberry.field(description="Facilitators of the organisation, by name, optionally in one compliance state "
+                      "(`withinDays` sets the expiry warning window, default 30). Requires `programme:read`.")  # fmt: skip
+    async def facilitators(
+        self,
+        info: Info,
+        compliance: enums.ComplianceState | None = None,
+        within_days: int = programme.DEFAULT_EXPIRY_WINDOW_DAYS,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Facilitator]:
+        if not 0 <= within_days <= 366:
+            raise DomainError(ErrorCode.INVALID, "'withinDays' must be between 0 and 366", "withinDays")
+        return await top_level_connection(
+            info, lambda p: programme.facilitators(p, compliance, within_days), programme.FACILITATOR_ORDER,
+            Facilitator.from_model, first, after, last, before,
+        )  # fmt: skip
+
+    @strawberry.field(description="Participants in the caller's reach, by reference. Requires `participants:read`.")
+    async def participants(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Participant]:
+        return await top_level_connection(
+            info, programme.participants, programme.PARTICIPANT_ORDER, Participant.from_model,
+            first, after, last, before,
+        )  # fmt: skip
+
+    @strawberry.field(description="Any object by its global ID; null when it does not exist or is not yours.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        return await resolve_node(info, id)
+
+    @strawberry.field(description=f"Several objects by global ID (at most {MAX_NODES}), in the order asked.")
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+        if len(ids) > MAX_NODES:
+            raise DomainError(ErrorCode.INVALID, f"at most {MAX_NODES} ids per call", "ids")
+        return list(await asyncio.gather(*(resolve_node(info, value) for value in ids)))
+
+
+async def resolve_node(info: Info, global_id: str) -> Node | None:
+    """Unknown, malformed and other tenants' IDs all answer null: nothing leaks about what exists."""
+    info.context.require_principal()
+    try:
+        type_name, row_id = from_global_id(global_id)
+    except DomainError:
+        return None
+    if type_name not in NODE_TYPES:
+        return None
+    model, graphql_type = NODE_TYPES[type_name]
+    row = await load_by_id(info, model, row_id)
+    return graphql_type.from_model(row) if row is not None else None  # type: ignore[no-any-return]

@@ -1,0 +1,76 @@
+"""A GraphQL client over the ASGI app, with principals handed in directly (bearer token = a test key)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.requests import HTTPConnection
+
+from programme_api.app import create_app
+from programme_api.domain.principal import Principal
+
+from .conftest import TestDatabase
+
+
+class TokenBook:
+    """Maps test bearer tokens to principals: the API's authenticator is swapped for this lookup."""
+
+    def __init__(self) -> None:
+        self.principals: dict[str, Principal] = {}
+
+    def issue(self, principal: Principal) -> str:
+        token = f"test-token-{len(self.principals) + 1}"
+        self.principals[token] = principal
+        return token
+
+    async def authenticate(self, connection: HTTPConnection) -> Principal | None:
+        header = connection.headers.get("authorization", "")
+        return self.principals.get(header.removeprefix("Bearer ").strip()) if header else None
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient, tokens: TokenBook) -> None:
+        self.http = http
+        self.tokens = tokens
+
+    async def execute(
+        self, query: str, variables: dict[str, Any] | None = None, *, as_: Principal, status: int = 200
+    ) -> dict[str, Any]:
+        token = self.tokens.issue(as_)
+        response = await self.http.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/graphql-response+json"},
+        )
+        assert response.status_code == status, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(self, query: str, variables: dict[str, Any] | None = None, *, as_: Principal) -> dict[str, Any]:
+        body = await self.execute(query, variables, as_=as_)
+        assert "errors" not in body, body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+
+@pytest.fixture
+async def http(
+    migrated_database: TestDatabase, session_maker: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, TokenBook]]:
+    tokens = TokenBook()
+    app = create_app(
+        migrated_database.settings,
+        engine=migrated_database.engine,
+        session_maker=session_maker,
+        authenticate=tokens.authenticate,
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        yield client, tokens
+
+
+@pytest.fixture
+def gql(http: tuple[httpx.AsyncClient, TokenBook]) -> GraphQLClient:
+    return GraphQLClient(*http)
