@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 from starlette.requests import HTTPConnection
 
-from programme_api.app import create_app
 from programme_api.domain.principal import Principal
-
-from .conftest import TestDatabase
 
 
 class TokenBook:
@@ -54,23 +49,3 @@ class GraphQLClient:
         assert "errors" not in body, body["errors"]
         data: dict[str, Any] = body["data"]
         return data
-
-
-@pytest.fixture
-async def http(
-    migrated_database: TestDatabase, session_maker: Any
-) -> AsyncIterator[tuple[httpx.AsyncClient, TokenBook]]:
-    tokens = TokenBook()
-    app = create_app(
-        migrated_database.settings,
-        engine=migrated_database.engine,
-        session_maker=session_maker,
-        authenticate=tokens.authenticate,
-    )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
-        yield client, tokens
-
-
-@pytest.fixture
-def gql(http: tuple[httpx.AsyncClient, TokenBook]) -> GraphQLClient:
-    return GraphQLClient(*http)

@@ -14,14 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from programme_api import migrations
+from programme_api.app import create_app
 from programme_api.config import Settings
 from programme_api.db import create_engine, session_factory
+
+from .api import GraphQLClient, TokenBook
 
 POSTGRES_URL = os.environ.get("PROGRAMME_API_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -144,3 +148,24 @@ def statement_counter(connection: AsyncConnection) -> Iterator[StatementCounter]
     sa.event.listen(connection.sync_connection, "before_cursor_execute", counter)
     yield counter
     sa.event.remove(connection.sync_connection, "before_cursor_execute", counter)
+
+
+@pytest.fixture
+async def http(
+    migrated_database: TestDatabase, session_maker: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, TokenBook]]:
+    """An HTTP client on the ASGI app, sharing the test's transaction; bearer tokens come from a TokenBook."""
+    tokens = TokenBook()
+    app = create_app(
+        migrated_database.settings,
+        engine=migrated_database.engine,
+        session_maker=session_maker,
+        authenticate=tokens.authenticate,
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        yield client, tokens
+
+
+@pytest.fixture
+def gql(http: tuple[httpx.AsyncClient, TokenBook]) -> GraphQLClient:
+    return GraphQLClient(*http)

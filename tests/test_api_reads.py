@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from programme_api.domain.models import AttendanceStatus, GroupStatus, Role, SessionStatus, Topic
 from programme_api.schema.relay import to_global_id
 
-from .api import GraphQLClient, gql, http  # noqa: F401
+from .api import GraphQLClient
 from .factories import (
     assign,
     enrol,
