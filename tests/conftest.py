@@ -33,7 +33,7 @@ BACKENDS = ["sqlite", "postgresql"]
 
 
 @dataclass
-class TestDatabase:
+class MigratedDatabase:
     """A migrated database for one backend: its URL and a ready engine."""
 
     backend: str
@@ -85,25 +85,25 @@ async def migrate(engine: AsyncEngine) -> None:
 @pytest.fixture(scope="session", params=BACKENDS)
 async def migrated_database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[TestDatabase]:
+) -> AsyncIterator[MigratedDatabase]:
     """One migrated database per backend for the whole run (built with ``alembic upgrade head``)."""
     backend: str = request.param
     url = await empty_database_url(backend, tmp_path_factory.mktemp("db"), "shared")
     engine = create_engine(Settings(database_url=url))
     await migrate(engine)
-    yield TestDatabase(backend=backend, url=url, engine=engine)
+    yield MigratedDatabase(backend=backend, url=url, engine=engine)
     await engine.dispose()
     if backend == "postgresql":
         await drop_postgres_database(make_url(url).database or "")
 
 
 @pytest.fixture
-def backend(migrated_database: TestDatabase) -> str:
+def backend(migrated_database: MigratedDatabase) -> str:
     return migrated_database.backend
 
 
 @pytest.fixture
-async def connection(migrated_database: TestDatabase) -> AsyncIterator[AsyncConnection]:
+async def connection(migrated_database: MigratedDatabase) -> AsyncIterator[AsyncConnection]:
     """A connection inside a transaction that is rolled back when the test ends, whatever it committed."""
     async with migrated_database.engine.connect() as connection:
         transaction = await connection.begin()
@@ -152,7 +152,7 @@ def statement_counter(connection: AsyncConnection) -> Iterator[StatementCounter]
 
 @pytest.fixture
 async def http(
-    migrated_database: TestDatabase, session_maker: Any
+    migrated_database: MigratedDatabase, session_maker: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, TokenBook]]:
     """An HTTP client on the ASGI app, sharing the test's transaction; bearer tokens come from a TokenBook."""
     tokens = TokenBook()
@@ -169,3 +169,16 @@ async def http(
 @pytest.fixture
 def gql(http: tuple[httpx.AsyncClient, TokenBook]) -> GraphQLClient:
     return GraphQLClient(*http)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many tests ran on each database, so a run that skipped PostgreSQL cannot pass unnoticed."""
+    tallies: dict[str, dict[str, int]] = {backend: {} for backend in BACKENDS}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for backend in BACKENDS:
+                if f"[{backend}" in getattr(report, "nodeid", "") or f"-{backend}" in getattr(report, "nodeid", ""):
+                    tallies[backend][outcome] = tallies[backend].get(outcome, 0) + 1
+    for backend, counts in tallies.items():
+        summary = ", ".join(f"{number} {outcome}" for outcome, number in sorted(counts.items())) or "none"
+        terminalreporter.write_line(f"tests on {backend}: {summary}")

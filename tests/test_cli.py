@@ -1,0 +1,95 @@
+"""The `programme-api` command: db verbs, listings, and one-line errors (never a traceback)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
+
+from programme_api.cli import app
+from programme_api.config import get_settings
+
+from .conftest import BACKENDS, drop_postgres_database, empty_database_url
+
+runner = CliRunner()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An empty database of each backend, named by PROGRAMME_API_DATABASE_URL for the command."""
+    url = asyncio.run(empty_database_url(request.param, tmp_path, "cli"))
+    monkeypatch.setenv("PROGRAMME_API_DATABASE_URL", url)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+    if request.param == "postgresql":
+        asyncio.run(drop_postgres_database(make_url(url).database or ""))
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_upgrade_then_list_and_downgrade(database_url: str) -> None:
+    code, out, _ = invoke("db", "upgrade")
+    assert code == 0, out
+    code, out, _ = invoke("organisations", "list", "--json")
+    assert code == 0
+    assert json.loads(out) == []
+    code, _, err = invoke("regions", "list", "--organisation", "nowhere", "--json")
+    assert code == 1
+    assert err.strip() == "error: organisation 'nowhere' not found"
+    code, out, _ = invoke("db", "downgrade", "base")
+    assert code == 0
+
+
+def test_demo_load_is_idempotent_through_the_cli(database_url: str) -> None:
+    assert invoke("db", "upgrade")[0] == 0
+    code, first, err = invoke("demo", "load")
+    assert code == 0, err
+    organisations = json.loads(invoke("organisations", "list", "--json")[1])
+    assert len(organisations) >= 2
+    regions = json.loads(invoke("regions", "list", "--organisation", organisations[0]["slug"], "--json")[1])
+    assert len(regions) == 3
+    code, second, _ = invoke("demo", "load")
+    assert code == 0
+    assert json.loads(invoke("organisations", "list", "--json")[1]) == organisations
+    assert second != first
+
+
+def test_commands_before_migration_fail_in_one_line(database_url: str) -> None:
+    code, _, err = invoke("organisations", "list", "--json")
+    assert code == 1
+    assert err.startswith("error: ")
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_bad_setting_is_one_line_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROGRAMME_API_DATABASE_URL", "not a url")
+    get_settings.cache_clear()
+    try:
+        code, _, err = invoke("organisations", "list")
+    finally:
+        get_settings.cache_clear()
+    assert code == 1
+    assert err.strip().splitlines() == [err.strip()]
+    assert "PROGRAMME_API_DATABASE_URL" in err
+
+
+def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROGRAMME_API_DATABASE_URL", "postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    get_settings.cache_clear()
+    try:
+        code, _, err = invoke("organisations", "list")
+    finally:
+        get_settings.cache_clear()
+    assert code == 1
+    assert err.startswith("error: ")
+    assert "Traceback" not in err

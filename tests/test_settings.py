@@ -1,0 +1,50 @@
+"""Settings come from PROGRAMME_API_* variables; a bad one is one clear line naming it."""
+
+from __future__ import annotations
+
+import pytest
+
+from programme_api.config import LogFormat, SettingsError, load_settings
+
+
+def test_defaults_give_a_laptop_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_URL", "ISSUER", "REDIS_URL", "LOG_FORMAT"):
+        monkeypatch.delenv(f"PROGRAMME_API_{name}", raising=False)
+    settings = load_settings()
+    assert settings.database_url == "sqlite+aiosqlite:///./programme.db"
+    assert settings.issuer == "http://127.0.0.1:8000"
+    assert settings.redis_url is None
+    assert settings.log_format is LogFormat.CONSOLE
+
+
+def test_values_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROGRAMME_API_DATABASE_URL", "postgresql+asyncpg://app@db/programme")
+    monkeypatch.setenv("PROGRAMME_API_LOG_FORMAT", "json")
+    monkeypatch.setenv("PROGRAMME_API_REDIS_URL", "redis://127.0.0.1:6379/0")
+    settings = load_settings()
+    assert settings.database_url == "postgresql+asyncpg://app@db/programme"
+    assert settings.log_format is LogFormat.JSON
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("DATABASE_URL", "definitely not a url", "not a database URL"),
+        ("DATABASE_URL", "mysql://root@localhost/x", "not supported"),
+        ("LOG_FORMAT", "xml", "json"),
+        ("ISSUER", "ftp://example", "http(s) URL"),
+        ("REDIS_URL", "http://cache", "redis://"),
+        ("STATEMENT_CACHE_SIZE", "-1", "greater than or equal"),
+    ],
+)
+def test_bad_values_stop_with_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(f"PROGRAMME_API_{variable}", value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"invalid setting PROGRAMME_API_{variable}: ")
+    assert expected in message
