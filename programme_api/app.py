@@ -15,7 +15,8 @@ from .config import Settings, get_settings
 from .db import create_engine, session_factory
 from .logging import configure_logging
 from .runtime import Authenticator, Runtime
-from .web import graphql, health
+from .web import graphql, health, metrics
+from .web.metrics import MetricsMiddleware
 from .web.middleware import RequestContextMiddleware
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def create_app(
         if owns_engine:
             await engine.dispose()
 
-    app = Starlette(routes=build_routes(), middleware=[Middleware(RequestContextMiddleware)], lifespan=lifespan)
+    app = Starlette(routes=build_routes(), middleware=[Middleware(RequestContextMiddleware), Middleware(MetricsMiddleware)], lifespan=lifespan)
     app.state.runtime = runtime
     return app
 
@@ -51,6 +52,7 @@ def build_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     routes += health.routes
     routes += graphql.routes
+    routes += metrics.routes
     return routes
 
 

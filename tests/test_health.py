@@ -38,3 +38,10 @@ async def test_not_ready_when_database_unreachable() -> None:
     response = await get(app, "/readyz")
     assert response.status_code == 503
     assert response.json()["reason"].startswith("database unreachable")
+
+
+async def test_metrics_count_requests_by_route(migrated_database: MigratedDatabase) -> None:
+    app = create_app(migrated_database.settings, engine=migrated_database.engine)
+    await get(app, "/healthz")
+    body = (await get(app, "/metrics")).text
+    assert 'programme_api_requests_total{method="GET",route="/healthz",status="200"}' in body
