@@ -43,7 +43,8 @@ def create_app(
         if owns_engine:
             await engine.dispose()
 
-    app = Starlette(routes=build_routes(), middleware=[Middleware(RequestContextMiddleware), Middleware(MetricsMiddleware)], lifespan=lifespan)
+    middleware = [Middleware(RequestContextMiddleware), Middleware(MetricsMiddleware)]
+    app = Starlette(routes=build_routes(), middleware=middleware, lifespan=lifespan)
     app.state.runtime = runtime
     return app
 

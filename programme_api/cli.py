@@ -53,7 +53,7 @@ def one_line_errors(function: Callable[..., T]) -> Callable[..., T]:
         except (SettingsError, CommandError, DomainError) as exc:
             fail(str(exc))
         except SQLAlchemyError as exc:
-            fail(f"database error: {str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}")
+            fail(f"database error: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}")
         except OSError as exc:
             fail(f"cannot reach the database: {exc.strerror or exc}")
         raise AssertionError("unreachable")

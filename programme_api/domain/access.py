@@ -53,7 +53,7 @@ def _region_ids(principal: Principal) -> frozenset[uuid.UUID] | None:
     return principal.region_ids
 
 
-def _own_group_ids(principal: Principal) -> sa.Select[tuple[uuid.UUID]] | None:
+def _own_group_ids(principal: Principal) -> sa.Select[uuid.UUID] | None:
     """A facilitator acting as themselves sees only the groups they are assigned to."""
     if principal.role is not Role.FACILITATOR:
         return None
@@ -74,7 +74,7 @@ def group_filter(principal: Principal) -> ColumnElement[bool]:
     return sa.and_(*clauses)
 
 
-def readable_group_ids(principal: Principal) -> sa.Select[tuple[uuid.UUID]]:
+def readable_group_ids(principal: Principal) -> sa.Select[uuid.UUID]:
     return sa.select(Group.id).where(group_filter(principal))
 
 
@@ -156,12 +156,12 @@ def row_filter(principal: Principal, model: type[Any]) -> ColumnElement[bool]:
     return make_filter(principal)
 
 
-def readable(principal: Principal, model: type[M]) -> sa.Select[tuple[M]]:
+def readable(principal: Principal, model: type[M]) -> sa.Select[M]:
     """``SELECT model WHERE <what principal may read>``: the start of every caller-facing query."""
     return mark_checked(sa.select(model).where(row_filter(principal, model)))
 
 
-S = TypeVar("S", bound=sa.Select[Any])
+S = TypeVar("S", bound=sa.Executable)
 
 
 def mark_checked(statement: S) -> S:
@@ -185,7 +185,10 @@ def install_guard(session: AsyncSession) -> None:
 def _refuse_unchecked_selects(state: ORMExecuteState) -> None:
     if not state.is_select or state.execution_options.get(ACCESS_CHECKED):
         return
-    touched = {table.name for table in find_tables(state.statement)} & _TENANT_TABLES
+    statement = state.statement
+    if not isinstance(statement, sa.ClauseElement):
+        return
+    touched = {table.name for table in find_tables(statement)} & _TENANT_TABLES
     if touched:
         raise AccessBypassError(f"unfiltered SELECT on {', '.join(sorted(touched))}")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Generic, TypeVar
@@ -77,7 +77,11 @@ def _encode_value(value: Any) -> Any:
 def _decode_value(value: Any) -> Any:
     if isinstance(value, dict) and len(value) == 1:
         ((tag, raw),) = value.items()
-        decoders = {"u": uuid.UUID, "t": datetime.fromisoformat, "d": date.fromisoformat}
+        decoders: dict[str, Callable[[str], Any]] = {
+            "u": uuid.UUID,
+            "t": datetime.fromisoformat,
+            "d": date.fromisoformat,
+        }
         return decoders[tag](raw)
     return value
 
@@ -148,7 +152,7 @@ def _to_page(rows: Sequence[M], ordering: Ordering, request: PageRequest) -> Pag
 
 
 async def fetch_page(
-    session: AsyncSession, statement: sa.Select[tuple[M]], ordering: Ordering, request: PageRequest
+    session: AsyncSession, statement: sa.Select[M], ordering: Ordering, request: PageRequest
 ) -> Page[M]:
     """One page of an access-filtered statement (one round trip: the extra row tells if more exist)."""
     paged = _apply_cursors(statement, ordering, request)
@@ -165,7 +169,7 @@ async def count(session: AsyncSession, statement: sa.Select[Any]) -> int:
 async def fetch_grouped_pages(
     session: AsyncSession,
     model: type[M],
-    statement: sa.Select[tuple[M]],
+    statement: sa.Select[M],
     parent_column: InstrumentedAttribute[Any],
     parent_ids: Sequence[Any],
     ordering: Ordering,

@@ -54,7 +54,7 @@ class GroupFilter:
     search: str | None = None
 
 
-def groups(principal: Principal, where: GroupFilter | None = None) -> sa.Select[tuple[Group]]:
+def groups(principal: Principal, where: GroupFilter | None = None) -> sa.Select[Group]:
     statement = readable(principal, Group)
     if where is None:
         return statement
@@ -71,7 +71,7 @@ def groups(principal: Principal, where: GroupFilter | None = None) -> sa.Select[
     return statement
 
 
-def participants(principal: Principal) -> sa.Select[tuple[Participant]]:
+def participants(principal: Principal) -> sa.Select[Participant]:
     return readable(principal, Participant)
 
 
@@ -83,7 +83,7 @@ class SessionFilter:
     group_ids: tuple[uuid.UUID, ...] | None = None
 
 
-def sessions(principal: Principal, where: SessionFilter | None = None) -> sa.Select[tuple[GroupSession]]:
+def sessions(principal: Principal, where: SessionFilter | None = None) -> sa.Select[GroupSession]:
     statement = readable(principal, GroupSession)
     if where is None:
         return statement
@@ -132,7 +132,7 @@ def facilitators(
     compliance: ComplianceState | None = None,
     window_days: int = DEFAULT_EXPIRY_WINDOW_DAYS,
     on: date | None = None,
-) -> sa.Select[tuple[Facilitator]]:
+) -> sa.Select[Facilitator]:
     """Facilitators, optionally only those in one compliance state (same rules as ``compliance_state``)."""
     statement = readable(principal, Facilitator)
     on = on or today()

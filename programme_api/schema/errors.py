@@ -22,7 +22,7 @@ UNEXPECTED = "Unexpected error"
 def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     original = error.original_error
     if original is None:
-        formatted: dict[str, Any] = error.formatted
+        formatted: dict[str, Any] = dict(error.formatted)
         formatted.setdefault("extensions", {}).setdefault("code", "GRAPHQL_VALIDATION_FAILED")
         return formatted
     if isinstance(original, DomainError):

@@ -18,7 +18,7 @@ from .relay import Connection, connection_from_page
 
 M = TypeVar("M")
 N = TypeVar("N")
-StatementBuilder = Callable[[Principal], sa.Select[tuple[M]]]
+StatementBuilder = Callable[[Principal], sa.Select[M]]
 
 
 async def top_level_connection(

@@ -15,7 +15,6 @@ from ..domain.principal import Principal
 from .context import Info
 from .lists import load_by_id, top_level_connection
 from .relay import Connection, Node, expect_global_id, from_global_id
-from .types import enums
 from .types.people import AttendanceRecord, Enrolment, Participant
 from .types.programme import Facilitator, Group, GroupSession, Organisation, Region
 
@@ -43,9 +42,9 @@ def ids_of(global_ids: list[strawberry.ID] | None, type_name: str, field: str) -
 @strawberry.input(description="Narrow a list of groups; all given conditions must hold.")
 class GroupFilter:
     region_ids: list[strawberry.ID] | None = None
-    statuses: list[enums.GroupStatus] | None = None
-    topics: list[enums.Topic] | None = None
-    delivery_modes: list[enums.DeliveryMode] | None = None
+    statuses: list[models.GroupStatus] | None = None
+    topics: list[models.Topic] | None = None
+    delivery_modes: list[models.DeliveryMode] | None = None
     search: str | None = strawberry.field(default=None, description="Case-insensitive part of the group's name.")
 
     def to_domain(self) -> programme.GroupFilter:
@@ -62,7 +61,7 @@ class GroupFilter:
 class SessionFilter:
     starts_from: datetime | None = strawberry.field(default=None, description="Sessions starting at or after.")
     starts_before: datetime | None = strawberry.field(default=None, description="Sessions starting before.")
-    statuses: list[enums.SessionStatus] | None = None
+    statuses: list[models.SessionStatus] | None = None
     group_ids: list[strawberry.ID] | None = None
 
     def to_domain(self) -> programme.SessionFilter:
@@ -78,7 +77,7 @@ class SessionFilter:
 class Viewer:
     principal: strawberry.Private[Principal]
     subject: str
-    role: enums.Role | None
+    role: models.Role | None
     scopes: list[str]
 
     @strawberry.field(description="The regions the token reaches (all of the organisation's when not bound).")
@@ -160,12 +159,14 @@ class Query:
             first, after, last, before,
         )  # fmt: skip
 
-    @strawberry.field(description="Facilitators of the organisation, by name, optionally in one compliance state "
-                      "(`withinDays` sets the expiry warning window, default 30). Requires `programme:read`.")  # fmt: skip
+    @strawberry.field(
+        description="Facilitators of the organisation, by name, optionally in one compliance state "
+        "(`withinDays` sets the expiry warning window, default 30). Requires `programme:read`."
+    )
     async def facilitators(
         self,
         info: Info,
-        compliance: enums.ComplianceState | None = None,
+        compliance: programme.ComplianceState | None = None,
         within_days: int = programme.DEFAULT_EXPIRY_WINDOW_DAYS,
         first: int | None = None,
         after: str | None = None,
@@ -215,4 +216,4 @@ async def resolve_node(info: Info, global_id: str) -> Node | None:
         return None
     model, graphql_type = NODE_TYPES[type_name]
     row = await load_by_id(info, model, row_id)
-    return graphql_type.from_model(row) if row is not None else None  # type: ignore[no-any-return]
+    return graphql_type.from_model(row) if row is not None else None

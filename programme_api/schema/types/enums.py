@@ -1,4 +1,8 @@
-"""GraphQL enums, the domain's own vocabularies exposed as-is."""
+"""GraphQL enums: the domain's own vocabularies, registered with strawberry and used by their domain names.
+
+``strawberry.enum`` decorates the class in place, so types annotate fields with ``models.Topic`` etc.; importing
+this module is what makes them GraphQL enums with descriptions.
+"""
 
 from __future__ import annotations
 

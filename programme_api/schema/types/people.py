@@ -12,7 +12,6 @@ from ...domain.access import readable
 from ..context import Info
 from ..lists import load_by_id, load_children, load_rollup
 from ..relay import Node, to_global_id
-from . import enums
 from .programme import Group, GroupSession
 
 SCOPE_NOTE = "Requires `participants:read`."
@@ -58,7 +57,7 @@ class Participant(Node):
 @strawberry.type(description=f"A participant's place in a group: waitlisted, active or left. {SCOPE_NOTE}")
 class Enrolment(Node):
     model: strawberry.Private[models.Enrolment]
-    status: enums.EnrolmentStatus
+    status: models.EnrolmentStatus
     requested_at: datetime
     activated_at: datetime | None
     left_at: datetime | None
@@ -103,7 +102,7 @@ class Enrolment(Node):
 @strawberry.type(description=f"Whether one participant came to one session. {SCOPE_NOTE}")
 class AttendanceRecord(Node):
     model: strawberry.Private[models.Attendance]
-    status: enums.AttendanceStatus
+    status: models.AttendanceStatus
     recorded_at: datetime
 
     @classmethod

@@ -13,7 +13,7 @@ from ...domain.programme import Period
 from ..context import Info
 from ..lists import load_by_id, load_children, load_rollup, nested_connection
 from ..relay import Connection, Node, to_global_id
-from . import enums
+from . import enums  # noqa: F401  (registers the domain enums as GraphQL enums)
 
 if TYPE_CHECKING:
     from .people import AttendanceRecord
@@ -101,7 +101,7 @@ class Region(Node):
 
 @strawberry.type(description="When a group meets; times are local to the organisation's timezone.")
 class Schedule:
-    frequency: enums.ScheduleFrequency
+    frequency: models.ScheduleFrequency
     weekday: int = strawberry.field(description="0 = Monday ... 6 = Sunday.")
     week_of_month: int | None = strawberry.field(description="For monthly groups: 1-4, or -1 for the last.")
     start_time: time = strawberry.field(description="Local wall-clock start time.")
@@ -112,7 +112,7 @@ class Schedule:
 @strawberry.type(description="A facilitator's role in a group. Requires `programme:read`.")
 class FacilitatorAssignment:
     model: strawberry.Private[models.FacilitatorAssignment]
-    role: enums.FacilitatorRole
+    role: models.FacilitatorRole
 
     @strawberry.field
     async def facilitator(self, info: Info) -> Facilitator | None:
@@ -129,11 +129,11 @@ class FacilitatorAssignment:
 class Group(Node):
     model: strawberry.Private[models.Group]
     name: str
-    topic: enums.Topic
-    delivery_mode: enums.DeliveryMode
+    topic: models.Topic
+    delivery_mode: models.DeliveryMode
     venue: str | None
     capacity: int = strawberry.field(description="Active places; further enrolments go on the waitlist.")
-    status: enums.GroupStatus
+    status: models.GroupStatus
     version: int = strawberry.field(description="Send it back with updates; a stale version is a CONFLICT.")
 
     @classmethod
@@ -223,7 +223,7 @@ class GroupSession(Node):
     model: strawberry.Private[models.GroupSession]
     starts_at: datetime
     ends_at: datetime
-    status: enums.SessionStatus
+    status: models.SessionStatus
     cancellation_reason: str | None
     dropin_count: int
     version: int = strawberry.field(description="Send it back with updates; a stale version is a CONFLICT.")
@@ -284,7 +284,7 @@ class Facilitator(Node):
         )
 
     @strawberry.field(description="Compliance today; `withinDays` sets the expiry warning window (default 30).")
-    def compliance_state(self, within_days: int = programme.DEFAULT_EXPIRY_WINDOW_DAYS) -> enums.ComplianceState:
+    def compliance_state(self, within_days: int = programme.DEFAULT_EXPIRY_WINDOW_DAYS) -> programme.ComplianceState:
         return programme.compliance_state(self.model, programme.today(), within_days)
 
     @strawberry.field(description="The groups this facilitator is assigned to (those you may read).")
