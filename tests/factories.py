@@ -164,3 +164,125 @@ def principal_for(
         user_id=None,
         facilitator_id=facilitator.id if facilitator else None,
     )
+
+
+# Outcomes: consents, instruments, responses, evaluation projects (added by the outcomes slice).
+
+
+async def make_consent(db: AsyncSession, participant: Participant, **overrides: Any) -> Any:
+    from programme_api.domain.models import Consent, ConsentPurpose
+
+    values: dict[str, Any] = {
+        "organisation_id": participant.organisation_id,
+        "participant_id": participant.id,
+        "purpose": ConsentPurpose.EVALUATION,
+        "form_version": "evaluation-v1",
+        "given_at": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    return await add(db, Consent(**(values | overrides)))
+
+
+async def shipped_instrument_ids(db: AsyncSession) -> dict[str, uuid.UUID]:
+    from programme_api.domain.surveys import ensure_shipped_instruments
+
+    return await ensure_shipped_instruments(db)
+
+
+async def make_response(db: AsyncSession, participant: Participant, group: Group, **overrides: Any) -> Any:
+    """A scored PHQ-9 response (all answers ``value``) unless overridden."""
+    from programme_api.domain.instruments import shipped_instrument
+    from programme_api.domain.models import SurveyResponse, Timepoint
+    from programme_api.domain.scoring import score_answers
+
+    code = overrides.pop("code", "phq9")
+    value = overrides.pop("value", 1)
+    instrument_id = (await shipped_instrument_ids(db))[code]
+    definition = shipped_instrument(code).definition
+    answers = overrides.pop("answers", {item["key"]: value for item in definition["items"]})
+    scored = score_answers(definition, answers)
+    values: dict[str, Any] = {
+        "organisation_id": participant.organisation_id,
+        "participant_id": participant.id,
+        "instrument_id": instrument_id,
+        "group_id": group.id,
+        "timepoint": Timepoint.BASELINE,
+        "answers": answers,
+        "raw_score": scored.raw_score,
+        "score": scored.score,
+        "band": scored.band,
+        "completed_at": datetime(2026, 3, 4, 12, tzinfo=UTC),
+    }
+    return await add(db, SurveyResponse(**(values | overrides)))
+
+
+async def make_project(db: AsyncSession, organisation: Organisation, **overrides: Any) -> Any:
+    import os
+
+    from programme_api.domain.models import ConsentPurpose, EvaluationProject, EvaluationProjectOrganisation
+
+    values: dict[str, Any] = {
+        "organisation_id": organisation.id,
+        "slug": unique("eval"),
+        "name": "Evaluation",
+        "instrument_codes": ["phq9", "swemwbs"],
+        "starts_on": date(2026, 1, 1),
+        "ends_on": date(2026, 12, 31),
+        "consent_purpose": ConsentPurpose.EVALUATION,
+        "suppression_threshold": 1,
+        "pseudonym_key": os.urandom(32),
+    }
+    project = await add(db, EvaluationProject(**(values | overrides)))
+    await add(db, EvaluationProjectOrganisation(organisation_id=organisation.id, evaluation_project_id=project.id))
+    return project
+
+
+def evaluator_for(organisation: Organisation, project: Any, **overrides: Any) -> Principal:
+    import dataclasses
+
+    principal = principal_for(organisation, role=Role.EVALUATOR, **overrides)
+    return dataclasses.replace(principal, evaluation_project_id=project.id)
+
+
+# Writes: global IDs of rows, and row counts that prove a refused mutation wrote nothing (added by the writes slice).
+
+WRITE_TABLES = (
+    "regions",
+    "groups",
+    "group_sessions",
+    "facilitator_assignments",
+    "participants",
+    "enrolments",
+    "attendance",
+    "audit_events",
+    "idempotency_records",
+)
+
+
+def gid(row: Any) -> str:
+    """The global ID the API gives ``row`` (attendance rows are ``AttendanceRecord`` nodes)."""
+    from programme_api.schema.relay import to_global_id
+
+    type_name = "AttendanceRecord" if isinstance(row, Attendance) else type(row).__name__
+    return str(to_global_id(type_name, row.id))
+
+
+async def row_counts(db: AsyncSession) -> dict[str, int]:
+    """Rows per table that mutations write to, audit events and idempotency records included."""
+    import sqlalchemy as sa
+
+    counts: dict[str, int] = {}
+    for table in WRITE_TABLES:
+        counts[table] = int((await db.execute(sa.text(f"SELECT count(*) FROM {table}"))).scalar_one())
+    return counts
+
+
+async def audit_events(db: AsyncSession, action: str | None = None) -> list[Any]:
+    """Audit events, oldest first, optionally of one action."""
+    import sqlalchemy as sa
+
+    from programme_api.domain.models import AuditEvent
+
+    statement = sa.select(AuditEvent).order_by(AuditEvent.occurred_at, AuditEvent.id)
+    if action is not None:
+        statement = statement.where(AuditEvent.action == action)
+    return list((await db.execute(statement.execution_options(populate_existing=True))).scalars())

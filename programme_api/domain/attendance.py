@@ -1,0 +1,154 @@
+"""Recording a session's register: every participant's attendance and the drop-in headcount, in one call.
+
+The register sent is the whole truth for the session: recording it again replaces the earlier one (statuses
+updated in place, people no longer listed removed), so a facilitator can correct a register by resending it.
+Only participants enrolled in the session's group count: active now, or left after the session began.
+
+The work is a fixed number of statements whatever the register's size (one lookup for all participants, one
+delete, one multi-row upsert), so a full group costs the same round trips as a pair.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from . import audit
+from .access import mark_checked, require_scope
+from .errors import DomainError, ErrorCode, NotFound
+from .models import (
+    Attendance,
+    AttendanceStatus,
+    Enrolment,
+    EnrolmentStatus,
+    GroupSession,
+    Participant,
+    SessionStatus,
+    utcnow,
+)
+from .principal import Principal
+
+SCOPE = "attendance:write"
+MAX_REGISTER = 500
+MAX_DROPINS = 1000
+
+
+@dataclass(frozen=True)
+class RegisterEntry:
+    participant_id: uuid.UUID
+    status: AttendanceStatus
+
+
+@dataclass(frozen=True)
+class Register:
+    session: GroupSession
+    records: list[Attendance]
+
+
+def _check(entries: Sequence[RegisterEntry], dropin_count: int) -> None:
+    if not 0 <= dropin_count <= MAX_DROPINS:
+        raise DomainError(ErrorCode.INVALID, f"must be 0 to {MAX_DROPINS}", "dropin_count")
+    if len(entries) > MAX_REGISTER:
+        raise DomainError(ErrorCode.INVALID, f"a register lists at most {MAX_REGISTER} participants", "entries")
+    seen: set[uuid.UUID] = set()
+    for index, entry in enumerate(entries):
+        if entry.participant_id in seen:
+            raise DomainError(ErrorCode.INVALID, "the participant is listed twice", f"entries.{index}.participant_id")
+        seen.add(entry.participant_id)
+
+
+async def _check_enrolled(
+    session: AsyncSession, principal: Principal, meeting: GroupSession, entries: Sequence[RegisterEntry]
+) -> None:
+    """Every listed participant within reach (else NOT_FOUND) and enrolled in the group (else NOT_ENROLLED)."""
+    ids = [entry.participant_id for entry in entries]
+    statement = (
+        sa.select(Participant.id, Enrolment.status, Enrolment.left_at)
+        .select_from(Participant)
+        .outerjoin(
+            Enrolment,
+            sa.and_(Enrolment.participant_id == Participant.id, Enrolment.group_id == meeting.group_id),
+        )
+        .where(audit.reach_filter(principal, Participant), Participant.id.in_(ids))
+    )
+    found = {row.id: row for row in (await session.execute(mark_checked(statement))).all()}
+    for index, entry in enumerate(entries):
+        field = f"entries.{index}.participant_id"
+        row = found.get(entry.participant_id)
+        if row is None:
+            raise NotFound("participant", field)
+        enrolled = row.status is EnrolmentStatus.ACTIVE or (
+            row.status is EnrolmentStatus.LEFT and row.left_at is not None and row.left_at >= meeting.starts_at
+        )
+        if not enrolled:
+            raise DomainError(ErrorCode.NOT_ENROLLED, "the participant is not enrolled in the session's group", field)
+
+
+async def record_attendance(
+    session: AsyncSession,
+    principal: Principal,
+    session_id: uuid.UUID,
+    version: int,
+    entries: Sequence[RegisterEntry],
+    dropin_count: int,
+) -> Register:
+    require_scope(principal, SCOPE)
+    _check(entries, dropin_count)
+    meeting = await audit.get_in_reach(session, principal, GroupSession, session_id, "session", "session_id", lock=True)
+    if meeting.status is SessionStatus.CANCELLED:
+        raise DomainError(ErrorCode.INVALID_STATE, "a cancelled session has no register", "session_id")
+    await _check_enrolled(session, principal, meeting, entries)
+    await audit.bump_version(session, meeting, version, "session")
+    await _replace_register(session, principal, meeting, entries)
+    meeting.status = SessionStatus.HELD
+    meeting.dropin_count = dropin_count
+    await session.flush()
+    counts = {status.value: sum(1 for e in entries if e.status is status) for status in AttendanceStatus}
+    await audit.record(session, principal, "session.record_attendance", meeting, counts | {"dropins": dropin_count})
+    rows = await session.scalars(
+        audit.in_reach(principal, Attendance)
+        .where(Attendance.session_id == meeting.id)
+        .execution_options(populate_existing=True)
+    )
+    order = {entry.participant_id: index for index, entry in enumerate(entries)}
+    return Register(session=meeting, records=sorted(rows, key=lambda row: order[row.participant_id]))
+
+
+async def _replace_register(
+    session: AsyncSession, principal: Principal, meeting: GroupSession, entries: Sequence[RegisterEntry]
+) -> None:
+    """Delete rows of people no longer listed, then insert or update the listed ones in one statement."""
+    table = cast(sa.Table, Attendance.__table__)
+    listed = [entry.participant_id for entry in entries]
+    await session.execute(
+        sa.delete(table).where(table.c.session_id == meeting.id, table.c.participant_id.not_in(listed))
+    )
+    if not entries:
+        return
+    now = utcnow()
+    values = [
+        {
+            "id": uuid.uuid4(),
+            "organisation_id": principal.organisation_id,
+            "session_id": meeting.id,
+            "participant_id": entry.participant_id,
+            "status": entry.status,
+            "recorded_at": now,
+        }
+        for entry in entries
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    upsert = insert.values(values)
+    await session.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[table.c.session_id, table.c.participant_id],
+            set_={"status": upsert.excluded.status, "recorded_at": upsert.excluded.recorded_at},
+        )
+    )
