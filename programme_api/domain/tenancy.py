@@ -1,0 +1,48 @@
+"""Binding a unit of work to a tenant, for PostgreSQL's row-level security backstop (migration 0002).
+
+The access module filters every query by organisation; row-level security is the second line, for the query
+that forgot. ``bind_tenant`` sets ``app.organisation_id`` for the current transaction only
+(``set_config(..., true)``, the function form of ``SET LOCAL``), so it cannot leak into the next request
+that reuses the connection, behind PgBouncer in transaction mode included. The request edge calls it right
+after opening the request's session, before any other statement; a commit ends the binding, so a request
+that commits and continues must bind again. On SQLite it does nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .access import mark_checked
+from .models import EvaluationProjectOrganisation
+from .principal import Principal
+
+SETTING = "app.organisation_id"
+
+
+async def bind_tenant(session: AsyncSession, organisation_id: uuid.UUID, *, also: Iterable[uuid.UUID] = ()) -> None:
+    """Limit this transaction to ``organisation_id`` (plus ``also``: the other organisations of an
+    evaluation project the caller may read across)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    members = dict.fromkeys([organisation_id, *also])
+    value = ",".join(str(uuid.UUID(str(member))) for member in members)
+    await session.execute(sa.select(sa.func.set_config(SETTING, value, True)))
+
+
+async def bind_principal(session: AsyncSession, principal: Principal) -> None:
+    """Bind the transaction to the caller's organisation and, for an evaluator, the project's other members.
+
+    The member lookup runs before the binding (unbound transactions see every row) and is itself a trusted,
+    principal-derived query, hence ``mark_checked``.
+    """
+    also: list[uuid.UUID] = []
+    if principal.evaluation_project_id is not None and session.get_bind().dialect.name == "postgresql":
+        members = sa.select(EvaluationProjectOrganisation.organisation_id).where(
+            EvaluationProjectOrganisation.evaluation_project_id == principal.evaluation_project_id
+        )
+        also = list((await session.execute(mark_checked(members))).scalars())
+    await bind_tenant(session, principal.organisation_id, also=also)

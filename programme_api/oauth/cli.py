@@ -1,0 +1,128 @@
+"""``programme-api clients create``, ``users create`` and ``keys rotate`` (contract section 5).
+
+The shared CLI helpers (``one_line_errors``, ``run_in_session``) live in ``programme_api.cli``, which imports
+this module to register the sub-apps; they are therefore looked up when a command runs, not at import.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+
+from .clients import GRANT_CHOICES, create_client
+from .keys import KeyFileError, rotate
+from .users import create_user
+
+T = TypeVar("T")
+
+clients_app = typer.Typer(help="OAuth clients (partner apps, evaluators' scripts).", no_args_is_help=True)
+users_app = typer.Typer(help="People who sign in (admins, coordinators, facilitators, evaluators).")
+keys_app = typer.Typer(help="Token signing keys.", no_args_is_help=True)
+
+
+def _one_line_errors(function: Callable[..., T]) -> Callable[..., T]:
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        from .. import cli
+
+        return cli.one_line_errors(function)(*args, **kwargs)
+
+    return wrapper
+
+
+@clients_app.command("create")
+@_one_line_errors
+def clients_create(
+    organisation: str = typer.Option(..., "--organisation", help="Organisation slug the client belongs to."),
+    name: str = typer.Option(..., "--name", help="Name shown on the consent page and in the audit log."),
+    scope: str = typer.Option(..., "--scope", help='Allowed scopes, space-separated: "programme:read surveys:write".'),
+    regions: list[str] = typer.Option([], "--region", help="Bind the client to this region (repeatable)."),
+    grants: list[str] = typer.Option(
+        [], "--grant", help=f"Grant type ({' or '.join(GRANT_CHOICES)}; repeatable). Default: client_credentials."
+    ),
+    redirect_uris: list[str] = typer.Option([], "--redirect-uri", help="Exact redirect URI (repeatable)."),
+    evaluation_project: str | None = typer.Option(None, "--evaluation-project", help="Evaluation project slug."),
+    public: bool = typer.Option(False, "--public", help="A browser app without a secret (authorization code + PKCE)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Register an OAuth client. The secret is printed once and stored only as a hash."""
+    from .. import cli
+
+    created = cli.run_in_session(
+        lambda session: create_client(
+            session,
+            organisation_slug=organisation,
+            name=name,
+            scope=scope,
+            region_slugs=regions,
+            grants=grants,
+            redirect_uris=redirect_uris,
+            evaluation_project_slug=evaluation_project,
+            public=public,
+        )
+    )
+    if as_json:
+        cli.print_json({"client_id": created.client_id, "client_secret": created.client_secret})
+        return
+    typer.echo(f"client_id: {created.client_id}")
+    if created.client_secret is not None:
+        typer.echo(f"client_secret: {created.client_secret}")
+        typer.echo("The secret is shown only now; store it in the app's secret store.", err=True)
+
+
+@users_app.command("create")
+@_one_line_errors
+def users_create(
+    organisation: str = typer.Option(..., "--organisation", help="Organisation slug."),
+    email: str = typer.Option(..., "--email", help="Sign-in email (unique)."),
+    role: str = typer.Option(..., "--role", help="org_admin, coordinator, facilitator or evaluator."),
+    regions: list[str] = typer.Option([], "--region", help="Assign a region (repeatable; coordinators need one)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+    name: str | None = typer.Option(None, "--name", help="Display name (default: the email's local part)."),
+    evaluation_project: str | None = typer.Option(None, "--evaluation-project", help="For evaluators: project slug."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Register a person. The password never appears in arguments, only on standard input."""
+    from .. import cli
+
+    if not password_stdin:
+        raise cli.CommandError("give the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\r\n")
+    user = cli.run_in_session(
+        lambda session: create_user(
+            session,
+            organisation_slug=organisation,
+            email=email,
+            role=role,
+            region_slugs=regions,
+            password=password,
+            display_name=name,
+            evaluation_project_slug=evaluation_project,
+        )
+    )
+    if as_json:
+        cli.print_json({"id": str(user.id), "email": user.email, "role": user.role.value})
+    else:
+        typer.echo(f"created {user.role.value} {user.email} ({user.id})")
+
+
+@keys_app.command("rotate")
+@_one_line_errors
+def keys_rotate(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Add a new signing key. Retired keys stay published until every token they signed has expired."""
+    from .. import cli
+
+    path = cli.settings().secret_key_file
+    try:
+        added, key_file = rotate(path)
+    except KeyFileError as exc:
+        raise cli.CommandError(str(exc)) from exc
+    published = [key.kid for key in key_file.keys]
+    if as_json:
+        cli.print_json({"kid": added.kid, "published": published})
+    else:
+        typer.echo(f"new signing key {added.kid}; {len(published)} key(s) published in the JWKS")

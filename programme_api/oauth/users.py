@@ -1,0 +1,132 @@
+"""People who sign in: registration from the CLI and password checks for ``/login``.
+
+Passwords are argon2id hashes (``domain/passwords.py``). Verifying one takes tens of milliseconds of CPU by
+design, so it runs in a worker thread and never stalls the event loop that serves other requests.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+import anyio.to_thread
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..domain.directory import organisation_by_slug
+from ..domain.errors import DomainError, ErrorCode
+from ..domain.models import ActorType, Role, User, UserRegion
+from ..domain.passwords import hash_password, verify_password
+from . import audit
+from .lookups import evaluation_project_id, regions_by_slug
+
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalise_email(email: str) -> str:
+    """Emails are compared case-insensitively: stored and looked up in lower case."""
+    return email.strip().lower()
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A person as the authorization server sees them (authlib calls ``get_user_id``)."""
+
+    id: uuid.UUID
+    organisation_id: uuid.UUID
+    role: Role
+    email: str
+    evaluation_project_id: uuid.UUID | None = None
+
+    def get_user_id(self) -> str:
+        return str(self.id)
+
+
+def user_record(row: User) -> UserRecord:
+    return UserRecord(
+        id=row.id,
+        organisation_id=row.organisation_id,
+        role=row.role,
+        email=row.email,
+        evaluation_project_id=row.evaluation_project_id,
+    )
+
+
+async def check_password(email: str, password: str, session: AsyncSession) -> User | None:
+    """The active user with this email and password, else ``None`` (same cost whether or not the email exists)."""
+    row = await session.scalar(sa.select(User).where(User.email == normalise_email(email)))
+    stored_hash = row.password_hash if row is not None and row.is_active else None
+    matches = await anyio.to_thread.run_sync(verify_password, stored_hash, password[:MAX_PASSWORD_LENGTH])
+    return row if matches else None
+
+
+async def find_user_id_by_email(session: AsyncSession, email: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """``(user id, organisation id)`` for an email, used to attribute failed sign-ins."""
+    row = (
+        await session.execute(sa.select(User.id, User.organisation_id).where(User.email == normalise_email(email)))
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    organisation_slug: str,
+    email: str,
+    role: str,
+    region_slugs: list[str],
+    password: str,
+    display_name: str | None = None,
+    evaluation_project_slug: str | None = None,
+) -> User:
+    """Register a person. Coordinators reach only the regions given here; admins reach the whole organisation."""
+    organisation = await organisation_by_slug(session, organisation_slug)
+    address = normalise_email(email)
+    if not _EMAIL.match(address) or len(address) > 320:
+        raise DomainError(ErrorCode.INVALID, f"not an email address: {email!r}", "email")
+    try:
+        user_role = Role(role)
+    except ValueError:
+        choices = ", ".join(r.value for r in Role)
+        raise DomainError(ErrorCode.INVALID, f"role must be one of {choices}", "role") from None
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise DomainError(ErrorCode.INVALID, f"password must be at least {MIN_PASSWORD_LENGTH} characters", "password")
+    if await session.scalar(sa.select(User.id).where(User.email == address)) is not None:
+        raise DomainError(ErrorCode.DUPLICATE, f"a user with email {address!r} already exists", "email")
+
+    project_id: uuid.UUID | None = None
+    if evaluation_project_slug is not None:
+        project_id = await evaluation_project_id(session, evaluation_project_slug, organisation.id)
+    elif user_role is Role.EVALUATOR:
+        raise DomainError(ErrorCode.INVALID, "an evaluator needs --evaluation-project", "evaluation_project")
+    regions = await regions_by_slug(session, organisation.id, region_slugs)
+
+    password_hash = await anyio.to_thread.run_sync(hash_password, password)
+    user = User(
+        organisation_id=organisation.id,
+        email=address,
+        display_name=display_name or address.split("@", 1)[0],
+        password_hash=password_hash,
+        role=user_role,
+        evaluation_project_id=project_id,
+    )
+    session.add(user)
+    await session.flush()
+    for region in regions:
+        session.add(UserRegion(organisation_id=organisation.id, user_id=user.id, region_id=region.id))
+    session.add(
+        audit.audit_event(
+            audit.USER_CREATED,
+            organisation_id=organisation.id,
+            actor_type=ActorType.SYSTEM,
+            actor_id="cli",
+            target_type="user",
+            target_id=str(user.id),
+            details={"role": user_role.value, "regions": [region.slug for region in regions]},
+        )
+    )
+    await session.flush()
+    return user

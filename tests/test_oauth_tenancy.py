@@ -1,0 +1,106 @@
+"""The row-level security backstop (migration 0002) and ``bind_tenant``.
+
+The proof runs a deliberately unfiltered query as a non-superuser, non-owner role (created inside the test's
+rolled-back transaction), the way the production application role connects.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from programme_api.domain.models import Region
+from programme_api.domain.tenancy import bind_tenant
+
+from .factories import make_organisation, make_region
+
+
+async def rows(db: AsyncSession, sql: str) -> set[uuid.UUID]:
+    return {uuid.UUID(str(value)) for value in (await db.execute(sa.text(sql))).scalars()}
+
+
+async def test_bind_tenant_is_a_no_op_on_sqlite(db: AsyncSession, backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("the PostgreSQL behaviour is proven below")
+    organisation = await make_organisation(db)
+    await bind_tenant(db, organisation.id)
+    assert (await db.execute(sa.text("SELECT 1"))).scalar() == 1
+
+
+async def test_an_unfiltered_query_sees_only_the_bound_organisation(
+    connection: AsyncConnection, db: AsyncSession, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("row-level security exists only on PostgreSQL (SQLite is covered above)")
+    org_a, org_b = await make_organisation(db), await make_organisation(db)
+    for organisation in (org_a, org_b):
+        await make_region(db, organisation)
+        await make_region(db, organisation)
+    await db.commit()
+
+    role = f"programme_rls_probe_{secrets.token_hex(4)}"
+    await connection.execute(sa.text(f'CREATE ROLE "{role}" NOLOGIN'))
+    await connection.execute(sa.text(f'GRANT SELECT, INSERT ON regions, organisations TO "{role}"'))
+    await connection.execute(sa.text(f'SET LOCAL ROLE "{role}"'))
+    assert (await connection.execute(sa.text("SELECT current_user"))).scalar() == role
+
+    await bind_tenant(db, org_a.id)
+    assert await rows(db, "SELECT organisation_id FROM regions") == {org_a.id}  # no WHERE clause, on purpose
+    assert await rows(db, "SELECT id FROM organisations") == {org_a.id}
+    assert len(await rows(db, "SELECT id FROM regions")) == 2
+
+    async def smuggle_a_row_into_the_other_organisation() -> None:
+        async with db.begin_nested():
+            db.add(Region(organisation_id=org_b.id, slug="smuggled", name="Smuggled"))
+            await db.flush()
+
+    with pytest.raises(DBAPIError, match="row-level security"):
+        await smuggle_a_row_into_the_other_organisation()
+
+    await bind_tenant(db, org_b.id)
+    assert await rows(db, "SELECT organisation_id FROM regions") == {org_b.id}
+    await bind_tenant(db, org_a.id, also=[org_b.id])  # an evaluation project spanning both
+    assert await rows(db, "SELECT organisation_id FROM regions") >= {org_a.id, org_b.id}
+
+    await connection.execute(sa.text("RESET ROLE"))
+
+
+async def test_the_table_owner_is_not_limited_so_cli_and_migrations_keep_working(
+    db: AsyncSession, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("row-level security exists only on PostgreSQL")
+    org_a, org_b = await make_organisation(db), await make_organisation(db)
+    await make_region(db, org_a)
+    await make_region(db, org_b)
+    await bind_tenant(db, org_a.id)
+    assert {org_a.id, org_b.id} <= await rows(db, "SELECT organisation_id FROM regions")
+
+
+async def test_every_tenant_table_has_the_policy(db: AsyncSession, backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("row-level security exists only on PostgreSQL")
+    tenant_tables = {
+        table
+        for (table,) in await db.execute(
+            sa.text(
+                "SELECT table_name FROM information_schema.columns "
+                "WHERE table_schema = 'public' AND column_name = 'organisation_id'"
+            )
+        )
+    } | {"organisations"}
+    protected = {
+        name
+        for (name,) in await db.execute(
+            sa.text(
+                "SELECT c.relname FROM pg_class c JOIN pg_policy p ON p.polrelid = c.oid "
+                "WHERE p.polname = 'tenant_isolation' AND c.relrowsecurity"
+            )
+        )
+    }
+    assert tenant_tables == protected
