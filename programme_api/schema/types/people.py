@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -13,6 +14,9 @@ from ..context import Info
 from ..lists import load_by_id, load_children, load_rollup
 from ..relay import Node, to_global_id
 from .programme import Group, GroupSession
+
+if TYPE_CHECKING:
+    from .outcomes import Consent
 
 SCOPE_NOTE = "Requires `participants:read`."
 
@@ -45,6 +49,12 @@ class Participant(Node):
             models.Enrolment.participant_id, self.model.id, (models.Enrolment.requested_at,),
         )  # fmt: skip
         return [Enrolment.from_model(row) for row in rows]
+
+    @strawberry.field(description="Consent history, every purpose, oldest first. Requires `participants:read`.")
+    async def consents(self, info: Info) -> list[Annotated[Consent, strawberry.lazy(".outcomes")]]:
+        from .outcomes import participant_consents
+
+        return await participant_consents(info, self.model.id)
 
     @strawberry.field(description="Absences at held sessions since the participant was last present.")
     async def consecutive_absences(self, info: Info) -> int:

@@ -1,0 +1,326 @@
+"""The evaluator's view: consented, pseudonymised responses of one evaluation project, and suppressed aggregates.
+
+Every read (GraphQL page, aggregate, export) starts from ``evaluator_rows``: one statement that applies all of
+the project's rules at query time (organisations, instruments, date range, consent in force, not erased).
+Because consent is checked on every read, a withdrawal removes that person's rows, past ones included, from
+the next request on. Evaluators are not tenants of one organisation, so these statements are built from the
+project, not from ``readable``; they are marked checked because the project filter is their access filter.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from . import access
+from .access import mark_checked, require_scope
+from .consent import audit_event, in_force_clause
+from .errors import DomainError, ErrorCode
+from .models import (
+    Attendance,
+    AttendanceStatus,
+    EvaluationProject,
+    EvaluationProjectOrganisation,
+    Group,
+    GroupSession,
+    Participant,
+    Region,
+    SurveyInstrument,
+    SurveyResponse,
+    Timepoint,
+)
+from .pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from .principal import Principal
+from .pseudonyms import open_cursor, pseudonym, seal_cursor, week_start
+from .suppression import suppress
+
+access.register_rule(
+    EvaluationProject,
+    "evaluation:read",
+    lambda p: sa.and_(
+        EvaluationProject.organisation_id == p.organisation_id,
+        EvaluationProject.id == (p.evaluation_project_id or uuid.UUID(int=0)),
+    ),
+)
+
+
+class Dimension(enum.StrEnum):
+    REGION = "region"
+    GROUP_TOPIC = "group_topic"
+    TIMEPOINT = "timepoint"
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    """One response as an evaluator sees it: no names, contacts or internal ids; the week, not the day."""
+
+    pseudonym: str
+    region: str
+    group_topic: str
+    timepoint: Timepoint
+    instrument_code: str
+    instrument_version: int
+    answers: dict[str, Any]
+    score: float | None
+    band: str | None
+    completed_week: date
+    sessions_attended: int | None
+
+
+@dataclass(frozen=True)
+class RowPage:
+    rows: list[EvaluationRow]
+    cursors: list[str]
+    has_next_page: bool
+    has_previous_page: bool
+
+
+@dataclass(frozen=True)
+class AggregateCell:
+    """One cell of an outcome table; every statistic is None when the cell is suppressed."""
+
+    key: str
+    suppressed: bool
+    n: int | None
+    mean: float | None
+    sd: float | None
+    n_with_baseline: int | None
+    mean_change: float | None
+    reliable_improvement: int | None
+    reliable_deterioration: int | None
+
+
+@dataclass(frozen=True)
+class AggregateTable:
+    instrument_code: str
+    dimension: Dimension
+    threshold: int
+    cells: list[AggregateCell]
+    total: AggregateCell
+
+
+async def project_for(session: AsyncSession, principal: Principal) -> EvaluationProject:
+    """The caller's evaluation project; a token not bound to one reaches nothing."""
+    require_scope(principal, "evaluation:read")
+    if principal.evaluation_project_id is None:
+        raise DomainError(ErrorCode.FORBIDDEN, "this token is not bound to an evaluation project")
+    return await access.get_readable(
+        session, principal, EvaluationProject, principal.evaluation_project_id, "evaluation project"
+    )
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def evaluator_rows(project: EvaluationProject) -> sa.Select[Any]:
+    """All responses the project may see, as labelled columns, with the project's rules applied."""
+    response, instrument = SurveyResponse, SurveyInstrument
+    baseline, baseline_instrument = aliased(SurveyResponse), aliased(SurveyInstrument)
+    baseline_of = (
+        sa.select(baseline.completed_at, baseline.score)
+        .join(baseline_instrument, baseline_instrument.id == baseline.instrument_id)
+        .where(
+            baseline.participant_id == response.participant_id,
+            baseline.timepoint == Timepoint.BASELINE,
+            baseline_instrument.code == instrument.code,
+        )
+        .order_by(baseline.completed_at)
+        .limit(1)
+    )
+    baseline_at = baseline_of.with_only_columns(baseline.completed_at).scalar_subquery()
+    baseline_score = baseline_of.with_only_columns(baseline.score).scalar_subquery()
+    attended = (
+        sa.select(sa.func.count(Attendance.id))
+        .join(GroupSession, GroupSession.id == Attendance.session_id)
+        .where(
+            Attendance.participant_id == response.participant_id,
+            Attendance.status == AttendanceStatus.PRESENT,
+            GroupSession.group_id == response.group_id,
+            GroupSession.starts_at >= baseline_at,
+            GroupSession.starts_at <= response.completed_at,
+        )
+        .scalar_subquery()
+    )
+    organisations = sa.select(EvaluationProjectOrganisation.organisation_id).where(
+        EvaluationProjectOrganisation.evaluation_project_id == project.id
+    )
+    statement = (
+        sa.select(
+            response.id.label("response_id"),
+            response.participant_id.label("participant_id"),
+            Region.name.label("region"),
+            Group.topic.label("group_topic"),
+            response.timepoint.label("timepoint"),
+            instrument.code.label("instrument_code"),
+            instrument.version.label("instrument_version"),
+            response.answers.label("answers"),
+            response.score.label("score"),
+            response.band.label("band"),
+            response.completed_at.label("completed_at"),
+            sa.case((baseline_at.is_(None), None), else_=attended).label("sessions_attended"),
+            sa.case((response.timepoint == Timepoint.BASELINE, None), else_=baseline_score).label("baseline_score"),
+        )
+        .join(instrument, instrument.id == response.instrument_id)
+        .join(Group, Group.id == response.group_id)
+        .join(Region, Region.id == Group.region_id)
+        .join(Participant, Participant.id == response.participant_id)
+        .where(
+            sa.or_(response.organisation_id == project.organisation_id, response.organisation_id.in_(organisations)),
+            sa.or_(instrument.organisation_id.is_(None), instrument.organisation_id == response.organisation_id),
+            instrument.code.in_([str(code) for code in project.instrument_codes]),
+            response.completed_at >= _day_start(project.starts_on),
+            response.completed_at < _day_start(project.ends_on + timedelta(days=1)),
+            Participant.erased_at.is_(None),
+            in_force_clause(response.participant_id, project.consent_purpose),
+        )
+    )
+    return mark_checked(statement)
+
+
+def to_row(key: bytes, raw: Any) -> EvaluationRow:
+    return EvaluationRow(
+        pseudonym=pseudonym(key, raw.participant_id),
+        region=raw.region,
+        group_topic=str(raw.group_topic),
+        timepoint=Timepoint(raw.timepoint),
+        instrument_code=raw.instrument_code,
+        instrument_version=raw.instrument_version,
+        answers=dict(raw.answers),
+        score=raw.score,
+        band=raw.band,
+        completed_week=week_start(raw.completed_at),
+        sessions_attended=raw.sessions_attended,
+    )
+
+
+async def audit_evaluation_read(
+    session: AsyncSession, principal: Principal, project: EvaluationProject, what: str, **details: Any
+) -> None:
+    audit_event(session, principal, f"evaluation.{what}", "EvaluationProject", project.id, details)
+    await session.flush()
+
+
+async def response_page(
+    session: AsyncSession,
+    project: EvaluationProject,
+    first: int | None,
+    after: str | None,
+) -> RowPage:
+    """A forward page of rows, ordered by completion then row id, with sealed cursors."""
+    size = DEFAULT_PAGE_SIZE if first is None else first
+    if not 0 <= size <= MAX_PAGE_SIZE:
+        raise DomainError(ErrorCode.INVALID, f"'first' must be between 0 and {MAX_PAGE_SIZE}", "first")
+    rows = evaluator_rows(project).subquery()
+    statement = sa.select(rows)
+    if after:
+        completed, row_id = open_cursor(project.pseudonym_key, after, "after")
+        statement = statement.where(sa.tuple_(rows.c.completed_at, rows.c.response_id) > sa.tuple_(completed, row_id))
+    statement = statement.order_by(rows.c.completed_at, rows.c.response_id).limit(size + 1)
+    found = (await session.execute(mark_checked(statement))).all()
+    window = found[:size]
+    return RowPage(
+        rows=[to_row(project.pseudonym_key, raw) for raw in window],
+        cursors=[seal_cursor(project.pseudonym_key, (raw.completed_at, raw.response_id)) for raw in window],
+        has_next_page=len(found) > size,
+        has_previous_page=after is not None,
+    )
+
+
+async def response_count(session: AsyncSession, project: EvaluationProject) -> int:
+    rows = evaluator_rows(project).subquery()
+    return int((await session.execute(mark_checked(sa.select(sa.func.count()).select_from(rows)))).scalar_one())
+
+
+async def instrument_definition(session: AsyncSession, project: EvaluationProject, code: str) -> dict[str, Any]:
+    """The latest definition of a project instrument (direction of improvement, reliable change)."""
+    if code not in [str(item) for item in project.instrument_codes]:
+        raise DomainError(ErrorCode.INVALID, "this instrument is not part of the evaluation project", "instrumentCode")
+    statement = mark_checked(
+        sa.select(SurveyInstrument.definition)
+        .where(
+            SurveyInstrument.code == code,
+            sa.or_(
+                SurveyInstrument.organisation_id.is_(None),
+                SurveyInstrument.organisation_id == project.organisation_id,
+            ),
+        )
+        .order_by(SurveyInstrument.version.desc())
+        .limit(1)
+    )
+    definition = (await session.execute(statement)).scalar_one_or_none()
+    if definition is None:
+        raise DomainError(ErrorCode.INVALID, "no such instrument", "instrumentCode")
+    return dict(definition)
+
+
+async def aggregate(
+    session: AsyncSession,
+    project: EvaluationProject,
+    instrument_code: str,
+    dimension: Dimension,
+    timepoint: Timepoint | None = None,
+) -> AggregateTable:
+    """Outcome statistics by one dimension, computed in SQL (sums) and suppressed before anyone sees them.
+
+    Reliable change counts a change of at least the instrument's ``reliable_change`` in the improving
+    direction (``higher_is_better``) as improvement, the same size the other way as deterioration.
+    """
+    definition = await instrument_definition(session, project, instrument_code)
+    threshold = project.suppression_threshold
+    rows = evaluator_rows(project).subquery()
+    change = (rows.c.score - rows.c.baseline_score).label("change")
+    signed = change if definition["higher_is_better"] else -change
+    reliable = float(definition["reliable_change"])
+    key = rows.c[dimension.value]
+    statement = (
+        sa.select(
+            key,
+            sa.func.count(rows.c.score),
+            sa.func.sum(rows.c.score),
+            sa.func.sum(rows.c.score * rows.c.score),
+            sa.func.count(change),
+            sa.func.sum(change),
+            sa.func.sum(sa.case((signed >= reliable, 1), else_=0)),
+            sa.func.sum(sa.case((signed <= -reliable, 1), else_=0)),
+        )
+        .where(rows.c.instrument_code == instrument_code, rows.c.score.is_not(None))
+        .group_by(key)
+        .order_by(key)
+    )
+    if timepoint is not None:
+        statement = statement.where(rows.c.timepoint == timepoint)
+    sums = {str(row[0]): tuple(row[1:]) for row in (await session.execute(mark_checked(statement))).all()}
+    decision = suppress({cell: int(values[0]) for cell, values in sums.items()}, threshold)
+    cells = [_cell(cell, values, decision.hides(cell)) for cell, values in sums.items()]
+    totals = tuple(sum(float(values[i] or 0) for values in sums.values()) for i in range(7))
+    total = _cell("total", totals, decision.total_suppressed)
+    return AggregateTable(instrument_code, dimension, threshold, cells, total)
+
+
+def _cell(key: str, values: Sequence[Any], hidden: bool) -> AggregateCell:
+    if hidden:
+        return AggregateCell(key, True, None, None, None, None, None, None, None)
+    n, total, squares, n_change, change_total, improved, deteriorated = (float(v or 0) for v in values)
+    mean = total / n if n else None
+    sd = math.sqrt(max(squares - total * total / n, 0.0) / (n - 1)) if n > 1 else None
+    return AggregateCell(
+        key=key,
+        suppressed=False,
+        n=int(n),
+        mean=None if mean is None else round(mean, 4),
+        sd=None if sd is None else round(sd, 4),
+        n_with_baseline=int(n_change),
+        mean_change=round(change_total / n_change, 4) if n_change else None,
+        reliable_improvement=int(improved),
+        reliable_deterioration=int(deteriorated),
+    )

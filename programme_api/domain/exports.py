@@ -1,0 +1,259 @@
+"""Bulk evaluator exports (CSV, Parquet) and their codebook, streamed in constant memory.
+
+Rows come from ``evaluation.evaluator_rows`` (the same statement and rules as the GraphQL view) through a
+streaming cursor (``yield_per``), are converted a batch at a time, and leave as bytes as soon as a batch is
+encoded, so memory does not grow with the export. The audit event carrying the row count is written when
+the stream ends, in its own short transaction (the export itself is read-only).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .access import mark_checked
+from .consent import audit_event
+from .evaluation import EvaluationRow, evaluator_rows, to_row
+from .models import EvaluationProject, SurveyInstrument
+from .principal import Principal
+
+BATCH_ROWS = 2000
+FIXED_COLUMNS: list[tuple[str, str, pa.DataType]] = [
+    ("pseudonym", "Participant pseudonym (keyed hash, stable within this project only)", pa.string()),
+    ("region", "Region of the group the response was given in", pa.string()),
+    ("group_topic", "Topic of the group", pa.string()),
+    ("timepoint", "Timepoint of the response", pa.string()),
+    ("instrument_code", "Instrument code", pa.string()),
+    ("instrument_version", "Instrument version the response was scored with", pa.int32()),
+    ("completed_week", "Monday (ISO week start, UTC) of the week the response was completed", pa.date32()),
+    ("score", "Instrument score (lookup, sum, prorated sum or mean, as the instrument declares)", pa.float64()),
+    ("band", "Score band, where the instrument has bands", pa.string()),
+    ("sessions_attended", "Sessions attended in the group between baseline and this response", pa.int32()),
+]
+
+
+async def project_instruments(session: AsyncSession, project: EvaluationProject) -> list[SurveyInstrument]:
+    """Every version of the project's instruments visible to the project (shipped or the owner's own)."""
+    statement = (
+        sa.select(SurveyInstrument)
+        .where(
+            SurveyInstrument.code.in_([str(code) for code in project.instrument_codes]),
+            sa.or_(
+                SurveyInstrument.organisation_id.is_(None), SurveyInstrument.organisation_id == project.organisation_id
+            ),
+        )
+        .order_by(SurveyInstrument.code, SurveyInstrument.version)
+    )
+    return list((await session.execute(mark_checked(statement))).scalars())
+
+
+def item_columns(instruments: list[SurveyInstrument]) -> list[str]:
+    """One ``answer_<item>`` column per item key in any project instrument, in first-seen order."""
+    seen: dict[str, None] = {}
+    for instrument in instruments:
+        for item in instrument.definition["items"]:
+            seen.setdefault(f"answer_{item['key']}", None)
+    return list(seen)
+
+
+def codebook(project: EvaluationProject, instruments: list[SurveyInstrument]) -> dict[str, Any]:
+    """Column names, labels, value labels and instrument versions: what an analyst needs to read the files."""
+    columns: list[dict[str, Any]] = [
+        {"name": name, "label": label, "type": str(kind)} for name, label, kind in FIXED_COLUMNS
+    ]
+    for name in item_columns(instruments):
+        key = name.removeprefix("answer_")
+        used_by = [
+            f"{i.code}@{i.version}" for i in instruments if any(it["key"] == key for it in i.definition["items"])
+        ]
+        columns.append({"name": name, "label": f"Answer to item '{key}'", "type": "int64", "instruments": used_by})
+    return {
+        "project": {
+            "slug": project.slug,
+            "name": project.name,
+            "consent_purpose": project.consent_purpose.value,
+            "starts_on": project.starts_on.isoformat(),
+            "ends_on": project.ends_on.isoformat(),
+            "suppression_threshold": project.suppression_threshold,
+        },
+        "columns": columns,
+        "instruments": [_instrument_entry(instrument) for instrument in instruments],
+    }
+
+
+def _instrument_entry(instrument: SurveyInstrument) -> dict[str, Any]:
+    definition = instrument.definition
+    labels = definition.get("response_labels")
+    items = []
+    for item in definition["items"]:
+        entry: dict[str, Any] = {
+            "key": item["key"],
+            "label": item["label"],
+            "min": item["min"],
+            "max": item["max"],
+            "reversed": item["key"] in definition["scoring"]["reversed"],
+        }
+        if labels:
+            entry["value_labels"] = {str(item["min"] + i): label for i, label in enumerate(labels)}
+        items.append(entry)
+    return {
+        "code": instrument.code,
+        "version": instrument.version,
+        "name": instrument.name,
+        "higher_is_better": definition["higher_is_better"],
+        "reliable_change": definition["reliable_change"],
+        "bands": definition["scoring"]["bands"],
+        "items": items,
+    }
+
+
+async def stream_rows(session: AsyncSession, project: EvaluationProject) -> AsyncIterator[list[EvaluationRow]]:
+    """The project's rows in batches, from a server-side cursor: never the whole result in memory."""
+    statement = evaluator_rows(project).order_by(sa.text("completed_at"), sa.text("response_id"))
+    result = await session.stream(statement.execution_options(yield_per=BATCH_ROWS))
+    async for partition in result.partitions(BATCH_ROWS):
+        yield [to_row(project.pseudonym_key, raw) for raw in partition]
+
+
+def _flat(row: EvaluationRow, answers: list[str]) -> list[Any]:
+    return [
+        row.pseudonym,
+        row.region,
+        row.group_topic,
+        row.timepoint.value,
+        row.instrument_code,
+        row.instrument_version,
+        row.completed_week,
+        row.score,
+        row.band,
+        row.sessions_attended,
+        *(row.answers.get(name.removeprefix("answer_")) for name in answers),
+    ]
+
+
+async def csv_chunks(
+    batches: AsyncIterator[list[EvaluationRow]], answers: list[str], counted: Callable[[int], None]
+) -> AsyncIterator[bytes]:
+    """CSV text, one encoded chunk per batch; ``counted`` learns the running row count."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([name for name, _, _ in FIXED_COLUMNS] + answers)
+    total = 0
+    async for batch in batches:
+        writer.writerows(_flat(row, answers) for row in batch)
+        total += len(batch)
+        counted(total)
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode()
+
+
+def parquet_schema(answers: list[str]) -> pa.Schema:
+    return pa.schema(
+        [pa.field(name, kind) for name, _, kind in FIXED_COLUMNS] + [pa.field(a, pa.int64()) for a in answers]
+    )
+
+
+class _Drain:
+    """A write-only file for pyarrow whose bytes are taken out after each row group."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+    def take(self) -> bytes:
+        data, self.chunks = b"".join(self.chunks), []
+        return data
+
+
+async def parquet_chunks(
+    batches: AsyncIterator[list[EvaluationRow]], answers: list[str], counted: Callable[[int], None]
+) -> AsyncIterator[bytes]:
+    """Parquet, one row group per batch, each written out as soon as it is encoded."""
+    schema = parquet_schema(answers)
+    drain = _Drain()
+    writer = pq.ParquetWriter(pa.PythonFile(drain, mode="w"), schema)
+    total = 0
+    async for batch in batches:
+        columns = list(zip(*(_flat(row, answers) for row in batch), strict=True))
+        writer.write_batch(
+            pa.RecordBatch.from_arrays(
+                [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
+            )
+        )
+        total += len(batch)
+        counted(total)
+        yield drain.take()
+    writer.close()
+    yield drain.take()
+
+
+def export_audit_details(export_format: str, rows: int, complete: bool) -> dict[str, Any]:
+    return {"format": export_format, "rows": rows, "complete": complete}
+
+
+def codebook_json(project: EvaluationProject, instruments: list[SurveyInstrument]) -> bytes:
+    return orjson.dumps(codebook(project, instruments), option=orjson.OPT_INDENT_2)
+
+
+@dataclass(frozen=True)
+class PreparedExport:
+    """An authorised export: the project and its instruments, checked before any byte is sent."""
+
+    project: EvaluationProject
+    instruments: list[SurveyInstrument]
+
+
+async def prepare_export(session_maker: async_sessionmaker[AsyncSession], principal: Principal) -> PreparedExport:
+    """Authorise (``evaluation:read`` and a bound project) before streaming, so refusals get a proper status."""
+    from .evaluation import project_for
+
+    async with session_maker() as session:
+        project = await project_for(session, principal)
+        return PreparedExport(project, await project_instruments(session, project))
+
+
+async def export_body(
+    session_maker: async_sessionmaker[AsyncSession], principal: Principal, prepared: PreparedExport, export_format: str
+) -> AsyncIterator[bytes]:
+    """The file's bytes; when the stream ends (or breaks off) one audit event records format and row count."""
+    answers = item_columns(prepared.instruments)
+    count = [0]
+    encode = csv_chunks if export_format == "csv" else parquet_chunks
+    complete = False
+    try:
+        async with session_maker() as session:
+            async for chunk in encode(
+                stream_rows(session, prepared.project), answers, lambda n: count.__setitem__(0, n)
+            ):
+                yield chunk
+        complete = True
+    finally:
+        async with session_maker() as session:
+            audit_event(
+                session,
+                principal,
+                "evaluation.exported",
+                "EvaluationProject",
+                prepared.project.id,
+                export_audit_details(export_format, count[0], complete),
+            )
+            await session.commit()

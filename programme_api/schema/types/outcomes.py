@@ -1,0 +1,259 @@
+"""GraphQL types for consent, surveys, safeguarding alerts and the evaluator's view.
+
+Identified types (consents, responses, alerts) expose global IDs like the rest of the schema; the evaluator's
+types expose none: a pseudonym, the week and labels, never a row id, name or contact.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any, cast
+
+import strawberry
+from strawberry.scalars import JSON
+
+from ...domain import consent, evaluation, models
+from ...domain.evaluation import Dimension
+from ..context import Info
+from ..lists import load_by_id, load_children
+from ..relay import Node, to_global_id
+from . import enums  # noqa: F401  (registers the domain enums with strawberry)
+from .people import Participant
+from .programme import Group
+
+ConsentPurpose = strawberry.enum(models.ConsentPurpose, description="What a participant agreed to.")
+Timepoint = strawberry.enum(models.Timepoint, description="When in a participant's journey a survey was taken.")
+AggregateDimension = strawberry.enum(
+    Dimension, name="AggregateDimension", description="What outcome aggregates are broken down by."
+)
+
+
+@strawberry.type(description="A refusal the caller can act on: the input field, a message, and a code.")
+class OutcomesUserError:
+    field: str | None
+    message: str
+    code: str
+
+
+@strawberry.type(description="One act of consent for one purpose; in force while `withdrawnAt` is null.")
+class Consent(Node):
+    purpose: models.ConsentPurpose
+    form_version: str
+    given_at: datetime
+    withdrawn_at: datetime | None
+    in_force: bool
+
+    @classmethod
+    def from_model(cls, row: models.Consent) -> Consent:
+        return cls(
+            id=to_global_id("Consent", row.id),
+            purpose=row.purpose,
+            form_version=row.form_version,
+            given_at=row.given_at,
+            withdrawn_at=row.withdrawn_at,
+            in_force=row.withdrawn_at is None,
+        )
+
+
+@strawberry.type(description="One version of a questionnaire with its declared scoring. Requires `programme:read`.")
+class SurveyInstrument(Node):
+    code: str
+    version: int
+    name: str
+    shipped: bool = strawberry.field(description="Shipped with the service (not an organisation's own).")
+    wording_licensed: bool
+    definition: JSON = strawberry.field(description="Items, response scale and scoring (see the scoring docs).")
+
+    @classmethod
+    def from_model(cls, row: models.SurveyInstrument) -> SurveyInstrument:
+        return cls(
+            id=to_global_id("SurveyInstrument", row.id),
+            code=row.code,
+            version=row.version,
+            name=row.name,
+            shipped=row.organisation_id is None,
+            wording_licensed=row.wording_licensed,
+            definition=cast(JSON, row.definition),
+        )
+
+
+@strawberry.type(description="A participant's answers at one timepoint, scored on entry. Requires `surveys:read`.")
+class SurveyResponse(Node):
+    model: strawberry.Private[models.SurveyResponse]
+    timepoint: models.Timepoint
+    answers: JSON
+    raw_score: float | None
+    score: float | None
+    band: str | None
+    completed_at: datetime
+
+    @classmethod
+    def from_model(cls, row: models.SurveyResponse) -> SurveyResponse:
+        return cls(
+            model=row,
+            id=to_global_id("SurveyResponse", row.id),
+            timepoint=row.timepoint,
+            answers=cast(JSON, row.answers),
+            raw_score=row.raw_score,
+            score=row.score,
+            band=row.band,
+            completed_at=row.completed_at,
+        )
+
+    @strawberry.field(description="The instrument version this response was scored with.")
+    async def instrument(self, info: Info) -> SurveyInstrument | None:
+        row = await load_by_id(info, models.SurveyInstrument, self.model.instrument_id)
+        return SurveyInstrument.from_model(row) if row else None
+
+    @strawberry.field(description="The participant (null without `participants:read`).")
+    async def participant(self, info: Info) -> Participant | None:
+        principal = info.context.require_principal()
+        if not principal.has_scope("participants:read"):
+            return None
+        row = await load_by_id(info, models.Participant, self.model.participant_id)
+        return Participant.from_model(row) if row else None
+
+
+@strawberry.type(
+    description="Raised by a risk answer; the group's coordinators acknowledge it. Requires `surveys:read`."
+)
+class SafeguardingAlert(Node):
+    model: strawberry.Private[models.SafeguardingAlert]
+    reason: str
+    raised_at: datetime
+    acknowledged_at: datetime | None
+    acknowledgement_note: str | None
+
+    @classmethod
+    def from_model(cls, row: models.SafeguardingAlert) -> SafeguardingAlert:
+        return cls(
+            model=row,
+            id=to_global_id("SafeguardingAlert", row.id),
+            reason=row.reason,
+            raised_at=row.created_at,
+            acknowledged_at=row.acknowledged_at,
+            acknowledgement_note=row.acknowledgement_note,
+        )
+
+    @strawberry.field
+    async def group(self, info: Info) -> Group | None:
+        row = await load_by_id(info, models.Group, self.model.group_id)
+        return Group.from_model(row) if row else None
+
+    @strawberry.field(description="The response that raised the alert.")
+    async def response(self, info: Info) -> SurveyResponse | None:
+        row = await load_by_id(info, models.SurveyResponse, self.model.response_id)
+        return SurveyResponse.from_model(row) if row else None
+
+
+@strawberry.type(description="One response as an evaluator sees it: pseudonymised, week-coarsened.")
+class EvaluationResponse:
+    pseudonym: str = strawberry.field(description="Stable within this evaluation project, unlinkable across projects.")
+    region: str
+    group_topic: models.Topic
+    timepoint: models.Timepoint
+    instrument_code: str
+    instrument_version: int
+    answers: JSON
+    score: float | None
+    band: str | None
+    completed_week: date = strawberry.field(description="Monday of the ISO week (UTC) the response was completed.")
+    sessions_attended: int | None = strawberry.field(
+        description="Sessions attended in the group between the baseline response and this one (null: no baseline)."
+    )
+
+    @classmethod
+    def from_row(cls, row: evaluation.EvaluationRow) -> EvaluationResponse:
+        return cls(
+            pseudonym=row.pseudonym,
+            region=row.region,
+            group_topic=models.Topic(row.group_topic),
+            timepoint=row.timepoint,
+            instrument_code=row.instrument_code,
+            instrument_version=row.instrument_version,
+            answers=cast(JSON, row.answers),
+            score=row.score,
+            band=row.band,
+            completed_week=row.completed_week,
+            sessions_attended=row.sessions_attended,
+        )
+
+
+@strawberry.type
+class EvaluationResponseEdge:
+    cursor: str
+    node: EvaluationResponse
+
+
+@strawberry.type(description="Whether more evaluation responses follow.")
+class EvaluationPageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type(description="A forward page of evaluation responses (`first` at most 100, opaque cursors).")
+class EvaluationResponseConnection:
+    edges: list[EvaluationResponseEdge]
+    page_info: EvaluationPageInfo
+    total_count: int
+
+
+@strawberry.type(description="One cell of an outcome table; all statistics are null when `suppressed`.")
+class AggregateCell:
+    key: str
+    suppressed: bool
+    n: int | None
+    mean: float | None
+    sd: float | None = strawberry.field(description="Sample standard deviation of the score.")
+    n_with_baseline: int | None
+    mean_change: float | None = strawberry.field(description="Mean change from the same person's baseline score.")
+    reliable_improvement: int | None
+    reliable_deterioration: int | None
+
+    @classmethod
+    def from_domain(cls, cell: evaluation.AggregateCell) -> AggregateCell:
+        return cls(**vars(cell))
+
+
+@strawberry.type(description="Outcomes by one dimension with small-number (primary and secondary) suppression.")
+class AggregateTable:
+    instrument_code: str
+    dimension: Dimension
+    threshold: int
+    cells: list[AggregateCell]
+    total: AggregateCell
+
+    @classmethod
+    def from_domain(cls, table: evaluation.AggregateTable) -> AggregateTable:
+        return cls(
+            instrument_code=table.instrument_code,
+            dimension=table.dimension,
+            threshold=table.threshold,
+            cells=[AggregateCell.from_domain(cell) for cell in table.cells],
+            total=AggregateCell.from_domain(table.total),
+        )
+
+
+@strawberry.input(description="One answer: the item key and the chosen value (null when unanswered).")
+class SurveyAnswerInput:
+    item: str
+    value: int | None
+
+
+def answers_dict(answers: list[SurveyAnswerInput]) -> dict[str, Any]:
+    return {answer.item: answer.value for answer in answers}
+
+
+async def participant_consents(info: Info, participant_id: uuid.UUID) -> list[Consent]:
+    """A participant's consent history, batched across every participant in the response."""
+    rows = await load_children(
+        info,
+        "participant.consents",
+        consent.consent_history,
+        models.Consent.participant_id,
+        participant_id,
+        (models.Consent.given_at, models.Consent.created_at),
+    )
+    return [Consent.from_model(row) for row in rows]

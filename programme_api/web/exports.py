@@ -1,0 +1,85 @@
+"""Evaluator bulk exports over HTTP: CSV, Parquet and the codebook, behind a bearer token with evaluation:read.
+
+Authorisation happens before the response starts (so refusals get a status code); the body then streams from
+a server-side cursor, and the export's audit event is written when the stream ends.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..domain.errors import DomainError, ErrorCode
+from ..domain.exports import codebook_json, export_body, prepare_export
+from ..domain.principal import Principal
+from ..runtime import Runtime
+
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+
+
+def _problem(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _principal(request: Request) -> Principal | Response:
+    try:
+        principal = await Runtime.of(request).authenticate(request)
+    except DomainError as exc:
+        return _problem(401, exc.message, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    if principal is None:
+        return _problem(401, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def _refusal(error: DomainError) -> Response:
+    if error.code is ErrorCode.INSUFFICIENT_SCOPE:
+        return _problem(
+            403, error.message, {"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="evaluation:read"'}
+        )
+    if error.code in (ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND):
+        return _problem(403, "this token is not bound to an evaluation project")
+    return _problem(400, error.message)
+
+
+async def _export(request: Request, export_format: str) -> Response:
+    principal = await _principal(request)
+    if isinstance(principal, Response):
+        return principal
+    runtime = Runtime.of(request)
+    try:
+        prepared = await prepare_export(runtime.session_maker, principal)
+    except DomainError as error:
+        return _refusal(error)
+    filename = f"{prepared.project.slug}-surveys.{export_format}"
+    return StreamingResponse(
+        export_body(runtime.session_maker, principal, prepared, export_format),
+        media_type=MEDIA_TYPES[export_format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
+
+
+async def surveys_csv(request: Request) -> Response:
+    return await _export(request, "csv")
+
+
+async def surveys_parquet(request: Request) -> Response:
+    return await _export(request, "parquet")
+
+
+async def codebook(request: Request) -> Response:
+    principal = await _principal(request)
+    if isinstance(principal, Response):
+        return principal
+    try:
+        prepared = await prepare_export(Runtime.of(request).session_maker, principal)
+    except DomainError as error:
+        return _refusal(error)
+    return Response(codebook_json(prepared.project, prepared.instruments), media_type="application/json")
+
+
+routes = [
+    Route("/exports/surveys.csv", surveys_csv, methods=["GET"]),
+    Route("/exports/surveys.parquet", surveys_parquet, methods=["GET"]),
+    Route("/exports/codebook.json", codebook, methods=["GET"]),
+]

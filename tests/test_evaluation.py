@@ -1,0 +1,188 @@
+"""The evaluator's view through HTTP: consent, pseudonyms, aggregates with suppression, and refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from programme_api.domain.models import AttendanceStatus, Timepoint, Topic
+from programme_api.domain.pseudonyms import pseudonym
+from programme_api.domain.suppression import suppress
+from programme_api.schema.relay import to_global_id
+
+from .api import GraphQLClient
+from .factories import (
+    enrol,
+    evaluator_for,
+    make_consent,
+    make_group,
+    make_organisation,
+    make_participant,
+    make_project,
+    make_region,
+    make_response,
+    make_session,
+    principal_for,
+    record,
+)
+
+RESPONSES = """query P($after: String) { evaluation { responses(first: 2, after: $after) { totalCount
+  edges { cursor node { pseudonym region groupTopic timepoint instrumentCode instrumentVersion answers score band
+  completedWeek sessionsAttended } } pageInfo { hasNextPage endCursor } } } }"""
+AGGREGATES = """query A($by: AggregateDimension!, $tp: Timepoint) { evaluation {
+  aggregates(instrumentCode: "phq9", by: $by, timepoint: $tp) { threshold
+    cells { key suppressed n mean sd nWithBaseline meanChange reliableImprovement reliableDeterioration }
+    total { suppressed n mean } } } }"""
+WITHDRAW = """mutation W($p: ID!) { withdrawConsent(participantId: $p, purpose: EVALUATION) { userErrors { code } } }"""
+
+
+async def cohort(db: AsyncSession, people: int = 3) -> dict[str, Any]:
+    """People with PHQ-9 at baseline (value 2: score 18) and follow-up (value 0: score 0), two sessions attended."""
+    organisation = await make_organisation(db)
+    region = await make_region(db, organisation, name="North")
+    group = await make_group(db, region, topic=Topic.ANXIETY)
+    baseline_at = datetime(2026, 3, 4, 12, tzinfo=UTC)  # a Wednesday
+    sessions = [await make_session(db, group, starts_at=baseline_at + timedelta(days=7 * w)) for w in (1, 2, 3)]
+    participants = []
+    for _ in range(people):
+        participant = await make_participant(db, region)
+        await enrol(db, participant, group)
+        await make_consent(db, participant)
+        await make_response(db, participant, group, value=2, completed_at=baseline_at)
+        await make_response(db, participant, group, value=0, timepoint=Timepoint.FOLLOW_UP_1,
+                            completed_at=baseline_at + timedelta(days=20))  # fmt: skip
+        for session in sessions[:2]:
+            await record(db, session, participant, AttendanceStatus.PRESENT)
+        participants.append(participant)
+    project = await make_project(db, organisation)
+    return {"organisation": organisation, "region": region, "group": group, "participants": participants,
+            "project": project, "evaluator": evaluator_for(organisation, project)}  # fmt: skip
+
+
+async def all_rows(gql: GraphQLClient, evaluator: Any) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    after = None
+    while True:
+        page = (await gql.data(RESPONSES, {"after": after}, as_=evaluator))["evaluation"]["responses"]
+        rows += [edge["node"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            return rows
+        after = page["pageInfo"]["endCursor"]
+
+
+async def test_rows_are_pseudonymised_coarsened_and_paged(db: AsyncSession, gql: GraphQLClient) -> None:
+    c = await cohort(db)
+    rows = await all_rows(gql, c["evaluator"])
+    assert len(rows) == 6
+    follow_up = next(row for row in rows if row["timepoint"] == "FOLLOW_UP_1")
+    assert follow_up | {"pseudonym": None, "answers": None} == {
+        "pseudonym": None, "region": "North", "groupTopic": "ANXIETY", "timepoint": "FOLLOW_UP_1",
+        "instrumentCode": "phq9", "instrumentVersion": 1, "answers": None, "score": 0.0, "band": "minimal",
+        "completedWeek": "2026-03-23", "sessionsAttended": 2,
+    }  # fmt: skip
+    assert {row["completedWeek"] for row in rows if row["timepoint"] == "BASELINE"} == {"2026-03-02"}
+    expected = {pseudonym(c["project"].pseudonym_key, p.id) for p in c["participants"]}
+    assert {row["pseudonym"] for row in rows} == expected
+    body = str(await gql.execute(RESPONSES, as_=c["evaluator"]))
+    for participant in c["participants"]:
+        assert str(participant.id) not in body
+        assert f"'{participant.reference}'" not in body
+        assert str(participant.preferred_name) not in body
+
+
+async def test_pseudonyms_are_stable_in_a_project_and_differ_across_projects(
+    db: AsyncSession, gql: GraphQLClient
+) -> None:
+    c = await cohort(db, people=1)
+    second = await make_project(db, c["organisation"])
+    first_rows = await all_rows(gql, c["evaluator"])
+    again = await all_rows(gql, c["evaluator"])
+    other = await all_rows(gql, evaluator_for(c["organisation"], second))
+    assert len({row["pseudonym"] for row in first_rows + again}) == 1
+    assert {row["pseudonym"] for row in other}.isdisjoint({row["pseudonym"] for row in first_rows})
+
+
+async def test_withdrawal_removes_rows_and_aggregates_at_once(db: AsyncSession, gql: GraphQLClient) -> None:
+    c = await cohort(db)
+    before = await gql.data(AGGREGATES, {"by": "TIMEPOINT"}, as_=c["evaluator"])
+    assert before["evaluation"]["aggregates"]["total"]["n"] == 6
+    leaving = c["participants"][0]
+    result = await gql.data(
+        WITHDRAW, {"p": to_global_id("Participant", leaving.id)}, as_=principal_for(c["organisation"])
+    )
+    assert result["withdrawConsent"]["userErrors"] == []
+    rows = await all_rows(gql, c["evaluator"])
+    assert len(rows) == 4
+    assert pseudonym(c["project"].pseudonym_key, leaving.id) not in {row["pseudonym"] for row in rows}
+    after = await gql.data(AGGREGATES, {"by": "TIMEPOINT"}, as_=c["evaluator"])
+    assert after["evaluation"]["aggregates"]["total"]["n"] == 4
+
+
+async def test_aggregates_by_timepoint_show_change_from_baseline(db: AsyncSession, gql: GraphQLClient) -> None:
+    c = await cohort(db)
+    table = (await gql.data(AGGREGATES, {"by": "TIMEPOINT"}, as_=c["evaluator"]))["evaluation"]["aggregates"]
+    cells = {cell["key"]: cell for cell in table["cells"]}
+    assert cells["baseline"] == {"key": "baseline", "suppressed": False, "n": 3, "mean": 18.0, "sd": 0.0,
+        "nWithBaseline": 0, "meanChange": None, "reliableImprovement": 0, "reliableDeterioration": 0}  # fmt: skip
+    assert cells["follow_up_1"]["meanChange"] == -18.0
+    assert cells["follow_up_1"]["reliableImprovement"] == 3  # PHQ-9: lower is better, reliable change 6
+
+
+def test_secondary_suppression_hides_the_next_smallest_cell() -> None:
+    decision = suppress({"a": 3, "b": 12, "c": 40}, threshold=10)
+    assert decision.primary == {"a"}
+    assert decision.secondary == {"b"}
+    assert not decision.total_suppressed
+    assert suppress({"a": 3, "b": 4, "c": 40}, 10).secondary == frozenset()
+    assert suppress({"a": 3, "b": 4}, 10).total_suppressed
+    assert suppress({"a": 0, "b": 30}, 10).primary == frozenset()
+
+
+async def test_small_cells_are_suppressed_with_a_secondary_cell(db: AsyncSession, gql: GraphQLClient) -> None:
+    c = await cohort(db, people=2)
+    for topic, people in ((Topic.BURNOUT, 3), (Topic.LONELINESS, 4)):
+        group = await make_group(db, c["region"], topic=topic)
+        for _ in range(people):
+            participant = await make_participant(db, c["region"])
+            await make_consent(db, participant)
+            await make_response(db, participant, group, value=1)
+    c["project"].suppression_threshold = 3
+    await db.flush()
+    table = await gql.data(AGGREGATES, {"by": "GROUP_TOPIC", "tp": "BASELINE"}, as_=c["evaluator"])
+    cells = {cell["key"]: cell for cell in table["evaluation"]["aggregates"]["cells"]}
+    assert cells["anxiety"]["suppressed"]
+    assert cells["anxiety"]["n"] is None
+    assert cells["burnout"]["suppressed"]
+    assert cells["burnout"]["mean"] is None
+    assert not cells["loneliness"]["suppressed"]
+    assert cells["loneliness"]["n"] == 4
+    assert table["evaluation"]["aggregates"]["total"]["n"] == 9
+
+
+async def test_project_rules_and_refusals(db: AsyncSession, gql: GraphQLClient) -> None:
+    c = await cohort(db, people=1)
+    outsider = await cohort(db, people=2)  # another organisation, not in the project
+    late = await make_participant(db, c["region"])
+    await make_consent(db, late)
+    await make_response(db, late, c["group"], completed_at=datetime(2027, 2, 1, tzinfo=UTC))  # after the end date
+    unconsented = await make_participant(db, c["region"])
+    await make_response(db, unconsented, c["group"])
+    await make_response(db, c["participants"][0], c["group"], code="gad7")  # not a project instrument
+    assert len(await all_rows(gql, c["evaluator"])) == 2
+    assert len(await all_rows(gql, outsider["evaluator"])) == 4
+
+    unbound = dataclasses.replace(c["evaluator"], evaluation_project_id=None)
+    assert (await gql.execute(RESPONSES, as_=unbound))["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    foreign = dataclasses.replace(c["evaluator"], evaluation_project_id=outsider["project"].id)
+    body = await gql.execute(RESPONSES, as_=foreign)
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    no_scope = principal_for(c["organisation"])  # an admin: no evaluation:read
+    body = await gql.execute(RESPONSES, as_=dataclasses.replace(no_scope, evaluation_project_id=c["project"].id))
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "INSUFFICIENT_SCOPE"
+    bad_cursor = await gql.execute(RESPONSES, {"after": "bm90LWEtY3Vyc29y"}, as_=c["evaluator"])
+    assert bad_cursor["errors"][0]["extensions"]["code"] == "INVALID"
