@@ -1,0 +1,1 @@
+"""Benchmarks: the service against a hand-written floor and PostGraphile, on the same generated data."""

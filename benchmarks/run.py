@@ -1,0 +1,505 @@
+"""One command for the whole benchmark: ``python benchmarks/run.py --scale 1``.
+
+It (1) generates and loads the data (``generate.py``), (2) starts the service (uvicorn, one worker, the
+options ``programme-api serve`` uses), the floor (``floor.py``) and PostGraphile 4 (installed into
+``benchmarks/peers/`` by npm on first run) on loopback ports, (3) checks all three answer, (4) runs each
+read scenario in interleaved rounds - service, floor, peer, then rotated - so drift in the machine (turbo,
+other tenants, autovacuum) hits every target alike, and (5) prints median throughput over rounds, p50/p99
+latency over all requests, the ratios service/floor and service/peer, and SQL statements per request.
+
+Every load loop is bounded twice, by a request count and by a wall-clock duration, and only ever talks to
+127.0.0.1. Scenarios whose endpoint does not exist yet (attendance register, token issuance, CSV export) are
+probed and skipped with a printed note, so the suite runs at every stage of the project.
+
+``--profile`` adds a cProfile of the service's dashboard (in-process, same code path) with the top functions;
+``--smoke`` uses tiny durations so CI can check that the whole thing still runs (targets are not enforced).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import io
+import os
+import pstats
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+SOURCE = Path(os.environ.get("BENCH_SOURCE", Path(__file__).resolve().parent.parent)).resolve()
+"""The checkout of programme_api under test (default: this one). ``--source`` sets it, so a commit exported
+with ``git archive`` can be measured beside the working tree (A/B) with the same benchmark code."""
+if str(SOURCE) not in sys.path:
+    sys.path.insert(0, str(SOURCE))
+
+from benchmarks.generate import ADMIN_DSN, DEFAULT_DATABASE, generate, sqlalchemy_url, with_database  # noqa: E402
+from benchmarks.shared import BENCH_TOKEN, DASHBOARD_QUERY, SESSIONS_QUERY, BenchCaller, find_caller  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = ROOT / "benchmarks" / "peers"
+HOST = "127.0.0.1"
+SERVICE_PORT, FLOOR_PORT, PEER_PORT = 8711, 8712, 8713
+
+PEER_DASHBOARD = """query RegionDashboard($organisation: UUID!, $region: UUID!) {
+  allRegions(first: 20, orderBy: [NAME_ASC, ID_ASC], condition: {organisationId: $organisation, id: $region}) {
+    nodes { name groupsByRegionId(first: 50, orderBy: [NAME_ASC, ID_ASC], condition: {organisationId: $organisation}) {
+      nodes { name
+        facilitatorAssignmentsByGroupId(orderBy: [ROLE_DESC, CREATED_AT_ASC]) {
+          nodes { role facilitatorByFacilitatorId { displayName } } }
+        groupSessionsByGroupId(last: 20, orderBy: [STARTS_AT_ASC, ID_ASC]) { nodes { startsAt status dropinCount
+          present: attendancesBySessionId(condition: {status: "present"}) { totalCount }
+          excused: attendancesBySessionId(condition: {status: "excused"}) { totalCount }
+          unexcused: attendancesBySessionId(condition: {status: "unexcused"}) { totalCount } } } } } } }
+}"""
+"""The dashboard in PostGraphile's generated schema, with the caller's organisation and region as conditions."""
+
+PEER_SESSIONS = """query SessionPage($organisation: UUID!, $region: UUID!) {
+  allGroupSessions(first: 100, orderBy: [STARTS_AT_ASC, ID_ASC], condition: {organisationId: $organisation},
+                   filter: null) { nodes { id startsAt endsAt status dropinCount cancellationReason } }
+}"""
+
+
+@dataclass
+class Target:
+    """One server under test and how to ask it each scenario (path, JSON body, headers)."""
+
+    name: str
+    url: str
+    bodies: dict[str, dict[str, Any]]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Sample:
+    """One bounded load run: requests completed, failures, wall time and per-request latencies (seconds)."""
+
+    done: int
+    failed: int
+    elapsed: float
+    latencies: list[float]
+
+    @property
+    def throughput(self) -> float:
+        return self.done / self.elapsed if self.elapsed else 0.0
+
+
+@dataclass
+class Result:
+    scenario: str
+    target: str
+    samples: list[Sample] = field(default_factory=list)
+    statements: str = "-"
+
+    @property
+    def throughput(self) -> float:
+        return statistics.median(sample.throughput for sample in self.samples)
+
+    def percentile(self, fraction: float) -> float:
+        latencies = sorted(latency for sample in self.samples for latency in sample.latencies)
+        if not latencies:
+            return float("nan")
+        return latencies[min(len(latencies) - 1, int(fraction * len(latencies)))] * 1000
+
+    @property
+    def failed(self) -> int:
+        return sum(sample.failed for sample in self.samples)
+
+
+async def load(
+    client: httpx.AsyncClient, target: Target, scenario: str, *, concurrency: int, duration: float, max_requests: int
+) -> Sample:
+    """Closed-loop load: ``concurrency`` workers send requests back to back until either bound is reached."""
+    body = target.bodies[scenario]
+    latencies: list[float] = []
+    failed = 0
+    issued = 0
+    deadline = time.perf_counter() + duration
+
+    async def worker() -> None:
+        nonlocal failed, issued
+        while issued < max_requests and time.perf_counter() < deadline:
+            issued += 1
+            started = time.perf_counter()
+            response = await client.post(target.url, json=body, headers=target.headers)
+            elapsed = time.perf_counter() - started
+            if response.status_code != 200 or b'"errors"' in response.content:
+                failed += 1
+            else:
+                latencies.append(elapsed)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Sample(done=len(latencies), failed=failed, elapsed=time.perf_counter() - started, latencies=latencies)
+
+
+def free_port(port: int) -> None:
+    with socket.socket() as probe:
+        if probe.connect_ex((HOST, port)) == 0:
+            raise SystemExit(f"port {HOST}:{port} is busy; stop whatever listens there and run again")
+
+
+@contextlib.contextmanager
+def server(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process (own process group) and always stop it, by its pid, when the block ends."""
+    handle = log.open("wb")
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT,
+                               start_new_session=True)  # fmt: skip
+    try:
+        yield process
+    finally:
+        # The server's own process group (npx starts node as a child): stop the group this call created.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        handle.close()
+
+
+async def wait_ready(client: httpx.AsyncClient, target: Target, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll the target with its dashboard request for up to 60 s; a crash or an error answer stops the run."""
+    deadline = time.perf_counter() + 60
+    while time.perf_counter() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{target.name} exited at start; see {log}")
+        with contextlib.suppress(httpx.TransportError):
+            response = await client.post(target.url, json=target.bodies["dashboard"], headers=target.headers)
+            if response.status_code == 200 and b'"errors"' not in response.content:
+                return
+            raise SystemExit(f"{target.name} answered {response.status_code}: {response.text[:500]}")
+        await asyncio.sleep(0.25)
+    raise SystemExit(f"{target.name} did not start within 60 s; see {log}")
+
+
+def ensure_peer() -> Path:
+    """Install PostGraphile 4 (its CLI runs on Node 20; v5 needs Node 22) into benchmarks/peers/ once."""
+    binary = PEERS / "node_modules" / ".bin" / "postgraphile"
+    if not binary.exists():
+        if shutil.which("npm") is None:
+            raise SystemExit("npm is needed for the PostGraphile peer")
+        PEERS.mkdir(parents=True, exist_ok=True)
+        print("installing postgraphile@4 into benchmarks/peers/ ...", flush=True)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "postgraphile@4"],
+                       cwd=PEERS, check=True, timeout=600)  # fmt: skip
+    return binary
+
+
+def peer_command(database: str) -> list[str]:
+    dsn = with_database(ADMIN_DSN, database)
+    return ["npx", "--no-install", "postgraphile", "-c", dsn, "--schema", "public", "--host", HOST,
+            "--port", str(PEER_PORT), "--disable-query-log"]  # fmt: skip
+
+
+def normalise_peer(data: dict[str, Any]) -> dict[str, Any]:
+    """PostGraphile's dashboard in the service's shape, to check that all three return the same data."""
+    regions = []
+    for region in data["allRegions"]["nodes"]:
+        groups = []
+        for group in region["groupsByRegionId"]["nodes"]:
+            facilitators = [{"role": item["role"].upper(), "facilitator": item["facilitatorByFacilitatorId"]}
+                            for item in group["facilitatorAssignmentsByGroupId"]["nodes"]]  # fmt: skip
+            sessions = [{"node": {"startsAt": s["startsAt"], "status": s["status"].upper(), "attendanceCounts": {
+                "present": s["present"]["totalCount"], "excused": s["excused"]["totalCount"],
+                "unexcused": s["unexcused"]["totalCount"], "dropins": s["dropinCount"]}}}
+                for s in group["groupSessionsByGroupId"]["nodes"]]  # fmt: skip
+            groups.append({"node": {"name": group["name"], "facilitators": facilitators,
+                                    "sessions": {"edges": sessions}}})  # fmt: skip
+        regions.append({"node": {"name": region["name"], "groups": {"edges": groups}}})
+    return {"regions": {"edges": regions}}
+
+
+async def count_service_statements(database: str, caller: BenchCaller) -> dict[str, str]:
+    """SQL statements per request, counted in-process with a SQLAlchemy cursor event on the same code path."""
+    import sqlalchemy as sa
+
+    from benchmarks.serve_app import bench_principal, fixed_authenticator
+    from programme_api.app import create_app
+    from programme_api.config import Settings
+    from programme_api.db import create_engine
+
+    settings = Settings(database_url=sqlalchemy_url(database))
+    engine = create_engine(settings)
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", record)
+    app = create_app(settings, engine=engine, authenticate=fixed_authenticator(bench_principal(caller)))
+    counts: dict[str, str] = {}
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as client:
+            for scenario, query in (("dashboard", DASHBOARD_QUERY), ("sessions", SESSIONS_QUERY)):
+                await client.post("/graphql", json={"query": query}, headers=auth())
+                seen.clear()
+                await client.post("/graphql", json={"query": query}, headers=auth())
+                statements = [s for s in seen if not s.lstrip().upper().startswith("SELECT 1")]
+                counts[scenario] = str(len(statements))
+    finally:
+        await engine.dispose()
+    return counts
+
+
+async def count_floor_statements(database: str, caller: BenchCaller) -> dict[str, str]:
+    """The floor's statements per request, counted with asyncpg's query logger around one request each."""
+    from benchmarks.floor import dashboard, session_page
+
+    connection = await asyncpg.connect(with_database(ADMIN_DSN, database))
+    seen: list[str] = []
+    # Transaction control is left out, as the SQLAlchemy count of the service leaves it out.
+    connection.add_query_logger(lambda record: seen.append(record.query))
+    counts = {}
+    try:
+        for scenario, handler in (("dashboard", dashboard), ("sessions", session_page)):
+            for _ in range(2):  # the first run on a new connection adds asyncpg's one-off type introspection
+                seen.clear()
+                async with connection.transaction(readonly=True):
+                    await handler(connection, caller)
+            counts[scenario] = str(sum(not q.lstrip().upper().startswith(("BEGIN", "COMMIT")) for q in seen))
+    finally:
+        await connection.close()
+    return counts
+
+
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {BENCH_TOKEN}"}
+
+
+async def profile_dashboard(database: str, caller: BenchCaller, requests: int) -> str:
+    """cProfile of the service answering the dashboard in-process: where one request's CPU time goes."""
+    from benchmarks.serve_app import bench_principal, fixed_authenticator
+    from programme_api.app import create_app
+    from programme_api.config import Settings
+
+    app = create_app(Settings(database_url=sqlalchemy_url(database)),
+                     authenticate=fixed_authenticator(bench_principal(caller)))  # fmt: skip
+    body = {"query": DASHBOARD_QUERY}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as client:
+        for _ in range(5):
+            await client.post("/graphql", json=body, headers=auth())
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.enable()
+        for _ in range(requests):
+            await client.post("/graphql", json=body, headers=auth())
+        profiler.disable()
+        per_request = (time.perf_counter() - started) / requests * 1000
+    out = io.StringIO()
+    out.write(f"cProfile, {requests} dashboard requests in-process, {per_request:.1f} ms each (profiled)\n")
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(30)
+    return out.getvalue()
+
+
+async def probe(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> int:
+    with contextlib.suppress(httpx.TransportError):
+        return (await client.request(method, url, **kwargs)).status_code
+    return 0
+
+
+async def optional_scenarios(client: httpx.AsyncClient, service: str) -> list[str]:
+    """Probe the endpoints still being written; each scenario runs only once its endpoint exists."""
+    notes = []
+    body = {"query": "{ __schema { mutationType { fields { name } } } }"}
+    response = await client.post(f"{service}/graphql", json=body, headers=auth())
+    fields = {f["name"] for f in (response.json().get("data") or {}).get("__schema", {}).get("mutationType", {})
+              .get("fields", [])}  # fmt: skip
+    if "recordAttendance" not in fields:
+        notes.append("attendance register (15 people): skipped - the recordAttendance mutation does not exist yet")
+    else:
+        notes.append("attendance register: recordAttendance exists; add its scenario here once its input is settled")
+    token_status = await probe(client, "POST", f"{service}/oauth/token", data={"grant_type": "client_credentials"})
+    if token_status in (0, 404, 405):
+        notes.append("client-credentials token: skipped - POST /oauth/token is not served yet")
+    else:
+        notes.append("client-credentials token: /oauth/token answers; add the issuance scenario with a client")
+    export_status = await probe(client, "GET", f"{service}/exports/surveys.csv", headers=auth())
+    if export_status in (0, 404):
+        notes.append("survey CSV export (100,000 rows): skipped - /exports/surveys.csv does not exist yet")
+    else:
+        notes.append(f"survey CSV export: /exports/surveys.csv answers {export_status}; rows/s not measured yet")
+    return notes
+
+
+def table(results: list[Result]) -> str:
+    """A Markdown table: one row per scenario and target, ratios on the service's rows."""
+    by_key = {(r.scenario, r.target): r for r in results}
+    lines = ["| scenario | target | req/s (median) | p50 ms | p99 ms | SQL/request | service ÷ target |",
+             "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for result in results:
+        service = by_key.get((result.scenario, "service"))
+        ratio = ""
+        if service is not None and result.target != "service":
+            ratio = f"{service.throughput / result.throughput:.2f}x"
+        failed = f" ({result.failed} failed)" if result.failed else ""
+        latency = f"{result.percentile(0.5):.1f} | {result.percentile(0.99):.1f}"
+        lines.append(f"| {result.scenario} | {result.target} | {result.throughput:,.1f}{failed} | {latency} | "
+                     f"{result.statements} | {ratio} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = subprocess.run(["free", "-h"], capture_output=True, text=True, check=False).stdout.splitlines()
+    total = memory[1].split()[1] if len(memory) > 1 else "?"
+    return f"{os.cpu_count()} CPUs (nproc), {total} RAM (free -h), {cpu}, Python {sys.version.split()[0]}"
+
+
+@contextlib.asynccontextmanager
+async def started_servers(args: argparse.Namespace, caller: BenchCaller, logs: Path) -> AsyncIterator[list[Target]]:
+    """The three servers, each with its own way to ask the two read scenarios; stopped when the block ends."""
+    for port in (SERVICE_PORT, FLOOR_PORT, PEER_PORT):
+        free_port(port)
+    env = {**os.environ, "PROGRAMME_API_DATABASE_URL": sqlalchemy_url(args.database),
+           "PROGRAMME_API_LOG_FORMAT": "console", "BENCH_DSN": with_database(ADMIN_DSN, args.database),
+           "BENCH_ORGANISATION_ID": str(caller.organisation_id), "BENCH_REGION_ID": str(caller.region_id),
+           "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(SOURCE), str(ROOT)]))}  # fmt: skip
+    uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--host", HOST, "--workers", "1", "--no-access-log",
+               "--log-level", "warning"]  # fmt: skip
+    variables = {"organisation": str(caller.organisation_id), "region": str(caller.region_id)}
+    targets = [
+        Target("service", f"http://{HOST}:{SERVICE_PORT}/graphql",
+               {"dashboard": {"query": DASHBOARD_QUERY}, "sessions": {"query": SESSIONS_QUERY}}, auth()),
+        Target("floor", f"http://{HOST}:{FLOOR_PORT}/graphql",
+               {"dashboard": {"query": DASHBOARD_QUERY, "operationName": "RegionDashboard"},
+                "sessions": {"query": SESSIONS_QUERY, "operationName": "SessionPage"}}, auth()),
+    ]  # fmt: skip
+    commands = [
+        ([*uvicorn, "--port", str(SERVICE_PORT), "benchmarks.serve_app:create"], SOURCE),
+        ([*uvicorn, "--port", str(FLOOR_PORT), "benchmarks.floor:create"], SOURCE),
+    ]
+    if not args.no_peer:
+        ensure_peer()
+        targets.append(Target("peer", f"http://{HOST}:{PEER_PORT}/graphql", {
+            "dashboard": {"query": PEER_DASHBOARD, "variables": variables},
+            "sessions": {"query": PEER_SESSIONS.replace("filter: null", "").replace(", $region: UUID!", ""),
+                         "variables": {"organisation": variables["organisation"]}}}))  # fmt: skip
+        commands.append((peer_command(args.database), PEERS))
+    with contextlib.ExitStack() as stack:
+        processes = []
+        for target, (command, cwd) in zip(targets, commands, strict=True):
+            log = logs / f"{target.name}.log"
+            processes.append((stack.enter_context(server(command, env, cwd, log)), log))
+        async with httpx.AsyncClient(timeout=30) as client:
+            for target, (process, log) in zip(targets, processes, strict=True):
+                await wait_ready(client, target, process, log)
+        yield targets
+
+
+async def check_same_data(client: httpx.AsyncClient, targets: list[Target]) -> None:
+    """Refuse to measure targets that disagree: equal throughput on different answers would mean nothing."""
+    answers = {}
+    for target in targets:
+        data = (await client.post(target.url, json=target.bodies["dashboard"], headers=target.headers)).json()["data"]
+        answers[target.name] = normalise_peer(data) if target.name == "peer" else data
+    for name, data in answers.items():
+        if data != answers["service"]:
+            raise SystemExit(f"{name} returns a different dashboard from the service; fix before measuring")
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    logs = ROOT / "artifacts" / "benchmarks"
+    logs.mkdir(parents=True, exist_ok=True)
+    if not args.skip_generate:
+        started = time.perf_counter()
+        counts = await generate(args.scale, args.seed, args.database, SOURCE)
+        print(f"generated scale {args.scale} in {time.perf_counter() - started:.1f}s: "
+              + ", ".join(f"{n:,} {t}" for t, n in counts.items()), flush=True)  # fmt: skip
+    connection = await asyncpg.connect(with_database(ADMIN_DSN, args.database))
+    try:
+        caller = await find_caller(connection)
+    finally:
+        await connection.close()
+    statements = {"service": await count_service_statements(args.database, caller),
+                  "floor": await count_floor_statements(args.database, caller),
+                  "peer": {"dashboard": "1", "sessions": "1"}}  # fmt: skip
+    results = {(s, t): Result(s, t) for s in ("dashboard", "sessions") for t in ("service", "floor", "peer")}
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    async with started_servers(args, caller, logs) as targets, httpx.AsyncClient(limits=limits, timeout=60) as client:
+        await check_same_data(client, targets)
+        notes = await optional_scenarios(client, f"http://{HOST}:{SERVICE_PORT}")
+        for scenario in ("dashboard", "sessions"):
+            for target in targets:  # warm-up: caches, prepared statements, JIT of the peer
+                await load(client, target, scenario, concurrency=args.concurrency, duration=args.warmup,
+                           max_requests=args.max_requests)  # fmt: skip
+            for round_number in range(args.rounds):
+                shift = round_number % len(targets)
+                for target in targets[shift:] + targets[:shift]:
+                    sample = await load(client, target, scenario, concurrency=args.concurrency,
+                                        duration=args.duration, max_requests=args.max_requests)  # fmt: skip
+                    results[(scenario, target.name)].samples.append(sample)
+                    print(f"  {scenario:<9} round {round_number + 1} {target.name:<7} "
+                          f"{sample.throughput:8.1f} req/s", flush=True)  # fmt: skip
+    measured = [r for r in results.values() if r.samples]
+    for result in measured:
+        result.statements = statements[result.target][result.scenario]
+    report = [f"scale {args.scale}, {args.rounds} interleaved rounds x {args.duration:g}s per target, "
+              f"concurrency {args.concurrency}, one worker each; {machine()}", "", table(measured), ""]  # fmt: skip
+    report += [f"- {note}" for note in notes]
+    if not args.no_peer:
+        report.append("- peer SQL/request: PostGraphile 4 compiles each query into one statement")
+    text = "\n".join(report)
+    print("\n" + text)
+    (logs / "latest.md").write_text(text + "\n")
+    if args.profile:
+        profile = await profile_dashboard(args.database, caller, args.profile)
+        (logs / "profile-dashboard.txt").write_text(profile)
+        print("\n" + "\n".join(profile.splitlines()[:60]))
+        print(f"(full profile in {logs / 'profile-dashboard.txt'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Benchmark the service against the floor and PostGraphile.")
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--database", default=DEFAULT_DATABASE)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per target per round (upper bound)")
+    parser.add_argument("--max-requests", type=int, default=20_000, help="requests per target per round (bound)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per target and scenario")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--skip-generate", action="store_true", help="reuse the loaded database")
+    parser.add_argument("--no-peer", action="store_true", help="leave PostGraphile out (no Node available)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile N dashboard requests")
+    parser.add_argument("--source", type=Path, default=SOURCE, help="checkout of programme_api to measure")
+    parser.add_argument("--smoke", action="store_true", help="CI: 1 round of 1 s, to show the suite still runs")
+    args = parser.parse_args()
+    if args.source.resolve() != SOURCE:
+        # Re-run with the other checkout first on sys.path, before anything imported programme_api.
+        os.execve(  # noqa: S606 - re-executes this same script
+            sys.executable, [sys.executable, *sys.argv], {**os.environ, "BENCH_SOURCE": str(args.source.resolve())}
+        )
+    if args.smoke:
+        args.rounds, args.duration, args.warmup, args.max_requests = 1, 1.0, 0.5, 200
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""What the service, the floor and the load client must agree on: the caller, the token and the queries.
+
+The benchmark caller is a machine client of ``bench-org`` bound to one region with ``programme:read``: a
+region-bound principal makes the service apply its full access filter (organisation *and* region), and the
+floor applies the same two conditions by hand, so both do the same work and return the same rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from .generate import DASHBOARD_REGION_SLUG, ORGANISATION_SLUG
+
+BENCH_TOKEN = "benchmark-token"  # noqa: S105 - a fixed loopback-only bearer, not a secret
+"""The bearer the fixed authenticator accepts when the OAuth token endpoint is not available."""
+
+DASHBOARD_QUERY = """query RegionDashboard {
+  regions { edges { node { name groups(first: 50) { edges { node { name
+    facilitators { role facilitator { displayName } }
+    sessions(last: 20) { edges { node { startsAt status
+      attendanceCounts { present excused unexcused dropins } } } } } } } } } }
+}"""
+
+SESSIONS_QUERY = """query SessionPage {
+  sessions(first: 100) { edges { node { id startsAt endsAt status dropinCount cancellationReason } } }
+}"""
+
+
+@dataclass(frozen=True)
+class BenchCaller:
+    """The ids the benchmark principal is built from, looked up by slug in the loaded database."""
+
+    organisation_id: uuid.UUID
+    region_id: uuid.UUID
+
+
+async def find_caller(connection: asyncpg.Connection) -> BenchCaller:
+    row = await connection.fetchrow(
+        "SELECT o.id AS organisation_id, r.id AS region_id FROM organisations o"
+        " JOIN regions r ON r.organisation_id = o.id WHERE o.slug = $1 AND r.slug = $2",
+        ORGANISATION_SLUG,
+        DASHBOARD_REGION_SLUG,
+    )
+    if row is None:
+        raise RuntimeError(f"no {ORGANISATION_SLUG}/{DASHBOARD_REGION_SLUG}: run benchmarks/generate.py first")
+    return BenchCaller(organisation_id=row["organisation_id"], region_id=row["region_id"])
