@@ -13,9 +13,12 @@ from starlette.routing import BaseRoute
 
 from .config import Settings, get_settings
 from .db import create_engine, session_factory
+from .explorer import page as explorer
 from .logging import configure_logging
+from .oauth import resource as oauth_resource
+from .oauth import routes as oauth_routes
 from .runtime import Authenticator, Runtime
-from .web import graphql, health, metrics
+from .web import exports, graphql, health, login, metrics
 from .web.metrics import MetricsMiddleware
 from .web.middleware import RequestContextMiddleware
 
@@ -34,8 +37,7 @@ def create_app(
     owns_engine = engine is None
     engine = engine or create_engine(settings)
     runtime = Runtime(settings=settings, engine=engine, session_maker=session_maker or session_factory(engine))
-    if authenticate is not None:
-        runtime.authenticate = authenticate
+    runtime.authenticate = authenticate if authenticate is not None else oauth_resource.authenticate
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -52,8 +54,12 @@ def create_app(
 def build_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     routes += health.routes
+    routes += oauth_routes.routes
+    routes += login.routes
     routes += graphql.routes
+    routes += explorer.routes
     routes += metrics.routes
+    routes += exports.routes
     return routes
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from enum import StrEnum
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -18,6 +21,7 @@ from .config import Settings, SettingsError, get_settings
 from .db import create_engine, session_factory
 from .domain import directory
 from .domain.errors import DomainError
+from .oauth.cli import clients_app, keys_app, users_app
 
 T = TypeVar("T")
 
@@ -27,11 +31,16 @@ demo_app = typer.Typer(help="Demonstration data.", no_args_is_help=True)
 organisations_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
 regions_app = typer.Typer(help="Regions of an organisation.", no_args_is_help=True)
 schema_app = typer.Typer(help="The published GraphQL schema.", no_args_is_help=True)
+export_app = typer.Typer(help="Evaluator bulk exports.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(organisations_app, name="organisations")
 app.add_typer(regions_app, name="regions")
 app.add_typer(schema_app, name="schema")
+app.add_typer(export_app, name="export")
+app.add_typer(clients_app, name="clients")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
 
 
 class CommandError(Exception):
@@ -178,6 +187,44 @@ def schema_print() -> None:
     from .schema import print_schema_sdl
 
     sys.stdout.write(print_schema_sdl())
+
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+@export_app.command("surveys")
+@one_line_errors
+def export_surveys(
+    client_id: str = typer.Option(..., "--client-id", help="The evaluator client whose project and rights apply."),
+    export_format: ExportFormat = typer.Option(ExportFormat.CSV, "--format", help="csv or parquet."),
+    output: Path | None = typer.Option(None, "--output", help="File to write (default: standard output)."),
+) -> None:
+    """Write the evaluator export the client may see (the same rows, rules and audit as /exports/surveys.*)."""
+    from .domain.exports import export_body, prepare_export
+    from .oauth.clients import client_principal
+
+    async def main() -> int:
+        engine = create_engine(settings())
+        maker = session_factory(engine)
+        try:
+            async with maker() as session:
+                principal = await client_principal(session, client_id)
+            prepared = await prepare_export(maker, principal)
+            written = 0
+            # A one-shot command: nothing else runs on this loop, so plain file writes block no one.
+            with open(output, "wb") if output else contextlib.nullcontext(sys.stdout.buffer) as sink:  # noqa: ASYNC230
+                async for chunk in export_body(maker, principal, prepared, export_format.value):
+                    sink.write(chunk)
+                    written += len(chunk)
+            return written
+        finally:
+            await engine.dispose()
+
+    written = asyncio.run(main())
+    if output:
+        typer.echo(f"wrote {written} bytes to {output}", err=True)
 
 
 def main() -> None:

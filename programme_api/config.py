@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     # asyncpg caches prepared statements per connection; PgBouncer in transaction mode needs 0.
     statement_cache_size: int = Field(default=100, ge=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Answer common read shapes from plain rows level by level (schema/compiled.py); off = always the full executor.
+    compiled_reads: bool = True
 
     @field_validator("database_url")
     @classmethod

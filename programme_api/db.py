@@ -44,7 +44,9 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    """Take the write lock up front: two deferred transactions that both upgrade to writing would fail at
+    once with "database is locked" instead of waiting (SQLite is the one-process laptop database)."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def session_factory(bind: AsyncEngine | AsyncConnection, **options: Any) -> async_sessionmaker[AsyncSession]:

@@ -46,4 +46,5 @@ def pending_reason(connection: Connection) -> str | None:
         return None
     if not current:
         return "database has no schema; run `programme-api db upgrade`"
-    return f"database is at {', '.join(sorted(current))}, code expects {', '.join(sorted(heads))}; run `programme-api db upgrade`"
+    found, expected = ", ".join(sorted(current)), ", ".join(sorted(heads))
+    return f"database is at {found}, code expects {expected}; run `programme-api db upgrade`"

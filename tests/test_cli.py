@@ -93,3 +93,29 @@ def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch) -> No
     assert code == 1
     assert err.startswith("error: ")
     assert "Traceback" not in err
+
+
+def test_export_surveys_writes_the_evaluator_files(database_url: str, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    assert invoke("db", "upgrade")[0] == 0
+    assert invoke("demo", "load")[0] == 0
+    code, out, err = invoke(
+        "clients", "create", "--organisation", "northern-peer-support", "--name", "University evaluation",
+        "--scope", "evaluation:read", "--evaluation-project", "demo-evaluation", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    client_id = json.loads(out)["client_id"]
+    csv_file, parquet_file = tmp_path / "surveys.csv", tmp_path / "surveys.parquet"
+    assert invoke("export", "surveys", "--client-id", client_id, "--output", str(csv_file))[0] == 0
+    code, _, err = invoke("export", "surveys", "--client-id", client_id, "--format", "parquet", "--output", str(parquet_file))
+    assert code == 0, err
+    lines = csv_file.read_text().splitlines()
+    assert lines[0].startswith("pseudonym,region,group_topic,timepoint")
+    assert len(lines) > 100
+    assert pq.read_table(parquet_file).num_rows == len(lines) - 1
+    assert "@" not in csv_file.read_text()  # no contact details reach an evaluator
+
+    code, _, err = invoke("export", "surveys", "--client-id", "no-such-client")
+    assert code == 1
+    assert err.strip() == "error: client 'no-such-client' not found"

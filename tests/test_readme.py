@@ -15,7 +15,8 @@ def readme_commands() -> list[str]:
 
 def test_readme_opens_with_a_run_command_and_a_test_command() -> None:
     run, test = readme_commands()
-    assert "programme-api demo load" in run and run.endswith("programme-api serve")
+    assert "programme-api demo load" in run
+    assert run.endswith("programme-api serve")
     assert test.endswith(".venv/bin/pytest")
     assert (ROOT / "README.md").read_text().index("```sh") < 40
 

@@ -151,13 +151,23 @@ def _to_page(rows: Sequence[M], ordering: Ordering, request: PageRequest) -> Pag
     )
 
 
+def columns_only(statement: sa.Select[Any]) -> sa.Select[Any]:
+    """The same query returning plain rows of the entity's columns: no ORM objects, much cheaper to build."""
+    entity = statement.column_descriptions[0]["entity"]
+    return statement.with_only_columns(*entity.__table__.columns)
+
+
 async def fetch_page(
-    session: AsyncSession, statement: sa.Select[M], ordering: Ordering, request: PageRequest
+    session: AsyncSession, statement: sa.Select[M], ordering: Ordering, request: PageRequest, *, as_rows: bool = False
 ) -> Page[M]:
-    """One page of an access-filtered statement (one round trip: the extra row tells if more exist)."""
-    paged = _apply_cursors(statement, ordering, request)
+    """One page of an access-filtered statement (one round trip: the extra row tells if more exist).
+
+    With ``as_rows`` the page holds plain rows of the entity's columns instead of ORM objects.
+    """
+    paged = _apply_cursors(columns_only(statement) if as_rows else statement, ordering, request)
     paged = paged.order_by(*_order_by(ordering, request.backwards)).limit(request.size + 1)
-    rows = (await session.execute(mark_checked(paged))).scalars().all()
+    result = await session.execute(mark_checked(paged))
+    rows = result.all() if as_rows else result.scalars().all()
     return _to_page(rows, ordering, request)
 
 
@@ -174,8 +184,10 @@ async def fetch_grouped_pages(
     parent_ids: Sequence[Any],
     ordering: Ordering,
     request: PageRequest,
+    *,
+    as_rows: bool = False,
 ) -> dict[Any, Page[M]]:
-    """The same page of a nested list for many parents at once, in one statement."""
+    """The same page of a nested list for many parents at once, in one statement (rows: see ``fetch_page``)."""
     paged = _apply_cursors(statement.where(parent_column.in_(parent_ids)), ordering, request)
     position = (
         sa.func.row_number()
@@ -183,14 +195,19 @@ async def fetch_grouped_pages(
         .label("page_position")
     )
     numbered = paged.add_columns(position).subquery()
-    row = aliased(model, numbered)
+    selected: Any = (
+        [numbered.c[column.key] for column in model.__table__.columns]  # type: ignore[attr-defined]
+        if as_rows
+        else [aliased(model, numbered)]
+    )
     query = (
-        sa.select(row)
+        sa.select(*selected)
         .where(numbered.c.page_position <= request.size + 1)
         .order_by(numbered.c[parent_column.key], numbered.c.page_position)
     )
-    grouped: dict[Any, list[M]] = {parent: [] for parent in parent_ids}
-    for item in (await session.execute(mark_checked(query))).scalars():
+    result = await session.execute(mark_checked(query))
+    grouped: dict[Any, list[Any]] = {parent: [] for parent in parent_ids}
+    for item in result.all() if as_rows else result.scalars():
         grouped[getattr(item, parent_column.key)].append(item)
     return {parent: _to_page(rows, ordering, request) for parent, rows in grouped.items()}
 

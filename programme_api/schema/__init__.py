@@ -5,16 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 
 import strawberry
+import strawberry.tools
 
 from .mutation import Mutation
+from .outcomes import OutcomesMutation, OutcomesQuery
 from .query import Query
+from .types.outcomes import Consent, SafeguardingAlert, SurveyInstrument, SurveyResponse
 from .types.people import AttendanceRecord, Enrolment, Participant
 from .types.programme import Facilitator, Group, GroupSession, Organisation, Region
 
 schema = strawberry.Schema(
-    query=Query,
-    mutation=Mutation,
-    types=[Organisation, Region, Group, GroupSession, Facilitator, Participant, Enrolment, AttendanceRecord],
+    query=strawberry.tools.merge_types("Query", (Query, OutcomesQuery)),
+    mutation=strawberry.tools.merge_types("Mutation", (Mutation, OutcomesMutation)),
+    types=[
+        Organisation,
+        Region,
+        Group,
+        GroupSession,
+        Facilitator,
+        Participant,
+        Enrolment,
+        AttendanceRecord,
+        Consent,
+        SurveyInstrument,
+        SurveyResponse,
+        SafeguardingAlert,
+    ],
 )
 
 PUBLISHED_SCHEMA = Path(__file__).resolve().parent.parent.parent / "schema.graphql"

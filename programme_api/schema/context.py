@@ -19,6 +19,10 @@ K = TypeVar("K")
 P = ParamSpec("P")
 
 
+class RequestFinishedError(RuntimeError):
+    """A resolver ran after its request was answered; its result could never be used."""
+
+
 @dataclass
 class RequestContext:
     """Everything a resolver may use. Resolvers never touch ``session`` directly: they go through ``run``.
@@ -35,6 +39,9 @@ class RequestContext:
     loaders: dict[Hashable, DataLoader[Any, Any]] = field(default_factory=dict)
     # Set when a mutation answered with user errors: the edge then rolls the whole operation back.
     failed: bool = False
+    # Set by the edge once the answer is decided: resolvers graphql-core abandoned (siblings of a field whose
+    # error nulled the whole response) must not touch the session while it commits or rolls back.
+    finished: bool = False
 
     def require_principal(self) -> Principal:
         if self.principal is None:
@@ -50,7 +57,23 @@ class RequestContext:
         """Run one domain function with this request's session and principal, one at a time."""
         principal = self.require_principal()
         async with self.lock:
-            return await work(self.session, principal, *args, **kwargs)
+            if self.finished:
+                raise RequestFinishedError("the request has already been answered")
+            # graphql-core cancels sibling resolvers when an error nulls their parent; a database call cut off
+            # half-way would leave the session's transaction unusable, so it is let finish before the lock goes.
+            call = asyncio.ensure_future(work(self.session, principal, *args, **kwargs))
+            try:
+                return await asyncio.shield(call)
+            except asyncio.CancelledError:
+                await asyncio.wait([call])
+                if not call.cancelled():
+                    call.exception()  # retrieved: nobody is left to report it to
+                raise
+
+    async def finish(self) -> None:
+        """Wait for the database call in flight, then refuse any later one (see ``finished``)."""
+        async with self.lock:
+            self.finished = True
 
     def loader(self, key: Hashable, batch: Callable[[list[K]], Awaitable[list[T]]]) -> DataLoader[K, T]:
         """The request's DataLoader for ``key`` (one per relation and argument set), created on first use."""

@@ -34,6 +34,8 @@ def _depth(
     deepest = 0
     for selection in selection_set.selections:
         if isinstance(selection, FieldNode):
+            if selection.name.value.startswith("__"):
+                continue  # introspection is bounded by the schema itself, not by the caller
             level = 0 if selection.name.value in CONNECTION_WRAPPERS else 1
             deepest = max(deepest, level + _depth(selection.selection_set, fragments, seen))
         elif isinstance(selection, InlineFragmentNode):

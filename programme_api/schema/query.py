@@ -9,12 +9,13 @@ from typing import Any
 
 import strawberry
 
-from ..domain import models, programme
+from ..domain import models, programme, surveys
 from ..domain.errors import DomainError, ErrorCode
 from ..domain.principal import Principal
 from .context import Info
 from .lists import load_by_id, top_level_connection
 from .relay import Connection, Node, expect_global_id, from_global_id
+from .types import outcomes as outcome_types
 from .types.people import AttendanceRecord, Enrolment, Participant
 from .types.programme import Facilitator, Group, GroupSession, Organisation, Region
 
@@ -30,7 +31,13 @@ NODE_TYPES: dict[str, tuple[type[Any], Any]] = {
     "Participant": (models.Participant, Participant),
     "Enrolment": (models.Enrolment, Enrolment),
     "AttendanceRecord": (models.Attendance, AttendanceRecord),
+    "Consent": (models.Consent, outcome_types.Consent),
+    "SurveyInstrument": (models.SurveyInstrument, outcome_types.SurveyInstrument),
+    "SurveyResponse": (models.SurveyResponse, outcome_types.SurveyResponse),
+    "SafeguardingAlert": (models.SafeguardingAlert, outcome_types.SafeguardingAlert),
 }
+# Identified health data: every read of it is an audit event, through node(id) too.
+HEALTH_DATA_TYPES = frozenset({"SurveyResponse", "SafeguardingAlert"})
 
 
 def ids_of(global_ids: list[strawberry.ID] | None, type_name: str, field: str) -> tuple[uuid.UUID, ...] | None:
@@ -216,4 +223,8 @@ async def resolve_node(info: Info, global_id: str) -> Node | None:
         return None
     model, graphql_type = NODE_TYPES[type_name]
     row = await load_by_id(info, model, row_id)
-    return graphql_type.from_model(row) if row is not None else None
+    if row is None:
+        return None
+    if type_name in HEALTH_DATA_TYPES:
+        await info.context.run(surveys.audit_health_read, type_name, rows=1, via="node")
+    return graphql_type.from_model(row)  # type: ignore[no-any-return]

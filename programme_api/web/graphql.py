@@ -17,6 +17,7 @@ import orjson
 from graphql import (
     DocumentNode,
     ExecutionResult,
+    FragmentDefinitionNode,
     GraphQLError,
     OperationType,
     execute,
@@ -30,9 +31,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..domain.access import install_guard
+from ..domain.errors import DomainError
 from ..domain.principal import Principal
+from ..domain.tenancy import bind_principal
+from ..explorer.page import explorer_page, prefers_html
+from ..oauth.errors import AuthenticationError
 from ..runtime import Runtime
 from ..schema import schema
+from ..schema.compiled import Unsupported, execute_compiled
 from ..schema.context import RequestContext
 from ..schema.errors import UNEXPECTED, format_error
 from ..schema.limits import LIMIT_RULES, MAX_TOKENS
@@ -144,6 +150,8 @@ def request_error(errors: list[dict[str, Any]], media_type: str) -> Response:
 
 
 async def graphql_endpoint(request: Request) -> Response:
+    if request.method == "GET" and prefers_html(request.headers.get("accept", "")):
+        return await explorer_page(request)  # a browser opening /graphql gets the explorer (issue 6)
     runtime = Runtime.of(request)
     request_id = current_request_id() or ""
     try:
@@ -168,13 +176,10 @@ async def graphql_endpoint(request: Request) -> Response:
 
 
 async def authenticate(request: Request, runtime: Runtime) -> Principal:
-    from ..domain.errors import DomainError
-
     try:
         principal = await runtime.authenticate(request)
-    except DomainError as exc:
-        raise HTTPProblem(401, exc.message, {"WWW-Authenticate": f'Bearer error="invalid_token", '
-                                             f'error_description="{exc.message}"'}) from exc  # fmt: skip
+    except AuthenticationError as exc:
+        raise HTTPProblem(exc.status_code, exc.message, {"WWW-Authenticate": exc.www_authenticate}) from exc
     if principal is None:
         raise HTTPProblem(401, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
     return principal
@@ -191,8 +196,12 @@ async def run_operation(
     """Execute in one unit of work: commit when the operation raised no error, else roll back."""
     async with runtime.session_maker() as session:
         install_guard(session)
+        await bind_principal(session, principal)
         context = RequestContext(principal=principal, session=session, request_id=request_id)
-        result = await _execute(document, params, context)
+        result = await _compiled(document, params, context) if runtime.settings.compiled_reads else None
+        if result is None:
+            result = await _execute(document, params, context)
+        await context.finish()
         if result.errors and result.data is None and all(error.path is None for error in result.errors):
             await session.rollback()
             return request_error([format_error(error, request_id) for error in result.errors], media_type)
@@ -208,6 +217,23 @@ async def run_operation(
     if result.errors:
         payload["errors"] = [format_error(error, request_id) for error in result.errors]
     return respond(payload, 200, media_type)
+
+
+async def _compiled(document: DocumentNode, params: GraphQLParams, context: RequestContext) -> ExecutionResult | None:
+    """The compiled read path's answer, or None when the full executor must run the operation.
+
+    Expected errors also fall back, so every error response is shaped by one executor; the compiled path
+    only reads, so nothing needs undoing before the fall-back.
+    """
+    operation = get_operation_ast(document, params.operation_name)
+    if operation is None or operation.operation is not OperationType.QUERY:
+        return None
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    try:
+        data = await execute_compiled(context, schema, operation, fragments, params.variables)
+    except (Unsupported, DomainError, GraphQLError):
+        return None
+    return ExecutionResult(data=data)
 
 
 async def _execute(document: DocumentNode, params: GraphQLParams, context: RequestContext) -> ExecutionResult:

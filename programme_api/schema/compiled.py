@@ -1,0 +1,594 @@
+"""Compiled reads: the hot read path, shaped level by level from plain rows instead of field by field.
+
+graphql-core resolves every field value through its own machinery (an awaitable check, a completion step and,
+for async fields, a task), and the ORM builds an object per row; for a dashboard of a few hundred rows that
+is most of the time a request takes. Here a validated query is walked once per *level*: each nested list or
+lookup is one access-filtered statement for all parents (the same statements as the DataLoaders, built from
+the same ``access`` filters and domain queries), rows stay plain column tuples, and plain fields are read and
+serialised with the schema's own scalar and enum serialisers, so the answer is identical to the full
+executor's. Anything this path does not know (mutations, input-object filters, fields it has no batch rule
+for) raises ``Unsupported`` and the operation runs through the full executor instead; so does any expected
+error, so that errors are always shaped in one place.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLEnumType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    Undefined,
+    coerce_input_value,
+    value_from_ast,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from ..domain import models, programme
+from ..domain.access import readable
+from ..domain.pagination import (
+    Ordering,
+    Page,
+    columns_only,
+    count,
+    encode_cursor,
+    fetch_grouped_pages,
+    fetch_page,
+    grouped_counts,
+    page_request,
+)
+from ..domain.principal import Principal
+from .context import RequestContext
+from .relay import to_global_id
+from .types import programme as programme_types
+
+
+class Unsupported(Exception):
+    """The operation needs the full executor (this path only knows the common read shapes)."""
+
+
+# GraphQL object types whose values on this path are plain rows of one table.
+ROW_TYPES: dict[str, type[Any]] = {
+    "Organisation": models.Organisation,
+    "Region": models.Region,
+    "Group": models.Group,
+    "GroupSession": models.GroupSession,
+    "Facilitator": models.Facilitator,
+    "FacilitatorAssignment": models.FacilitatorAssignment,
+    "Participant": models.Participant,
+    "Enrolment": models.Enrolment,
+    "AttendanceRecord": models.Attendance,
+}
+NODE_ROW_TYPES = frozenset(ROW_TYPES) - {"FacilitatorAssignment"}
+
+
+@dataclass
+class Plan:
+    """One operation being answered: its fragments, coerced variables, and the request it runs in."""
+
+    context: RequestContext
+    fragments: dict[str, FragmentDefinitionNode]
+    variables: dict[str, Any]
+
+    async def run(self, work: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        return await self.context.run(work, *args)
+
+
+@dataclass(frozen=True, slots=True)
+class Shaped:
+    """A value a batch rule has already shaped for the response (connections shape their own items)."""
+
+    value: Any
+
+
+BatchRule = Callable[[Plan, Sequence[Any], list[FieldNode], dict[str, Any]], Awaitable[list[Any]]]
+BATCH_RULES: dict[tuple[str, str], BatchRule] = {}
+
+
+def rule(type_name: str, field_name: str) -> Callable[[BatchRule], BatchRule]:
+    def register(function: BatchRule) -> BatchRule:
+        BATCH_RULES[(type_name, field_name)] = function
+        return function
+
+    return register
+
+
+async def execute_compiled(
+    context: RequestContext,
+    schema: Any,
+    operation: OperationDefinitionNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    raw_variables: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The ``data`` of a query operation, or ``Unsupported`` when the full executor must answer it."""
+    if operation.operation is not OperationType.QUERY:
+        raise Unsupported("only queries are compiled")
+    plan = Plan(context, fragments, coerce_variables(schema, operation, raw_variables or {}))
+    root: GraphQLObjectType = schema._schema.query_type
+    data: dict[str, Any] = {}
+    for key, nodes in collect_fields(plan, root, [operation.selection_set]).items():
+        name = nodes[0].name.value
+        if name == "__typename":
+            data[key] = root.name
+            continue
+        field = root.fields.get(name)
+        root_rule = BATCH_RULES.get(("Query", name))
+        if field is None or root_rule is None:
+            raise Unsupported(f"Query.{name}")
+        (value,) = await root_rule(plan, [None], nodes, arguments(plan, field, nodes[0]))
+        data[key] = value.value if isinstance(value, Shaped) else value
+    return data
+
+
+def coerce_variables(schema: Any, operation: OperationDefinitionNode, raw: dict[str, Any]) -> dict[str, Any]:
+    """Variables as the executor would see them (the document is already validated)."""
+    from graphql import type_from_ast
+
+    values: dict[str, Any] = {}
+    for definition in operation.variable_definitions or ():
+        name = definition.variable.name.value
+        type_ = type_from_ast(schema._schema, definition.type)
+        if name in raw:
+            values[name] = coerce_input_value(raw[name], type_)  # type: ignore[arg-type]
+        elif definition.default_value is not None:
+            values[name] = value_from_ast(definition.default_value, type_)  # type: ignore[arg-type]
+        if values.get(name) is Undefined:
+            raise Unsupported(f"variable ${name} does not coerce; the full executor reports why")
+    return values
+
+
+def arguments(plan: Plan, field: Any, node: FieldNode) -> dict[str, Any]:
+    """Argument values by their GraphQL names; input objects are left to the full executor."""
+    given = {argument.name.value: argument.value for argument in node.arguments or ()}
+    values: dict[str, Any] = {}
+    for name, argument in field.args.items():
+        if name in given:
+            value = value_from_ast(given[name], argument.type, plan.variables)
+            if value is Undefined:
+                raise Unsupported(f"argument {name} does not coerce")
+        else:
+            value = None if argument.default_value is Undefined else argument.default_value
+        if value is not None and _is_input_object(argument.type):
+            raise Unsupported(f"input object argument {name}")
+        values[name] = value
+    return values
+
+
+def _is_input_object(type_: Any) -> bool:
+    from graphql import GraphQLInputObjectType, get_named_type
+
+    return isinstance(get_named_type(type_), GraphQLInputObjectType)
+
+
+def collect_fields(
+    plan: Plan, type_: GraphQLObjectType, selection_sets: Iterable[SelectionSetNode | None]
+) -> dict[str, list[FieldNode]]:
+    """Fields selected on ``type_`` by response key: fragments expanded, @skip/@include applied."""
+    fields: dict[str, list[FieldNode]] = {}
+
+    def visit(selection_set: SelectionSetNode | None, seen: frozenset[str]) -> None:
+        for selection in selection_set.selections if selection_set else ():
+            if not included(plan, selection):
+                continue
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                fields.setdefault(key, []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                if applies(type_, selection.type_condition.name.value if selection.type_condition else None):
+                    visit(selection.selection_set, seen)
+            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+                fragment = plan.fragments[selection.name.value]
+                if applies(type_, fragment.type_condition.name.value):
+                    visit(fragment.selection_set, seen | {selection.name.value})
+
+    for selection_set in selection_sets:
+        visit(selection_set, frozenset())
+    return fields
+
+
+def applies(type_: GraphQLObjectType, condition: str | None) -> bool:
+    return condition is None or condition == type_.name or any(i.name == condition for i in type_.interfaces)
+
+
+def included(plan: Plan, selection: Any) -> bool:
+    for directive in selection.directives or ():
+        if directive.name.value not in ("skip", "include"):
+            raise Unsupported(f"directive @{directive.name.value}")
+        condition = bool(value_from_ast(directive.arguments[0].value, _BOOLEAN, plan.variables))
+        if (directive.name.value == "skip") == condition:
+            return False
+    return True
+
+
+_BOOLEAN = GraphQLNonNull(__import__("graphql").GraphQLBoolean)
+
+
+async def complete(plan: Plan, type_: GraphQLOutputType, values: list[Any], nodes: list[FieldNode]) -> list[Any]:
+    """Turn resolved values into response values: serialise leaves, shape objects, walk lists."""
+    if isinstance(type_, GraphQLNonNull):
+        return await complete(plan, type_.of_type, values, nodes)
+    if isinstance(type_, GraphQLList):
+        flat = [item for value in values if value is not None for item in value]
+        done = iter(await complete(plan, type_.of_type, flat, nodes))
+        return [None if value is None else [next(done) for _ in value] for value in values]
+    if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
+        serialize = type_.serialize
+        return [None if value is None else serialize(value) for value in values]
+    if isinstance(type_, GraphQLObjectType):
+        present = [value for value in values if value is not None]
+        shaped = iter(await shape(plan, type_, present, nodes))
+        return [None if value is None else next(shaped) for value in values]
+    raise Unsupported(f"abstract type {type_}")
+
+
+async def shape(
+    plan: Plan, type_: GraphQLObjectType, sources: list[Any], nodes: list[FieldNode]
+) -> list[dict[str, Any]]:
+    """Response objects for many sources of one type at once: one batch per selected field."""
+    results: list[dict[str, Any]] = [{} for _ in sources]
+    if not sources:
+        return results
+    for key, field_nodes in collect_fields(plan, type_, [node.selection_set for node in nodes]).items():
+        name = field_nodes[0].name.value
+        if name == "__typename":
+            values: list[Any] = [type_.name] * len(sources)
+        else:
+            field = type_.fields[name]
+            raw = await resolve(plan, type_, name, field, sources, field_nodes)
+            shaped = raw and isinstance(raw[0], Shaped)
+            values = [item.value for item in raw] if shaped else await complete(plan, field.type, raw, field_nodes)
+        for result, value in zip(results, values, strict=True):
+            result[key] = value
+    return results
+
+
+async def resolve(
+    plan: Plan, type_: GraphQLObjectType, name: str, field: Any, sources: list[Any], nodes: list[FieldNode]
+) -> list[Any]:
+    """Raw values of one field for all sources: a batch rule, a plain attribute, or a pure resolver."""
+    batch = BATCH_RULES.get((type_.name, name))
+    if batch is not None:
+        return await batch(plan, sources, nodes, arguments(plan, field, nodes[0]))
+    definition = _strawberry_field(type_.name, name)
+    if type_.name in NODE_ROW_TYPES and name == "id":
+        return [to_global_id(type_.name, source.id) for source in sources]
+    if definition.base_resolver is None:
+        return [getattr(source, definition.python_name) for source in sources]
+    resolver = definition.base_resolver
+    if resolver.is_async or "info" in inspect.signature(resolver.wrapped_func).parameters:
+        raise Unsupported(f"{type_.name}.{name}")
+    kwargs = {_python_argument(definition, key): value for key, value in arguments(plan, field, nodes[0]).items()}
+    wrap = (lambda row: SimpleNamespace(model=row)) if type_.name in ROW_TYPES else (lambda source: source)
+    return [resolver.wrapped_func(wrap(source), **kwargs) for source in sources]
+
+
+def _strawberry_field(type_name: str, field_name: str) -> Any:
+    from . import schema
+
+    definition = schema.get_type_by_name(type_name)
+    if definition is None:
+        raise Unsupported(type_name)
+    for field in definition.fields:  # type: ignore[union-attr]
+        if schema.config.name_converter.get_graphql_name(field) == field_name:
+            return field
+    raise Unsupported(f"{type_name}.{field_name}")
+
+
+def _python_argument(definition: Any, graphql_name: str) -> str:
+    for argument in definition.arguments:
+        if (argument.graphql_name or _camel(argument.python_name)) == graphql_name:
+            return str(argument.python_name)
+    return graphql_name
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+# ---- connections ---------------------------------------------------------------------------------------------
+
+
+async def shape_connections(
+    plan: Plan,
+    connection_type: GraphQLObjectType,
+    pages: list[Page[Any]],
+    nodes: list[FieldNode],
+    counts: Callable[[], Awaitable[list[int]]],
+) -> list[dict[str, Any]]:
+    """Connections (edges, nodes, pageInfo, totalCount) for many pages at once; their items shaped together."""
+    results: list[dict[str, Any]] = [{} for _ in pages]
+    edge_type = _named(connection_type.fields["edges"].type)
+    node_type = _named(edge_type.fields["node"].type)
+    all_rows = [row for page in pages for row in page.rows]
+    for key, field_nodes in collect_fields(plan, connection_type, [node.selection_set for node in nodes]).items():
+        name = field_nodes[0].name.value
+        if name == "__typename":
+            values: list[Any] = [connection_type.name] * len(pages)
+        elif name == "totalCount":
+            values = await counts()
+        elif name == "pageInfo":
+            values = _page_infos(plan, connection_type, pages, field_nodes)
+        elif name == "nodes":
+            values = _split(pages, await shape(plan, node_type, all_rows, field_nodes))
+        elif name == "edges":
+            values = _split(pages, await _edges(plan, edge_type, node_type, pages, all_rows, field_nodes))
+        else:
+            raise Unsupported(f"{connection_type.name}.{name}")
+        for result, value in zip(results, values, strict=True):
+            result[key] = value
+    return results
+
+
+async def _edges(
+    plan: Plan,
+    edge_type: GraphQLObjectType,
+    node_type: GraphQLObjectType,
+    pages: list[Page[Any]],
+    rows: list[Any],
+    nodes: list[FieldNode],
+) -> list[dict[str, Any]]:
+    cursors = [encode_cursor(key) for page in pages for key in page.keys]
+    edges: list[dict[str, Any]] = [{} for _ in rows]
+    for key, field_nodes in collect_fields(plan, edge_type, [node.selection_set for node in nodes]).items():
+        name = field_nodes[0].name.value
+        if name == "cursor":
+            values: list[Any] = cursors
+        elif name == "node":
+            values = await shape(plan, node_type, rows, field_nodes)
+        elif name == "__typename":
+            values = [edge_type.name] * len(rows)
+        else:
+            raise Unsupported(f"{edge_type.name}.{name}")
+        for edge, value in zip(edges, values, strict=True):
+            edge[key] = value
+    return edges
+
+
+def _page_infos(
+    plan: Plan, connection_type: GraphQLObjectType, pages: list[Page[Any]], nodes: list[FieldNode]
+) -> list[dict[str, Any]]:
+    info_type = _named(connection_type.fields["pageInfo"].type)
+    selected = collect_fields(plan, info_type, [node.selection_set for node in nodes])
+    infos = []
+    for page in pages:
+        cursors = [encode_cursor(page.keys[0]), encode_cursor(page.keys[-1])] if page.keys else [None, None]
+        values = {
+            "hasNextPage": page.has_next_page,
+            "hasPreviousPage": page.has_previous_page,
+            "startCursor": cursors[0],
+            "endCursor": cursors[1],
+            "__typename": info_type.name,
+        }
+        infos.append({key: values[field_nodes[0].name.value] for key, field_nodes in selected.items()})
+    return infos
+
+
+def _split(pages: list[Page[Any]], items: list[Any]) -> list[list[Any]]:
+    iterator = iter(items)
+    return [[next(iterator) for _ in page.rows] for page in pages]
+
+
+def _named(type_: Any) -> GraphQLObjectType:
+    while isinstance(type_, GraphQLNonNull | GraphQLList):
+        type_ = type_.of_type
+    assert isinstance(type_, GraphQLObjectType)
+    return type_
+
+
+def _connection_type(plan: Plan, parent: str, field_name: str) -> GraphQLObjectType:
+    from . import schema
+
+    parent_type = schema._schema.get_type(parent)
+    assert isinstance(parent_type, GraphQLObjectType)
+    return _named(parent_type.fields[field_name].type)
+
+
+def top_level_connection(
+    field_name: str,
+    build: Callable[[Principal, dict[str, Any]], sa.Select[Any]],
+    ordering: Ordering,
+) -> BatchRule:
+    """A root list (``regions``, ``groups``, ...): one statement for the page, one for ``totalCount``."""
+
+    async def run(plan: Plan, _sources: Sequence[Any], nodes: list[FieldNode], args: dict[str, Any]) -> list[Any]:
+        request = page_request(ordering, args.get("first"), args.get("after"), args.get("last"), args.get("before"))
+
+        async def fetch(session: AsyncSession, principal: Principal) -> Page[Any]:
+            return await fetch_page(session, build(principal, args), ordering, request, as_rows=True)
+
+        async def total(session: AsyncSession, principal: Principal) -> int:
+            return await count(session, build(principal, args))
+
+        async def counts() -> list[int]:
+            return [await plan.run(total)]
+
+        page = await plan.run(fetch)
+        shaped = await shape_connections(plan, _connection_type(plan, "Query", field_name), [page], nodes, counts)
+        return [Shaped(value) for value in shaped]
+
+    return run
+
+
+def nested_connection(
+    parent: str,
+    field_name: str,
+    model: type[Any],
+    build: Callable[[Principal], sa.Select[Any]],
+    parent_column: InstrumentedAttribute[Any],
+    ordering: Ordering,
+) -> BatchRule:
+    """A list under each parent (``region.groups``): one statement for all parents' pages, one for counts."""
+
+    async def run(plan: Plan, sources: Sequence[Any], nodes: list[FieldNode], args: dict[str, Any]) -> list[Any]:
+        request = page_request(ordering, args.get("first"), args.get("after"), args.get("last"), args.get("before"))
+        parent_ids = [source.id for source in sources]
+
+        async def fetch(session: AsyncSession, principal: Principal) -> dict[Any, Page[Any]]:
+            statement = build(principal)
+            return await fetch_grouped_pages(
+                session, model, statement, parent_column, parent_ids, ordering, request, as_rows=True
+            )
+
+        async def totals(session: AsyncSession, principal: Principal) -> dict[Any, int]:
+            return await grouped_counts(session, build(principal), parent_column, parent_ids)
+
+        async def counts() -> list[int]:
+            found = await plan.run(totals)
+            return [found[parent_id] for parent_id in parent_ids]
+
+        pages = await plan.run(fetch)
+        connection_type = _connection_type(plan, parent, field_name)
+        shaped = await shape_connections(plan, connection_type, [pages[pid] for pid in parent_ids], nodes, counts)
+        return [Shaped(value) for value in shaped]
+
+    return run
+
+
+def to_one(model: type[Any], foreign_key: str) -> BatchRule:
+    """A reference (``group.region``): the readable rows for all parents' keys in one statement."""
+
+    async def run(plan: Plan, sources: Sequence[Any], _nodes: list[FieldNode], _args: dict[str, Any]) -> list[Any]:
+        keys = list({getattr(source, foreign_key) for source in sources})
+
+        async def fetch(session: AsyncSession, principal: Principal) -> dict[Any, Any]:
+            statement = columns_only(readable(principal, model).where(model.id.in_(keys)))
+            return {row.id: row for row in (await session.execute(statement)).all()}
+
+        found = await plan.run(fetch)
+        return [found.get(getattr(source, foreign_key)) for source in sources]
+
+    return run
+
+
+def children(
+    model: type[Any], parent_column: InstrumentedAttribute[Any], order_by: tuple[Any, ...], key: str = "id"
+) -> BatchRule:
+    """A short list under each parent (``group.facilitators``), all parents in one statement."""
+
+    async def run(plan: Plan, sources: Sequence[Any], _nodes: list[FieldNode], _args: dict[str, Any]) -> list[Any]:
+        parent_ids = list({getattr(source, key) for source in sources})
+
+        async def fetch(session: AsyncSession, principal: Principal) -> dict[Any, list[Any]]:
+            statement = columns_only(readable(principal, model)).where(parent_column.in_(parent_ids))
+            grouped: dict[Any, list[Any]] = {parent_id: [] for parent_id in parent_ids}
+            for row in (await session.execute(statement.order_by(*order_by))).all():
+                grouped[getattr(row, parent_column.key)].append(row)
+            return grouped
+
+        grouped = await plan.run(fetch)
+        return [grouped[getattr(source, key)] for source in sources]
+
+    return run
+
+
+def rollup(
+    compute: Callable[
+        [Plan, dict[str, Any]], Callable[[AsyncSession, Principal, list[Any]], Awaitable[dict[Any, Any]]]
+    ],
+    convert: Callable[[Any, Any], Any] = lambda value, _source: value,
+) -> BatchRule:
+    """A per-parent aggregate (attendance counts, region totals) for all parents at once."""
+
+    async def run(plan: Plan, sources: Sequence[Any], _nodes: list[FieldNode], args: dict[str, Any]) -> list[Any]:
+        parent_ids = list({source.id for source in sources})
+        found = await plan.run(compute(plan, args), parent_ids)
+        return [convert(found[source.id], source) for source in sources]
+
+    return run
+
+
+def _period_of(args: dict[str, Any]) -> programme.Period:
+    return programme_types._period(args.get("from"), args.get("to"))
+
+
+def _register() -> None:
+    """The batch rules: every resolver-backed field this path answers (all others fall back)."""
+    m = models
+    rule("Query", "regions")(
+        top_level_connection("regions", lambda p, _a: readable(p, m.Region), programme.REGION_ORDER)
+    )
+    rule("Query", "groups")(top_level_connection("groups", lambda p, _a: programme.groups(p), programme.GROUP_ORDER))
+    rule("Query", "sessions")(
+        top_level_connection("sessions", lambda p, _a: programme.sessions(p), programme.SESSION_ORDER)
+    )
+    rule("Query", "participants")(
+        top_level_connection("participants", lambda p, _a: programme.participants(p), programme.PARTICIPANT_ORDER)
+    )
+    rule("Query", "facilitators")(
+        top_level_connection(
+            "facilitators",
+            lambda p, a: programme.facilitators(p, a.get("compliance"), a["withinDays"]),
+            programme.FACILITATOR_ORDER,
+        )
+    )
+    rule("Region", "groups")(
+        nested_connection("Region", "groups", m.Group, programme.groups, m.Group.region_id, programme.GROUP_ORDER)
+    )
+    rule("Group", "sessions")(
+        nested_connection(
+            "Group", "sessions", m.GroupSession, programme.sessions, m.GroupSession.group_id, programme.SESSION_ORDER
+        )
+    )
+    for type_name, field_name, model, foreign_key in (
+        ("Group", "region", m.Region, "region_id"),
+        ("GroupSession", "group", m.Group, "group_id"),
+        ("FacilitatorAssignment", "facilitator", m.Facilitator, "facilitator_id"),
+        ("FacilitatorAssignment", "group", m.Group, "group_id"),
+        ("Enrolment", "group", m.Group, "group_id"),
+        ("Enrolment", "participant", m.Participant, "participant_id"),
+        ("AttendanceRecord", "session", m.GroupSession, "session_id"),
+        ("AttendanceRecord", "participant", m.Participant, "participant_id"),
+    ):
+        rule(type_name, field_name)(to_one(model, foreign_key))
+    assignment = m.FacilitatorAssignment
+    rule("Group", "facilitators")(
+        children(assignment, assignment.group_id, (assignment.role.desc(), assignment.created_at))
+    )
+    rule("Facilitator", "assignments")(children(assignment, assignment.facilitator_id, (assignment.created_at,)))
+    rule("Participant", "enrolments")(children(m.Enrolment, m.Enrolment.participant_id, (m.Enrolment.requested_at,)))
+    rule("GroupSession", "attendance")(
+        children(m.Attendance, m.Attendance.session_id, (m.Attendance.recorded_at, m.Attendance.id))
+    )
+    rule("GroupSession", "attendanceCounts")(
+        rollup(
+            lambda _plan, _args: programme.attendance_counts,
+            lambda counts, row: programme_types.AttendanceCounts(
+                present=counts.present, excused=counts.excused, unexcused=counts.unexcused, dropins=row.dropin_count
+            ),
+        )
+    )
+    rule("Region", "totals")(
+        rollup(
+            lambda _plan, args: lambda s, p, ids: programme.region_totals(s, p, ids, _period_of(args)),
+            lambda totals, _row: programme_types.RegionTotals(
+                active_groups=totals.active_groups,
+                sessions_held=totals.sessions_held,
+                unique_attendees=totals.unique_attendees,
+            ),
+        )
+    )
+    rule("Group", "attendanceRate")(
+        rollup(lambda _plan, args: lambda s, p, ids: programme.attendance_rates(s, p, ids, _period_of(args)))
+    )
+    rule("Participant", "consecutiveAbsences")(rollup(lambda _plan, _args: programme.consecutive_absences))
+
+
+_register()
