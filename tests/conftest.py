@@ -171,6 +171,19 @@ def gql(http: tuple[httpx.AsyncClient, TokenBook]) -> GraphQLClient:
     return GraphQLClient(*http)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.only_backend(name)``: run a backend-specific test only on that database (not as a skip,
+    so a skipped PostgreSQL test always means PostgreSQL was missing)."""
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("only_backend")
+        backend = getattr(getattr(item, "callspec", None), "params", {}).get("migrated_database")
+        (dropped if marker and backend and backend != marker.args[0] else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say how many tests ran on each database, so a run that skipped PostgreSQL cannot pass unnoticed."""
     tallies: dict[str, dict[str, int]] = {backend: {} for backend in BACKENDS}

@@ -26,8 +26,6 @@ from programme_api.config import Settings
 
 from .conftest import IN_CI, POSTGRES_URL
 
-pytestmark = pytest.mark.postgres_only
-
 
 @pytest.fixture
 async def bench_database(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:

@@ -108,7 +108,9 @@ def test_export_surveys_writes_the_evaluator_files(database_url: str, tmp_path: 
     client_id = json.loads(out)["client_id"]
     csv_file, parquet_file = tmp_path / "surveys.csv", tmp_path / "surveys.parquet"
     assert invoke("export", "surveys", "--client-id", client_id, "--output", str(csv_file))[0] == 0
-    code, _, err = invoke("export", "surveys", "--client-id", client_id, "--format", "parquet", "--output", str(parquet_file))
+    code, _, err = invoke(
+        "export", "surveys", "--client-id", client_id, "--format", "parquet", "--output", str(parquet_file)
+    )
     assert code == 0, err
     lines = csv_file.read_text().splitlines()
     assert lines[0].startswith("pseudonym,region,group_topic,timepoint")

@@ -24,19 +24,17 @@ async def rows(db: AsyncSession, sql: str) -> set[uuid.UUID]:
     return {uuid.UUID(str(value)) for value in (await db.execute(sa.text(sql))).scalars()}
 
 
+@pytest.mark.only_backend("sqlite")
 async def test_bind_tenant_is_a_no_op_on_sqlite(db: AsyncSession, backend: str) -> None:
-    if backend != "sqlite":
-        pytest.skip("the PostgreSQL behaviour is proven below")
     organisation = await make_organisation(db)
     await bind_tenant(db, organisation.id)
     assert (await db.execute(sa.text("SELECT 1"))).scalar() == 1
 
 
+@pytest.mark.only_backend("postgresql")
 async def test_an_unfiltered_query_sees_only_the_bound_organisation(
     connection: AsyncConnection, db: AsyncSession, backend: str
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("row-level security exists only on PostgreSQL (SQLite is covered above)")
     org_a, org_b = await make_organisation(db), await make_organisation(db)
     for organisation in (org_a, org_b):
         await make_region(db, organisation)
@@ -70,11 +68,10 @@ async def test_an_unfiltered_query_sees_only_the_bound_organisation(
     await connection.execute(sa.text("RESET ROLE"))
 
 
+@pytest.mark.only_backend("postgresql")
 async def test_the_table_owner_is_not_limited_so_cli_and_migrations_keep_working(
     db: AsyncSession, backend: str
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("row-level security exists only on PostgreSQL")
     org_a, org_b = await make_organisation(db), await make_organisation(db)
     await make_region(db, org_a)
     await make_region(db, org_b)
@@ -82,9 +79,8 @@ async def test_the_table_owner_is_not_limited_so_cli_and_migrations_keep_working
     assert {org_a.id, org_b.id} <= await rows(db, "SELECT organisation_id FROM regions")
 
 
+@pytest.mark.only_backend("postgresql")
 async def test_every_tenant_table_has_the_policy(db: AsyncSession, backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("row-level security exists only on PostgreSQL")
     tenant_tables = {
         table
         for (table,) in await db.execute(
