@@ -6,10 +6,13 @@ options ``programme-api serve`` uses), the floor (``floor.py``) and PostGraphile
 read scenario in interleaved rounds - service, floor, peer, then rotated - so drift in the machine (turbo,
 other tenants, autovacuum) hits every target alike, and (5) prints median throughput over rounds, p50/p99
 latency over all requests, the ratios service/floor and service/peer, and SQL statements per request.
+Then (6) the service-only scenarios - recording a 15-person register (``recordAttendance``), issuing a
+client-credentials token (``POST /oauth/token``) and streaming the evaluator's survey CSV
+(``/exports/surveys.csv``, rows/s and the server's peak RSS) - run in interleaved rounds of their own.
 
 Every load loop is bounded twice, by a request count and by a wall-clock duration, and only ever talks to
-127.0.0.1. Scenarios whose endpoint does not exist yet (attendance register, token issuance, CSV export) are
-probed and skipped with a printed note, so the suite runs at every stage of the project.
+127.0.0.1. A service-only scenario whose endpoint or client cannot be set up (an older checkout measured
+with ``--source``) is skipped with a printed note, so the suite runs at every stage of the project.
 
 ``--profile`` adds a cProfile of the service's dashboard (in-process, same code path) with the top functions;
 ``--smoke`` uses tiny durations so CI can check that the whole thing still runs (targets are not enforced).
@@ -22,6 +25,7 @@ import asyncio
 import contextlib
 import cProfile
 import io
+import json
 import os
 import pstats
 import shutil
@@ -30,8 +34,11 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,13 +54,33 @@ with ``git archive`` can be measured beside the working tree (A/B) with the same
 if str(SOURCE) not in sys.path:
     sys.path.insert(0, str(SOURCE))
 
-from benchmarks.generate import ADMIN_DSN, DEFAULT_DATABASE, generate, sqlalchemy_url, with_database  # noqa: E402
-from benchmarks.shared import BENCH_TOKEN, DASHBOARD_QUERY, SESSIONS_QUERY, BenchCaller, find_caller  # noqa: E402
+from benchmarks.generate import (  # noqa: E402
+    ADMIN_DSN,
+    DEFAULT_DATABASE,
+    EVALUATION_PROJECT_SLUG,
+    ORGANISATION_SLUG,
+    generate,
+    sqlalchemy_url,
+    with_database,
+)
+from benchmarks.shared import (  # noqa: E402
+    BENCH_TOKEN,
+    DASHBOARD_QUERY,
+    RECORD_ATTENDANCE,
+    REGISTER_SIZE,
+    SESSIONS_QUERY,
+    BenchCaller,
+    find_caller,
+    global_id,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "benchmarks" / "peers"
 HOST = "127.0.0.1"
 SERVICE_PORT, FLOOR_PORT, PEER_PORT = 8711, 8712, 8713
+ISSUER = f"http://{HOST}:{SERVICE_PORT}"
+"""The served app's ``PROGRAMME_API_ISSUER``: the address the token endpoint is reached at (loopback http)."""
+STATUSES = ("PRESENT", "PRESENT", "PRESENT", "EXCUSED", "PRESENT", "UNEXCUSED")
 
 PEER_DASHBOARD = """query RegionDashboard($organisation: UUID!, $region: UUID!) {
   allRegions(first: 20, orderBy: [NAME_ASC, ID_ASC], condition: {organisationId: $organisation, id: $region}) {
@@ -82,6 +109,7 @@ class Target:
     url: str
     bodies: dict[str, dict[str, Any]]
     headers: dict[str, str] = field(default_factory=dict)
+    pid: int | None = None
 
 
 @dataclass
@@ -123,8 +151,21 @@ class Result:
 async def load(
     client: httpx.AsyncClient, target: Target, scenario: str, *, concurrency: int, duration: float, max_requests: int
 ) -> Sample:
-    """Closed-loop load: ``concurrency`` workers send requests back to back until either bound is reached."""
+    """Closed-loop load of one read scenario against one target (see ``load_with``)."""
     body = target.bodies[scenario]
+
+    async def send() -> bool:
+        response = await client.post(target.url, json=body, headers=target.headers)
+        return response.status_code == 200 and b'"errors"' not in response.content
+
+    return await load_with(send, concurrency=concurrency, duration=duration, max_requests=max_requests)
+
+
+async def load_with(
+    send: Callable[[], Awaitable[bool]], *, concurrency: int, duration: float, max_requests: int
+) -> Sample:
+    """Closed-loop load: ``concurrency`` workers call ``send`` back to back until either bound is reached;
+    ``send`` makes one request and says whether it succeeded."""
     latencies: list[float] = []
     failed = 0
     issued = 0
@@ -135,12 +176,12 @@ async def load(
         while issued < max_requests and time.perf_counter() < deadline:
             issued += 1
             started = time.perf_counter()
-            response = await client.post(target.url, json=body, headers=target.headers)
+            ok = await send()
             elapsed = time.perf_counter() - started
-            if response.status_code != 200 or b'"errors"' in response.content:
-                failed += 1
-            else:
+            if ok:
                 latencies.append(elapsed)
+            else:
+                failed += 1
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -309,34 +350,286 @@ async def profile_dashboard(database: str, caller: BenchCaller, requests: int) -
     return out.getvalue()
 
 
-async def probe(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> int:
-    with contextlib.suppress(httpx.TransportError):
-        return (await client.request(method, url, **kwargs)).status_code
+@dataclass
+class Register:
+    """One session's register as the load client sends it; ``version`` follows each successful write."""
+
+    session_id: uuid.UUID
+    version: int
+    entries: list[dict[str, str]]
+
+    def body(self) -> dict[str, Any]:
+        variables = {"input": {"sessionId": global_id("GroupSession", self.session_id), "version": self.version,
+                               "entries": self.entries, "dropinCount": self.version % 3,
+                               "idempotencyKey": uuid.uuid4().hex}}  # fmt: skip
+        return {"query": RECORD_ATTENDANCE, "operationName": "RecordRegister", "variables": variables}
+
+
+@dataclass
+class ServiceOnly:
+    """What the write, token and export scenarios need, set up before the service starts."""
+
+    keys: Path
+    registers: deque[Register] = field(default_factory=deque)
+    token_client: tuple[str, str] | None = None
+    evaluator: tuple[str, str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+async def load_registers(database: str, caller: BenchCaller, count: int) -> deque[Register]:
+    """The bench region's oldest sessions that are not cancelled (so not the dashboard's last 20), each with a
+    register of ``REGISTER_SIZE`` of its group's active members and the session's current version."""
+    connection = await asyncpg.connect(with_database(ADMIN_DSN, database))
+    try:
+        sessions = await connection.fetch(
+            "SELECT s.id, s.version, s.group_id FROM group_sessions s JOIN groups g ON g.id = s.group_id"
+            " WHERE g.region_id = $1 AND s.status <> 'cancelled' ORDER BY s.starts_at, s.id LIMIT $2",
+            caller.region_id, count)  # fmt: skip
+        members = await connection.fetch(
+            "SELECT e.group_id, e.participant_id FROM enrolments e JOIN groups g ON g.id = e.group_id"
+            " WHERE g.region_id = $1 AND e.status = 'active' ORDER BY e.group_id, e.participant_id",
+            caller.region_id)  # fmt: skip
+    finally:
+        await connection.close()
+    by_group: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for row in members:
+        by_group.setdefault(row["group_id"], []).append(row["participant_id"])
+    registers: deque[Register] = deque()
+    for number, row in enumerate(sessions):
+        people = by_group.get(row["group_id"], [])[:REGISTER_SIZE]
+        if len(people) == REGISTER_SIZE:
+            entries = [{"participantId": global_id("Participant", person), "status": STATUSES[(number + i) % 6]}
+                       for i, person in enumerate(people)]  # fmt: skip
+            registers.append(Register(row["id"], row["version"], entries))
+    return registers
+
+
+def service_env(database: str, keys: Path) -> dict[str, str]:
+    return {**os.environ, "PROGRAMME_API_DATABASE_URL": sqlalchemy_url(database), "PROGRAMME_API_ISSUER": ISSUER,
+            "PROGRAMME_API_SECRET_KEY_FILE": str(keys), "PROGRAMME_API_LOG_FORMAT": "console",
+            "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(SOURCE), str(ROOT)]))}  # fmt: skip
+
+
+def create_client(database: str, keys: Path, name: str, *options: str) -> tuple[str, str] | str:
+    """``programme-api clients create ... --json`` against the bench database: (id, secret), or why not."""
+    command = [sys.executable, "-c", "from programme_api.cli import main; main()", "clients", "create",
+               "--organisation", ORGANISATION_SLUG, "--name", name, "--json", *options]  # fmt: skip
+    done = subprocess.run(command, env=service_env(database, keys), cwd=SOURCE, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    if done.returncode != 0:
+        return (done.stderr.strip().splitlines() or ["no output"])[-1]
+    created = json.loads(done.stdout[done.stdout.index("{") :])
+    return created["client_id"], created["client_secret"]
+
+
+async def prepare_service_only(args: argparse.Namespace, caller: BenchCaller, keys: Path) -> ServiceOnly:
+    prepared = ServiceOnly(keys=keys)
+    prepared.registers = await load_registers(args.database, caller, max(64, args.concurrency * 8))
+    if not prepared.registers:
+        prepared.notes.append(f"attendance register: skipped - no session with {REGISTER_SIZE} active enrolments")
+    evaluator = ("--scope", "evaluation:read", "--evaluation-project", EVALUATION_PROJECT_SLUG)
+    for kind, name, options in (("token", "bench", ("--scope", "programme:read")),
+                                ("export", "bench evaluator", evaluator)):  # fmt: skip
+        created = await asyncio.to_thread(create_client, args.database, keys, name, *options)
+        if isinstance(created, str):
+            prepared.notes.append(f"{kind}: skipped - `clients create` failed: {created}")
+        elif kind == "token":
+            prepared.token_client = created
+        else:
+            prepared.evaluator = created
+    return prepared
+
+
+async def count_write_statements(database: str, caller: BenchCaller, prepared: ServiceOnly) -> dict[str, str]:
+    """SQL statements of one register write and one token issuance, counted in-process like the reads."""
+    import sqlalchemy as sa
+
+    from benchmarks.serve_app import bench_principal, fixed_authenticator
+    from programme_api.app import create_app
+    from programme_api.config import Settings
+    from programme_api.db import create_engine
+
+    settings = Settings(database_url=sqlalchemy_url(database), issuer=ISSUER, secret_key_file=prepared.keys)
+    engine = create_engine(settings)
+    seen: list[str] = []
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    app = create_app(settings, engine=engine, authenticate=fixed_authenticator(bench_principal(caller)))
+    counts: dict[str, str] = {}
+
+    def counted() -> str:
+        return str(sum(not s.lstrip().upper().startswith("SELECT 1") for s in seen))
+
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as client:
+            if len(prepared.registers) > 1:
+                register = prepared.registers.pop()  # kept out of the load: its version is used up here
+                for _ in range(2):
+                    seen.clear()
+                    response = await client.post("/graphql", json=register.body(), headers=auth())
+                    ok = not (response.json().get("data") or {}).get("recordAttendance", {}).get("userErrors", [1])
+                    register.version += 1
+                counts["attendance"] = counted() if ok else "?"
+            if prepared.token_client is not None:
+                for _ in range(2):
+                    seen.clear()
+                    response = await client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                                                  auth=prepared.token_client)  # fmt: skip
+                counts["token"] = counted() if response.status_code == 200 else "?"
+    finally:
+        await engine.dispose()
+    return counts
+
+
+async def has_record_attendance(client: httpx.AsyncClient) -> bool:
+    body = {"query": "{ __schema { mutationType { fields { name } } } }"}
+    response = await client.post(f"{ISSUER}/graphql", json=body, headers=auth())
+    mutation = ((response.json().get("data") or {}).get("__schema") or {}).get("mutationType") or {}
+    return "recordAttendance" in {item["name"] for item in mutation.get("fields", [])}
+
+
+def attendance_sender(client: httpx.AsyncClient, pool: deque[Register]) -> Callable[[], Awaitable[bool]]:
+    """Each request takes a session nobody else is writing, sends its register at the version last seen, and
+    puts it back one version on; a refused write (e.g. a conflict) takes the session out of the pool."""
+
+    async def send() -> bool:
+        if not pool:
+            await asyncio.sleep(0.05)
+            return False
+        register = pool.popleft()
+        response = await client.post(f"{ISSUER}/graphql", json=register.body(), headers=auth())
+        ok = False
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            payload = response.json()["data"]["recordAttendance"]
+            ok = not payload["userErrors"] and payload["session"]["version"] == register.version + 1
+        if ok:
+            register.version += 1
+            pool.append(register)
+        return ok
+
+    return send
+
+
+def token_sender(client: httpx.AsyncClient, credentials: tuple[str, str]) -> Callable[[], Awaitable[bool]]:
+    async def send() -> bool:
+        response = await client.post(f"{ISSUER}/oauth/token", data={"grant_type": "client_credentials"},
+                                     auth=credentials)  # fmt: skip
+        return response.status_code == 200 and b'"access_token"' in response.content
+
+    return send
+
+
+async def issue_token(client: httpx.AsyncClient, credentials: tuple[str, str]) -> str:
+    response = await client.post(f"{ISSUER}/oauth/token", data={"grant_type": "client_credentials"},
+                                 auth=credentials)  # fmt: skip
+    if response.status_code != 200:
+        raise SystemExit(f"/oauth/token answered {response.status_code}: {response.text[:300]}")
+    token: str = response.json()["access_token"]
+    return token
+
+
+def memory_kb(pid: int, field_name: str) -> int:
+    """``VmHWM`` (peak resident set) or ``VmRSS`` of a process, in kB, from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return int(line.split()[1])
     return 0
 
 
-async def optional_scenarios(client: httpx.AsyncClient, service: str) -> list[str]:
-    """Probe the endpoints still being written; each scenario runs only once its endpoint exists."""
-    notes = []
-    body = {"query": "{ __schema { mutationType { fields { name } } } }"}
-    response = await client.post(f"{service}/graphql", json=body, headers=auth())
-    fields = {f["name"] for f in (response.json().get("data") or {}).get("__schema", {}).get("mutationType", {})
-              .get("fields", [])}  # fmt: skip
-    if "recordAttendance" not in fields:
-        notes.append("attendance register (15 people): skipped - the recordAttendance mutation does not exist yet")
-    else:
-        notes.append("attendance register: recordAttendance exists; add its scenario here once its input is settled")
-    token_status = await probe(client, "POST", f"{service}/oauth/token", data={"grant_type": "client_credentials"})
-    if token_status in (0, 404, 405):
-        notes.append("client-credentials token: skipped - POST /oauth/token is not served yet")
-    else:
-        notes.append("client-credentials token: /oauth/token answers; add the issuance scenario with a client")
-    export_status = await probe(client, "GET", f"{service}/exports/surveys.csv", headers=auth())
-    if export_status in (0, 404):
-        notes.append("survey CSV export (100,000 rows): skipped - /exports/surveys.csv does not exist yet")
-    else:
-        notes.append(f"survey CSV export: /exports/surveys.csv answers {export_status}; rows/s not measured yet")
-    return notes
+def reset_peak(pid: int) -> bool:
+    """Reset the process's VmHWM to its current RSS (Linux: "5" to clear_refs), so the peak is the export's."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class ExportRun:
+    sample: Sample
+    rss_before_kb: int
+    peak_kb: int
+    peak_reset: bool
+    complete: bool
+
+
+async def export_once(client: httpx.AsyncClient, token: str, pid: int, max_seconds: float) -> ExportRun:
+    """Stream the whole CSV once (bounded by ``max_seconds``), counting lines; the server's memory around it."""
+    rss_before, peak_reset = memory_kb(pid, "VmRSS"), reset_peak(pid)
+    lines, complete = 0, False
+    started = time.perf_counter()
+    headers = {"Authorization": f"Bearer {token}"}
+    async with client.stream("GET", f"{ISSUER}/exports/surveys.csv", headers=headers) as response:
+        if response.status_code == 200:
+            complete = True
+            async for chunk in response.aiter_raw():
+                lines += chunk.count(b"\n")
+                if time.perf_counter() - started > max_seconds:
+                    complete = False
+                    break
+    elapsed = time.perf_counter() - started
+    rows = max(0, lines - 1)  # the header line
+    sample = Sample(done=rows, failed=0 if complete else 1, elapsed=elapsed, latencies=[elapsed] if complete else [])
+    return ExportRun(sample, rss_before, memory_kb(pid, "VmHWM"), peak_reset, complete)
+
+
+async def run_service_only(
+    args: argparse.Namespace,
+    client: httpx.AsyncClient,
+    service: Target,
+    prepared: ServiceOnly,
+    statements: dict[str, str],
+) -> tuple[list[Result], list[str]]:
+    """Register writes, token issuance and the CSV export, in interleaved rounds (order rotated per round)."""
+    notes = list(prepared.notes)
+    runs: dict[str, Callable[[], Awaitable[Sample]]] = {}
+    bounds = {"concurrency": args.concurrency, "duration": args.duration, "max_requests": args.max_requests}
+    if prepared.registers and await has_record_attendance(client):
+        send = attendance_sender(client, prepared.registers)
+        runs["attendance"] = lambda: load_with(send, **bounds)
+    elif prepared.registers:
+        notes.append("attendance register: skipped - the recordAttendance mutation does not exist")
+    if prepared.token_client is not None:
+        issue = token_sender(client, prepared.token_client)
+        runs["token"] = lambda: load_with(issue, **bounds)
+    exports: list[ExportRun] = []
+    if prepared.evaluator is not None and service.pid is not None:
+        token = await issue_token(client, prepared.evaluator)
+
+        async def export() -> Sample:
+            exports.append(await export_once(client, token, service.pid or 0, args.export_duration))
+            return exports[-1].sample
+
+        runs["export"] = export
+    warm = {"concurrency": args.concurrency, "duration": args.warmup, "max_requests": args.max_requests}
+    if "attendance" in runs:
+        await load_with(attendance_sender(client, prepared.registers), **warm)
+    if "token" in runs:
+        await load_with(token_sender(client, prepared.token_client or ("", "")), **warm)
+    names = {"attendance": "attendance", "token": "token", "export": "survey CSV (rows/s)"}
+    results = {scenario: Result(names[scenario], "service", statements=statements.get(scenario, "-"))
+               for scenario in runs}  # fmt: skip
+    order = list(runs)
+    for round_number in range(args.rounds):
+        shift = round_number % max(1, len(order))
+        for scenario in order[shift:] + order[:shift]:
+            sample = await runs[scenario]()
+            results[scenario].samples.append(sample)
+            unit = "rows/s" if scenario == "export" else "req/s"
+            print(f"  {scenario:<10} round {round_number + 1} service {sample.throughput:8.1f} {unit}"
+                  f"{f' ({sample.failed} failed)' if sample.failed else ''}", flush=True)  # fmt: skip
+    if exports:
+        rows = exports[-1].sample.done
+        peak = max(run.peak_kb for run in exports) / 1024
+        before = statistics.median(run.rss_before_kb for run in exports) / 1024
+        since = "each export" if all(run.peak_reset for run in exports) else "the service started (reset refused)"
+        cut = "" if all(run.complete for run in exports) else f"; cut short at {args.export_duration:g}s"
+        notes.append(f"survey CSV: {rows:,} rows per export; service peak RSS {peak:.0f} MB (VmHWM since "
+                     f"{since}), {before:.0f} MB resident before{cut}; p50/p99 are whole exports")  # fmt: skip
+    if "attendance" in runs:
+        notes.append(f"attendance: registers of {REGISTER_SIZE} (each with an idempotency key), one session per "
+                     "writer at a time, the version tracked client-side")  # fmt: skip
+    return [r for r in results.values() if r.samples], notes
 
 
 def table(results: list[Result]) -> str:
@@ -369,14 +662,15 @@ def machine() -> str:
 
 
 @contextlib.asynccontextmanager
-async def started_servers(args: argparse.Namespace, caller: BenchCaller, logs: Path) -> AsyncIterator[list[Target]]:
-    """The three servers, each with its own way to ask the two read scenarios; stopped when the block ends."""
+async def started_servers(
+    args: argparse.Namespace, caller: BenchCaller, logs: Path, keys: Path
+) -> AsyncIterator[list[Target]]:
+    """The three servers, each with its own way to ask the two read scenarios; stopped when the block ends.
+    The service gets the issuer it is reached at and the signing-key file ``clients create`` used."""
     for port in (SERVICE_PORT, FLOOR_PORT, PEER_PORT):
         free_port(port)
-    env = {**os.environ, "PROGRAMME_API_DATABASE_URL": sqlalchemy_url(args.database),
-           "PROGRAMME_API_LOG_FORMAT": "console", "BENCH_DSN": with_database(ADMIN_DSN, args.database),
-           "BENCH_ORGANISATION_ID": str(caller.organisation_id), "BENCH_REGION_ID": str(caller.region_id),
-           "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(SOURCE), str(ROOT)]))}  # fmt: skip
+    env = {**service_env(args.database, keys), "BENCH_DSN": with_database(ADMIN_DSN, args.database),
+           "BENCH_ORGANISATION_ID": str(caller.organisation_id), "BENCH_REGION_ID": str(caller.region_id)}  # fmt: skip
     uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--host", HOST, "--workers", "1", "--no-access-log",
                "--log-level", "warning"]  # fmt: skip
     variables = {"organisation": str(caller.organisation_id), "region": str(caller.region_id)}
@@ -406,6 +700,7 @@ async def started_servers(args: argparse.Namespace, caller: BenchCaller, logs: P
         async with httpx.AsyncClient(timeout=30) as client:
             for target, (process, log) in zip(targets, processes, strict=True):
                 await wait_ready(client, target, process, log)
+                target.pid = process.pid  # uvicorn with one worker serves in this very process
         yield targets
 
 
@@ -425,7 +720,7 @@ async def main_async(args: argparse.Namespace) -> None:
     logs.mkdir(parents=True, exist_ok=True)
     if not args.skip_generate:
         started = time.perf_counter()
-        counts = await generate(args.scale, args.seed, args.database, SOURCE)
+        counts = await generate(args.scale, args.seed, args.database, SOURCE, export_rows=args.export_rows)
         print(f"generated scale {args.scale} in {time.perf_counter() - started:.1f}s: "
               + ", ".join(f"{n:,} {t}" for t, n in counts.items()), flush=True)  # fmt: skip
     connection = await asyncpg.connect(with_database(ADMIN_DSN, args.database))
@@ -433,14 +728,20 @@ async def main_async(args: argparse.Namespace) -> None:
         caller = await find_caller(connection)
     finally:
         await connection.close()
+    keys_dir = tempfile.TemporaryDirectory(prefix="programme-bench-keys-")
+    keys = Path(keys_dir.name) / "keys.json"
+    prepared = await prepare_service_only(args, caller, keys)
     statements = {"service": await count_service_statements(args.database, caller),
                   "floor": await count_floor_statements(args.database, caller),
                   "peer": {"dashboard": "1", "sessions": "1"}}  # fmt: skip
+    statements["service"].update(await count_write_statements(args.database, caller, prepared))
     results = {(s, t): Result(s, t) for s in ("dashboard", "sessions") for t in ("service", "floor", "peer")}
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-    async with started_servers(args, caller, logs) as targets, httpx.AsyncClient(limits=limits, timeout=60) as client:
+    async with (
+        started_servers(args, caller, logs, keys) as targets,
+        httpx.AsyncClient(limits=limits, timeout=60) as client,
+    ):
         await check_same_data(client, targets)
-        notes = await optional_scenarios(client, f"http://{HOST}:{SERVICE_PORT}")
         for scenario in ("dashboard", "sessions"):
             for target in targets:  # warm-up: caches, prepared statements, JIT of the peer
                 await load(client, target, scenario, concurrency=args.concurrency, duration=args.warmup,
@@ -453,9 +754,13 @@ async def main_async(args: argparse.Namespace) -> None:
                     results[(scenario, target.name)].samples.append(sample)
                     print(f"  {scenario:<9} round {round_number + 1} {target.name:<7} "
                           f"{sample.throughput:8.1f} req/s", flush=True)  # fmt: skip
+        # After the reads: the register writes change the data the reads were checked against.
+        service_only, notes = await run_service_only(args, client, targets[0], prepared, statements["service"])
+    keys_dir.cleanup()
     measured = [r for r in results.values() if r.samples]
     for result in measured:
         result.statements = statements[result.target][result.scenario]
+    measured += service_only
     report = [f"scale {args.scale}, {args.rounds} interleaved rounds x {args.duration:g}s per target, "
               f"concurrency {args.concurrency}, one worker each; {machine()}", "", table(measured), ""]  # fmt: skip
     report += [f"- {note}" for note in notes]
@@ -485,6 +790,19 @@ def main() -> None:
     parser.add_argument("--no-peer", action="store_true", help="leave PostGraphile out (no Node available)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile N dashboard requests")
     parser.add_argument("--source", type=Path, default=SOURCE, help="checkout of programme_api to measure")
+    parser.add_argument(
+        "--export-rows",
+        type=int,
+        default=None,
+        metavar="N",
+        help="survey responses to generate and export (default: the scale's; target: 1,000,000)",
+    )
+    parser.add_argument(
+        "--export-duration",
+        type=float,
+        default=300.0,
+        help="seconds one CSV export may stream before it is cut short (bound)",
+    )
     parser.add_argument("--smoke", action="store_true", help="CI: 1 round of 1 s, to show the suite still runs")
     args = parser.parse_args()
     if args.source.resolve() != SOURCE:
@@ -494,6 +812,7 @@ def main() -> None:
         )
     if args.smoke:
         args.rounds, args.duration, args.warmup, args.max_requests = 1, 1.0, 0.5, 200
+        args.export_duration = min(args.export_duration, 30.0)
     with contextlib.suppress(ImportError):
         import uvloop
 

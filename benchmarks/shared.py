@@ -7,6 +7,7 @@ floor applies the same two conditions by hand, so both do the same work and retu
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass
 
@@ -27,6 +28,19 @@ DASHBOARD_QUERY = """query RegionDashboard {
 SESSIONS_QUERY = """query SessionPage {
   sessions(first: 100) { edges { node { id startsAt endsAt status dropinCount cancellationReason } } }
 }"""
+
+
+REGISTER_SIZE = 15
+"""People on each register the attendance scenario records (every generated group has 23 active enrolments)."""
+
+RECORD_ATTENDANCE = """mutation RecordRegister($input: RecordAttendanceInput!) {
+  recordAttendance(input: $input) { session { id version status } userErrors { field message code } }
+}"""
+
+
+def global_id(type_name: str, row_id: uuid.UUID) -> str:
+    """The service's opaque Relay ID (``schema/relay.py``), built here so the client needs no import of it."""
+    return base64.urlsafe_b64encode(f"{type_name}:{row_id}".encode()).decode().rstrip("=")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -67,4 +68,8 @@ def create_default_app() -> Starlette:
     """Factory for ``uvicorn --factory`` (each worker process builds its own app from the environment)."""
     settings = get_settings()
     configure_logging(settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    # Everything imported so far lives as long as the process: keep it out of the cyclic collector's scans,
+    # which otherwise cost a large share of a big response's time (measured: 56 -> 44 ms per dashboard).
+    gc.freeze()
+    return app

@@ -20,9 +20,19 @@ from sqlalchemy.engine import make_url
 from benchmarks import generate
 from benchmarks.floor import create_floor
 from benchmarks.serve_app import bench_principal, fixed_authenticator
-from benchmarks.shared import BENCH_TOKEN, DASHBOARD_QUERY, SESSIONS_QUERY, find_caller
+from benchmarks.shared import (
+    BENCH_TOKEN,
+    DASHBOARD_QUERY,
+    RECORD_ATTENDANCE,
+    REGISTER_SIZE,
+    SESSIONS_QUERY,
+    find_caller,
+    global_id,
+)
 from programme_api.app import create_app
 from programme_api.config import Settings
+from programme_api.domain.models import ActorType
+from programme_api.domain.principal import Principal
 
 from .conftest import IN_CI, POSTGRES_URL
 
@@ -87,3 +97,49 @@ async def test_floor_and_service_return_the_same_data(bench_database: str) -> No
     finally:
         await floor.state.floor.close()
         await service.state.runtime.engine.dispose()
+
+
+async def test_a_register_of_fifteen_and_the_evaluators_export_work_on_the_generated_data(bench_database: str) -> None:
+    """What the write and export scenarios rely on: 15 active enrolments per group, and an evaluation project
+    whose consented responses all come out of the CSV export."""
+    connection = await asyncpg.connect(bench_database)
+    try:
+        caller = await find_caller(connection)
+        session = await connection.fetchrow(
+            "SELECT s.id, s.version, s.group_id FROM group_sessions s JOIN groups g ON g.id = s.group_id"
+            " WHERE g.region_id = $1 AND s.status <> 'cancelled' ORDER BY s.starts_at LIMIT 1",
+            caller.region_id,
+        )
+        members = await connection.fetch(
+            "SELECT participant_id FROM enrolments WHERE group_id = $1 AND status = 'active' ORDER BY participant_id",
+            session["group_id"],
+        )
+        project = await connection.fetchval("SELECT id FROM evaluation_projects WHERE slug = 'bench-evaluation'")
+        responses = await connection.fetchval("SELECT count(*) FROM survey_responses")
+    finally:
+        await connection.close()
+    assert len(members) >= REGISTER_SIZE
+    url = bench_database.replace("postgresql://", "postgresql+asyncpg://", 1)
+    service = create_app(Settings(database_url=url), authenticate=fixed_authenticator(bench_principal(caller)))
+    entries = [{"participantId": global_id("Participant", row["participant_id"]), "status": "PRESENT"}
+               for row in members[:REGISTER_SIZE]]  # fmt: skip
+    variables = {"input": {"sessionId": global_id("GroupSession", session["id"]), "version": session["version"],
+                           "entries": entries, "dropinCount": 1}}  # fmt: skip
+    evaluator = Principal(subject="client:bench-evaluator", actor_type=ActorType.CLIENT,
+                          organisation_id=caller.organisation_id, scopes=frozenset({"evaluation:read"}),
+                          evaluation_project_id=project)  # fmt: skip
+    exporter = create_app(Settings(database_url=url), authenticate=fixed_authenticator(evaluator))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service), base_url="http://service") as client:
+            response = await client.post("/graphql", json={"query": RECORD_ATTENDANCE, "variables": variables},
+                                         headers={"Authorization": f"Bearer {BENCH_TOKEN}"})  # fmt: skip
+            result = response.json()["data"]["recordAttendance"]
+            assert result["userErrors"] == [], result
+            assert result["session"]["version"] == session["version"] + 1
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=exporter), base_url="http://service") as client:
+            export = await client.get("/exports/surveys.csv", headers={"Authorization": f"Bearer {BENCH_TOKEN}"})
+            assert export.status_code == 200, export.text
+            assert export.text.count("\n") - 1 == responses
+    finally:
+        await service.state.runtime.engine.dispose()
+        await exporter.state.runtime.engine.dispose()

@@ -9,7 +9,7 @@ built here carry an execution option; request sessions refuse any SELECT on a te
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -167,6 +167,18 @@ S = TypeVar("S", bound=sa.Executable)
 def mark_checked(statement: S) -> S:
     """Mark a statement built from access filters (aggregates over ``readable`` subqueries use this too)."""
     return statement.execution_options(**{ACCESS_CHECKED: True})
+
+
+async def fetch_rows(session: AsyncSession, statement: sa.Executable) -> Sequence[Any]:
+    """Plain rows of an access-checked statement, executed at the Core level (no ORM result processing).
+
+    The read paths that build their answers from plain rows use this; it refuses statements that did not
+    come from this module, as the request sessions' guard does for ORM execution.
+    """
+    if not statement.get_execution_options().get(ACCESS_CHECKED):
+        raise AccessBypassError("Core execution of a statement that did not come from the access module")
+    connection = await session.connection()
+    return (await connection.execute(statement)).all()
 
 
 async def get_readable(session: AsyncSession, principal: Principal, model: type[M], row_id: uuid.UUID, what: str) -> M:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -19,10 +20,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
-from .access import mark_checked
+from .access import fetch_rows, mark_checked
 from .errors import DomainError, ErrorCode
 
 M = TypeVar("M")
+# Adds per-row values (e.g. aggregates joined in) to the outermost select of a page, given that select and
+# its row's columns by name, so they are worked out only for the rows of the page.
+RowExtension = Callable[[sa.Select[Any], Any], sa.Select[Any]]
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
@@ -48,10 +52,15 @@ class PageRequest:
 @dataclass
 class Page(Generic[M]):
     rows: list[M]
-    keys: list[tuple[Any, ...]]
+    ordering: Ordering
     has_next_page: bool
     has_previous_page: bool
     total_count: int | None = field(default=None)
+
+    @cached_property
+    def keys(self) -> list[tuple[Any, ...]]:
+        """Sort keys of the rows (what cursors encode), worked out only when a cursor is asked for."""
+        return [self.ordering.key_of(row) for row in self.rows]
 
 
 @dataclass(frozen=True)
@@ -145,7 +154,7 @@ def _to_page(rows: Sequence[M], ordering: Ordering, request: PageRequest) -> Pag
         window.reverse()
     return Page(
         rows=window,
-        keys=[ordering.key_of(row) for row in window],
+        ordering=ordering,
         has_next_page=more if not request.backwards else request.before is not None,
         has_previous_page=more if request.backwards else request.after is not None,
     )
@@ -158,16 +167,28 @@ def columns_only(statement: sa.Select[Any]) -> sa.Select[Any]:
 
 
 async def fetch_page(
-    session: AsyncSession, statement: sa.Select[M], ordering: Ordering, request: PageRequest, *, as_rows: bool = False
+    session: AsyncSession,
+    statement: sa.Select[M],
+    ordering: Ordering,
+    request: PageRequest,
+    *,
+    as_rows: bool = False,
+    extend_rows: RowExtension | None = None,
 ) -> Page[M]:
     """One page of an access-filtered statement (one round trip: the extra row tells if more exist).
 
-    With ``as_rows`` the page holds plain rows of the entity's columns instead of ORM objects.
+    With ``as_rows`` the page holds plain rows of the entity's columns (plus whatever ``extend_rows`` adds,
+    e.g. per-row aggregates) instead of ORM objects.
     """
-    paged = _apply_cursors(columns_only(statement) if as_rows else statement, ordering, request)
+    if as_rows:
+        statement = columns_only(statement)
+        if extend_rows is not None:
+            statement = extend_rows(statement, statement.selected_columns)
+    paged = _apply_cursors(statement, ordering, request)
     paged = paged.order_by(*_order_by(ordering, request.backwards)).limit(request.size + 1)
-    result = await session.execute(mark_checked(paged))
-    rows = result.all() if as_rows else result.scalars().all()
+    if as_rows:
+        return _to_page(await fetch_rows(session, mark_checked(paged)), ordering, request)
+    rows = (await session.execute(mark_checked(paged))).scalars().all()
     return _to_page(rows, ordering, request)
 
 
@@ -186,6 +207,7 @@ async def fetch_grouped_pages(
     request: PageRequest,
     *,
     as_rows: bool = False,
+    extend_rows: RowExtension | None = None,
 ) -> dict[Any, Page[M]]:
     """The same page of a nested list for many parents at once, in one statement (rows: see ``fetch_page``)."""
     paged = _apply_cursors(statement.where(parent_column.in_(parent_ids)), ordering, request)
@@ -197,6 +219,7 @@ async def fetch_grouped_pages(
     numbered = paged.add_columns(position).subquery()
     selected: Any = (
         [numbered.c[column.key] for column in model.__table__.columns]  # type: ignore[attr-defined]
+        + [numbered.c.page_position]
         if as_rows
         else [aliased(model, numbered)]
     )
@@ -205,9 +228,15 @@ async def fetch_grouped_pages(
         .where(numbered.c.page_position <= request.size + 1)
         .order_by(numbered.c[parent_column.key], numbered.c.page_position)
     )
-    result = await session.execute(mark_checked(query))
+    if as_rows and extend_rows is not None:
+        query = extend_rows(query, numbered.c)
+    items = (
+        await fetch_rows(session, mark_checked(query))
+        if as_rows
+        else ((await session.execute(mark_checked(query))).scalars().all())
+    )
     grouped: dict[Any, list[Any]] = {parent: [] for parent in parent_ids}
-    for item in result.all() if as_rows else result.scalars():
+    for item in items:
         grouped[getattr(item, parent_column.key)].append(item)
     return {parent: _to_page(rows, ordering, request) for parent, rows in grouped.items()}
 

@@ -13,7 +13,9 @@ error, so that errors are always shaped in one place.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import operator
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -42,10 +44,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from ..domain import models, programme
-from ..domain.access import readable
+from ..domain.access import fetch_rows, readable
 from ..domain.pagination import (
     Ordering,
     Page,
+    RowExtension,
     columns_only,
     count,
     encode_cursor,
@@ -220,6 +223,42 @@ def included(plan: Plan, selection: Any) -> bool:
 _BOOLEAN = GraphQLNonNull(__import__("graphql").GraphQLBoolean)
 
 
+_SERIALIZERS: dict[str, Callable[[Any], Any]] = {}
+_PLAIN_SCALARS: dict[str, type] = {"String": str, "ID": str, "Int": int, "Boolean": bool}
+
+
+def leaf_serializer(type_: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
+    """The type's own serialiser, short-cut where the value is already what it would return.
+
+    Enums map the domain value straight to the GraphQL name; plain scalars pass values of exactly their
+    Python type through. Anything else (and any surprise) goes through the schema's serialiser, so output
+    is always what the full executor would produce.
+    """
+    cached = _SERIALIZERS.get(type_.name)
+    if cached is not None:
+        return cached
+    serialize = type_.serialize
+    if isinstance(type_, GraphQLEnumType):
+        names = {definition.value: name for name, definition in type_.values.items()}
+
+        def by_name(value: Any) -> Any:
+            name = names.get(value)
+            return name if name is not None else serialize(value)
+
+        cached = by_name
+    elif type_.name in _PLAIN_SCALARS:
+        plain = _PLAIN_SCALARS[type_.name]
+
+        def passthrough(value: Any) -> Any:
+            return value if type(value) is plain else serialize(value)
+
+        cached = passthrough
+    else:
+        cached = serialize
+    _SERIALIZERS[type_.name] = cached
+    return cached
+
+
 async def complete(plan: Plan, type_: GraphQLOutputType, values: list[Any], nodes: list[FieldNode]) -> list[Any]:
     """Turn resolved values into response values: serialise leaves, shape objects, walk lists."""
     if isinstance(type_, GraphQLNonNull):
@@ -229,7 +268,7 @@ async def complete(plan: Plan, type_: GraphQLOutputType, values: list[Any], node
         done = iter(await complete(plan, type_.of_type, flat, nodes))
         return [None if value is None else [next(done) for _ in value] for value in values]
     if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
-        serialize = type_.serialize
+        serialize = leaf_serializer(type_)
         return [None if value is None else serialize(value) for value in values]
     if isinstance(type_, GraphQLObjectType):
         present = [value for value in values if value is not None]
@@ -270,7 +309,7 @@ async def resolve(
     if type_.name in NODE_ROW_TYPES and name == "id":
         return [to_global_id(type_.name, source.id) for source in sources]
     if definition.base_resolver is None:
-        return [getattr(source, definition.python_name) for source in sources]
+        return list(map(operator.attrgetter(definition.python_name), sources))
     resolver = definition.base_resolver
     if resolver.is_async or "info" in inspect.signature(resolver.wrapped_func).parameters:
         raise Unsupported(f"{type_.name}.{name}")
@@ -279,7 +318,9 @@ async def resolve(
     return [resolver.wrapped_func(wrap(source), **kwargs) for source in sources]
 
 
+@functools.cache
 def _strawberry_field(type_name: str, field_name: str) -> Any:
+    """The strawberry definition behind a GraphQL field (looked up once per field per process)."""
     from . import schema
 
     definition = schema.get_type_by_name(type_name)
@@ -345,12 +386,11 @@ async def _edges(
     rows: list[Any],
     nodes: list[FieldNode],
 ) -> list[dict[str, Any]]:
-    cursors = [encode_cursor(key) for page in pages for key in page.keys]
     edges: list[dict[str, Any]] = [{} for _ in rows]
     for key, field_nodes in collect_fields(plan, edge_type, [node.selection_set for node in nodes]).items():
         name = field_nodes[0].name.value
         if name == "cursor":
-            values: list[Any] = cursors
+            values: list[Any] = [encode_cursor(key) for page in pages for key in page.keys]
         elif name == "node":
             values = await shape(plan, node_type, rows, field_nodes)
         elif name == "__typename":
@@ -401,6 +441,39 @@ def _connection_type(plan: Plan, parent: str, field_name: str) -> GraphQLObjectT
     return _named(parent_type.fields[field_name].type)
 
 
+# Fields answered from extra columns of their parent's own query, when the parent rows are fetched by a
+# connection: (type, field) -> the labelled columns to add.
+ROW_COLUMNS: dict[tuple[str, str], RowExtension] = {
+    ("GroupSession", "attendanceCounts"): programme.with_attendance_counts,
+}
+
+
+def row_columns(plan: Plan, connection_type: GraphQLObjectType, nodes: list[FieldNode]) -> RowExtension | None:
+    """Extra columns the connection's items need, given what the query selects on them."""
+    edge_type = _named(connection_type.fields["edges"].type)
+    node_type = _named(edge_type.fields["node"].type)
+    item_sets: list[SelectionSetNode | None] = []
+    for key_nodes in collect_fields(plan, connection_type, [node.selection_set for node in nodes]).values():
+        name = key_nodes[0].name.value
+        if name == "nodes":
+            item_sets += [node.selection_set for node in key_nodes]
+        elif name == "edges":
+            for edge_nodes in collect_fields(plan, edge_type, [node.selection_set for node in key_nodes]).values():
+                if edge_nodes[0].name.value == "node":
+                    item_sets += [node.selection_set for node in edge_nodes]
+    selected = {field_nodes[0].name.value for field_nodes in collect_fields(plan, node_type, item_sets).values()}
+    makers = [ROW_COLUMNS[(node_type.name, name)] for name in sorted(selected) if (node_type.name, name) in ROW_COLUMNS]
+    if not makers:
+        return None
+
+    def extend(query: sa.Select[Any], row: Any) -> sa.Select[Any]:
+        for make in makers:
+            query = make(query, row)
+        return query
+
+    return extend
+
+
 def top_level_connection(
     field_name: str,
     build: Callable[[Principal, dict[str, Any]], sa.Select[Any]],
@@ -411,8 +484,10 @@ def top_level_connection(
     async def run(plan: Plan, _sources: Sequence[Any], nodes: list[FieldNode], args: dict[str, Any]) -> list[Any]:
         request = page_request(ordering, args.get("first"), args.get("after"), args.get("last"), args.get("before"))
 
+        extra = row_columns(plan, _connection_type(plan, "Query", field_name), nodes)
+
         async def fetch(session: AsyncSession, principal: Principal) -> Page[Any]:
-            return await fetch_page(session, build(principal, args), ordering, request, as_rows=True)
+            return await fetch_page(session, build(principal, args), ordering, request, as_rows=True, extend_rows=extra)
 
         async def total(session: AsyncSession, principal: Principal) -> int:
             return await count(session, build(principal, args))
@@ -441,11 +516,14 @@ def nested_connection(
         request = page_request(ordering, args.get("first"), args.get("after"), args.get("last"), args.get("before"))
         parent_ids = [source.id for source in sources]
 
+        extra = row_columns(plan, _connection_type(plan, parent, field_name), nodes)
+
         async def fetch(session: AsyncSession, principal: Principal) -> dict[Any, Page[Any]]:
             statement = build(principal)
             return await fetch_grouped_pages(
-                session, model, statement, parent_column, parent_ids, ordering, request, as_rows=True
-            )
+                session, model, statement, parent_column, parent_ids, ordering, request,
+                as_rows=True, extend_rows=extra,
+            )  # fmt: skip
 
         async def totals(session: AsyncSession, principal: Principal) -> dict[Any, int]:
             return await grouped_counts(session, build(principal), parent_column, parent_ids)
@@ -470,7 +548,7 @@ def to_one(model: type[Any], foreign_key: str) -> BatchRule:
 
         async def fetch(session: AsyncSession, principal: Principal) -> dict[Any, Any]:
             statement = columns_only(readable(principal, model).where(model.id.in_(keys)))
-            return {row.id: row for row in (await session.execute(statement)).all()}
+            return {row.id: row for row in await fetch_rows(session, statement)}
 
         found = await plan.run(fetch)
         return [found.get(getattr(source, foreign_key)) for source in sources]
@@ -489,7 +567,7 @@ def children(
         async def fetch(session: AsyncSession, principal: Principal) -> dict[Any, list[Any]]:
             statement = columns_only(readable(principal, model)).where(parent_column.in_(parent_ids))
             grouped: dict[Any, list[Any]] = {parent_id: [] for parent_id in parent_ids}
-            for row in (await session.execute(statement.order_by(*order_by))).all():
+            for row in await fetch_rows(session, statement.order_by(*order_by)):
                 grouped[getattr(row, parent_column.key)].append(row)
             return grouped
 
@@ -511,6 +589,18 @@ def rollup(
         parent_ids = list({source.id for source in sources})
         found = await plan.run(compute(plan, args), parent_ids)
         return [convert(found[source.id], source) for source in sources]
+
+    return run
+
+
+def from_row_columns(probe: str, convert: Callable[[Any], Any], fallback: BatchRule) -> BatchRule:
+    """A field whose values came as extra columns of the parent rows (``ROW_COLUMNS``); parents fetched
+    another way (by id, say) get it from the field's batched query instead."""
+
+    async def run(plan: Plan, sources: Sequence[Any], nodes: list[FieldNode], args: dict[str, Any]) -> list[Any]:
+        if all(hasattr(source, probe) for source in sources):
+            return [convert(source) for source in sources]
+        return await fallback(plan, sources, nodes, args)
 
     return run
 
@@ -567,12 +657,22 @@ def _register() -> None:
     rule("GroupSession", "attendance")(
         children(m.Attendance, m.Attendance.session_id, (m.Attendance.recorded_at, m.Attendance.id))
     )
+    attendance_counts_by_query = rollup(
+        lambda _plan, _args: programme.attendance_counts,
+        lambda counts, row: programme_types.AttendanceCounts(
+            present=counts.present, excused=counts.excused, unexcused=counts.unexcused, dropins=row.dropin_count
+        ),
+    )
     rule("GroupSession", "attendanceCounts")(
-        rollup(
-            lambda _plan, _args: programme.attendance_counts,
-            lambda counts, row: programme_types.AttendanceCounts(
-                present=counts.present, excused=counts.excused, unexcused=counts.unexcused, dropins=row.dropin_count
+        from_row_columns(
+            "attendance_present",
+            lambda row: programme_types.AttendanceCounts(
+                present=row.attendance_present,
+                excused=row.attendance_excused,
+                unexcused=row.attendance_unexcused,
+                dropins=row.dropin_count,
             ),
+            fallback=attendance_counts_by_query,
         )
     )
     rule("Region", "totals")(

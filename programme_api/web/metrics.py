@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.requests import Request
@@ -21,12 +22,26 @@ LATENCY = Histogram(
 
 
 def route_name(scope: Scope) -> str:
-    """The route template (not the raw path), so metrics do not explode with one series per URL."""
-    for route in scope["app"].routes:
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"
+    """The route template (not the raw path), so metrics do not explode with one series per URL.
+
+    The router records the matched endpoint in the scope; its template is looked up once per endpoint.
+    """
+    endpoint = scope.get("endpoint")
+    if endpoint is None:
+        return "unmatched"
+    templates: dict[Any, str] = scope["app"].state.__dict__.setdefault("route_templates", {})
+    template = templates.get(endpoint)
+    if template is None:
+        template = next(
+            (
+                str(getattr(route, "path", "other"))
+                for route in scope["app"].routes
+                if route.matches(scope)[0] is Match.FULL
+            ),
+            "other",
+        )
+        templates[endpoint] = template
+    return template
 
 
 class MetricsMiddleware:
