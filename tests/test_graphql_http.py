@@ -64,6 +64,7 @@ async def test_missing_token_is_401_with_bearer_challenge(http) -> None:  # type
         (b'[{"query": "{ viewer { subject } }"}]', "application/json", 400),
         (b'{"query": 5}', "application/json", 400),
         (b'{"query": "{ viewer { subject } }", "variables": [1]}', "application/json", 400),
+        (b'{"query": "{ viewer { subject } }", "extensions": "x"}', "application/json", 400),
         (b"query { viewer { subject } }", "text/plain", 415),
     ],
 )

@@ -103,6 +103,8 @@ async def read_params(request: Request, max_bytes: int) -> GraphQLParams:
         raise HTTPProblem(400, "'variables' must be an object")
     if operation_name is not None and not isinstance(operation_name, str):
         raise HTTPProblem(400, "'operationName' must be a string")
+    if raw.get("extensions") is not None and not isinstance(raw["extensions"], dict):
+        raise HTTPProblem(400, "'extensions' must be an object")
     return GraphQLParams(query, variables, operation_name)
 
 
