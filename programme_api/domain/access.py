@@ -189,6 +189,42 @@ async def get_readable(session: AsyncSession, principal: Principal, model: type[
     return row
 
 
+def reach_filter(principal: Principal, model: type[Any]) -> sa.ColumnElement[bool]:
+    """The model's row filter for ``principal`` without the rule's read scope: how writes find their targets.
+
+    A write finds rows with the same filters as reads (organisation, regions, a facilitator's own groups), so a
+    foreign or out-of-region ID is NOT_FOUND exactly as on reads; the read scope is not demanded because each
+    write has already required its own write scope (``attendance:write`` must not need ``participants:read``).
+    """
+    _read_scope, make_filter = RULES[model]
+    return make_filter(principal)
+
+
+def in_reach(principal: Principal, model: type[M]) -> sa.Select[M]:
+    """``SELECT model`` limited to the rows ``principal`` reaches."""
+    return mark_checked(sa.select(model).where(reach_filter(principal, model)))
+
+
+async def get_in_reach(
+    session: AsyncSession,
+    principal: Principal,
+    model: type[M],
+    row_id: uuid.UUID,
+    what: str,
+    field: str | None = None,
+    *,
+    lock: bool = False,
+) -> M:
+    """One row within reach, or NOT_FOUND. ``lock`` takes a row lock (PostgreSQL) to serialise writers."""
+    statement = in_reach(principal, model).where(model.id == row_id)  # type: ignore[attr-defined]
+    if lock:
+        statement = statement.with_for_update()
+    row = (await session.execute(statement)).scalar_one_or_none()
+    if row is None:
+        raise NotFound(what, field)
+    return row
+
+
 def install_guard(session: AsyncSession) -> None:
     """Make this (request) session refuse SELECTs on tenant tables that did not come from ``readable``."""
     event.listen(session.sync_session, "do_orm_execute", _refuse_unchecked_selects)

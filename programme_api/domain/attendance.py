@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import audit
+from . import access, audit
 from .access import mark_checked, require_scope
 from .errors import DomainError, ErrorCode, NotFound
 from .models import (
@@ -75,7 +75,7 @@ async def _check_enrolled(
             Enrolment,
             sa.and_(Enrolment.participant_id == Participant.id, Enrolment.group_id == meeting.group_id),
         )
-        .where(audit.reach_filter(principal, Participant), Participant.id.in_(ids))
+        .where(access.reach_filter(principal, Participant), Participant.id.in_(ids))
     )
     found = {row.id: row for row in (await session.execute(mark_checked(statement))).all()}
     for index, entry in enumerate(entries):
@@ -100,7 +100,9 @@ async def record_attendance(
 ) -> Register:
     require_scope(principal, SCOPE)
     _check(entries, dropin_count)
-    meeting = await audit.get_in_reach(session, principal, GroupSession, session_id, "session", "session_id", lock=True)
+    meeting = await access.get_in_reach(
+        session, principal, GroupSession, session_id, "session", "session_id", lock=True
+    )
     if meeting.status is SessionStatus.CANCELLED:
         raise DomainError(ErrorCode.INVALID_STATE, "a cancelled session has no register", "session_id")
     await _check_enrolled(session, principal, meeting, entries)
@@ -112,7 +114,7 @@ async def record_attendance(
     counts = {status.value: sum(1 for e in entries if e.status is status) for status in AttendanceStatus}
     await audit.record(session, principal, "session.record_attendance", meeting, counts | {"dropins": dropin_count})
     rows = await session.scalars(
-        audit.in_reach(principal, Attendance)
+        access.in_reach(principal, Attendance)
         .where(Attendance.session_id == meeting.id)
         .execution_options(populate_existing=True)
     )

@@ -1,9 +1,8 @@
-"""What every write goes through besides its own change: reach, versions, and the audit trail.
+"""What every write goes through besides its own change: versions and the audit trail.
 
-* **Reach.** A write finds its targets with the same row filters as ``access.readable`` (organisation,
-  regions, a facilitator's own groups), so a foreign or out-of-region ID is NOT_FOUND exactly as on reads. The
-  read scope is not demanded: each write has already required its own write scope, and a partner app granted
-  ``attendance:write`` must not also need ``participants:read`` to record a register.
+(Writes find their targets with ``access.in_reach`` / ``access.get_in_reach``: the read rules without the
+read scope.)
+
 * **Versions.** Updates compare the version the caller read with the row's and bump it in one
   ``UPDATE ... WHERE version = :seen``, so of two concurrent writers exactly one wins and the other gets a
   CONFLICT instead of silently overwriting.
@@ -22,8 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..web.request_id import current_request_id
-from . import access
-from .errors import DomainError, ErrorCode, NotFound
+from .errors import DomainError, ErrorCode
 from .models import AuditEvent
 from .principal import Principal
 
@@ -37,37 +35,6 @@ class VersionedRow(Protocol):
 
 class Identified(Protocol):
     id: uuid.UUID
-
-
-def reach_filter(principal: Principal, model: type[Any]) -> sa.ColumnElement[bool]:
-    """The model's access-rule WHERE clause for ``principal``, without the rule's read scope (see module doc)."""
-    _read_scope, row_filter = access.RULES[model]
-    return row_filter(principal)
-
-
-def in_reach(principal: Principal, model: type[M]) -> sa.Select[M]:
-    """``SELECT model`` limited to the rows ``principal`` reaches."""
-    return access.mark_checked(sa.select(model).where(reach_filter(principal, model)))
-
-
-async def get_in_reach(
-    session: AsyncSession,
-    principal: Principal,
-    model: type[M],
-    row_id: uuid.UUID,
-    what: str,
-    field: str | None = None,
-    *,
-    lock: bool = False,
-) -> M:
-    """One row within reach, or NOT_FOUND. ``lock`` takes a row lock (PostgreSQL) to serialise writers."""
-    statement = in_reach(principal, model).where(model.id == row_id)  # type: ignore[attr-defined]
-    if lock:
-        statement = statement.with_for_update()
-    row = (await session.execute(statement)).scalar_one_or_none()
-    if row is None:
-        raise NotFound(what, field)
-    return row
 
 
 async def bump_version(session: AsyncSession, row: VersionedRow, seen: int, what: str) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import audit
+from . import access, audit
 from .access import require_scope
 from .errors import DomainError, ErrorCode
 from .models import Enrolment, EnrolmentStatus, Group, GroupStatus, Participant, utcnow
@@ -32,7 +32,7 @@ class Left:
 
 async def _active_places(session: AsyncSession, principal: Principal, group: Group) -> int:
     statement = (
-        audit.in_reach(principal, Enrolment)
+        access.in_reach(principal, Enrolment)
         .where(Enrolment.group_id == group.id, Enrolment.status == EnrolmentStatus.ACTIVE)
         .with_only_columns(sa.func.count(Enrolment.id))
     )
@@ -44,8 +44,8 @@ async def enrol(
 ) -> Enrolment:
     """Give the participant a place, or a waitlist place when the group is full. The group must be active."""
     require_scope(principal, SCOPE)
-    group = await audit.get_in_reach(session, principal, Group, group_id, "group", "group_id", lock=True)
-    participant = await audit.get_in_reach(
+    group = await access.get_in_reach(session, principal, Group, group_id, "group", "group_id", lock=True)
+    participant = await access.get_in_reach(
         session, principal, Participant, participant_id, "participant", "participant_id"
     )
     return await enrol_in(session, principal, participant, group)
@@ -57,7 +57,7 @@ async def enrol_in(session: AsyncSession, principal: Principal, participant: Par
         raise DomainError(ErrorCode.GROUP_NOT_ACTIVE, f"the group is {group.status.value}", "group_id")
     existing = (
         await session.execute(
-            audit.in_reach(principal, Enrolment).where(
+            access.in_reach(principal, Enrolment).where(
                 Enrolment.group_id == group.id, Enrolment.participant_id == participant.id
             )
         )
@@ -92,8 +92,8 @@ async def enrol_in(session: AsyncSession, principal: Principal, participant: Par
 async def leave(session: AsyncSession, principal: Principal, enrolment_id: uuid.UUID, version: int) -> Left:
     """Mark the enrolment left; a freed active place goes to the earliest waitlisted enrolment."""
     require_scope(principal, SCOPE)
-    enrolment = await audit.get_in_reach(session, principal, Enrolment, enrolment_id, "enrolment", "enrolment_id")
-    group = await audit.get_in_reach(session, principal, Group, enrolment.group_id, "group", lock=True)
+    enrolment = await access.get_in_reach(session, principal, Enrolment, enrolment_id, "enrolment", "enrolment_id")
+    group = await access.get_in_reach(session, principal, Group, enrolment.group_id, "group", lock=True)
     if enrolment.status is EnrolmentStatus.LEFT:
         raise DomainError(ErrorCode.INVALID_STATE, "the participant has already left this group", "enrolment_id")
     await audit.bump_version(session, enrolment, version, "enrolment")
@@ -115,7 +115,7 @@ async def fill_from_waitlist(session: AsyncSession, principal: Principal, group:
         return []
     waiting = (
         await session.scalars(
-            audit.in_reach(principal, Enrolment)
+            access.in_reach(principal, Enrolment)
             .where(Enrolment.group_id == group.id, Enrolment.status == EnrolmentStatus.WAITLISTED)
             .order_by(Enrolment.requested_at, Enrolment.id)
             .limit(free)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import audit
+from . import access, audit
 from .access import require_scope
 from .errors import DomainError, ErrorCode, NotFound
 from .models import Facilitator, FacilitatorAssignment, FacilitatorRole, Group
@@ -39,7 +39,7 @@ class Unassigned:
 async def _assignment(
     session: AsyncSession, principal: Principal, group: Group, facilitator: Facilitator
 ) -> FacilitatorAssignment | None:
-    statement = audit.in_reach(principal, FacilitatorAssignment).where(
+    statement = access.in_reach(principal, FacilitatorAssignment).where(
         FacilitatorAssignment.group_id == group.id, FacilitatorAssignment.facilitator_id == facilitator.id
     )
     return (await session.execute(statement)).scalar_one_or_none()
@@ -48,8 +48,8 @@ async def _assignment(
 async def _targets(
     session: AsyncSession, principal: Principal, group_id: uuid.UUID, facilitator_id: uuid.UUID
 ) -> tuple[Group, Facilitator]:
-    group = await audit.get_in_reach(session, principal, Group, group_id, "group", "group_id", lock=True)
-    facilitator = await audit.get_in_reach(
+    group = await access.get_in_reach(session, principal, Group, group_id, "group", "group_id", lock=True)
+    facilitator = await access.get_in_reach(
         session, principal, Facilitator, facilitator_id, "facilitator", "facilitator_id"
     )
     return group, facilitator

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import audit, enrolments
+from . import access, audit, enrolments
 from .access import require_scope
 from .errors import DomainError, ErrorCode
 from .models import DeliveryMode, Group, GroupStatus, Region, Topic
@@ -73,7 +73,7 @@ def _check_capacity(capacity: int) -> int:
 async def create_group(session: AsyncSession, principal: Principal, data: NewGroup) -> Group:
     require_scope(principal, SCOPE)
     name, venue, capacity = clean_name(data.name), _clean_venue(data.venue), _check_capacity(data.capacity)
-    region = await audit.get_in_reach(session, principal, Region, data.region_id, "region", "region_id")
+    region = await access.get_in_reach(session, principal, Region, data.region_id, "region", "region_id")
     group = Group(
         id=uuid.uuid4(),
         organisation_id=principal.organisation_id,
@@ -105,7 +105,7 @@ async def update_group(
     for field in ("topic", "delivery_mode", "status"):
         if getattr(changes, field) is not None:
             wanted[field] = getattr(changes, field)
-    group = await audit.get_in_reach(session, principal, Group, group_id, "group", "group_id", lock=True)
+    group = await access.get_in_reach(session, principal, Group, group_id, "group", "group_id", lock=True)
     await audit.bump_version(session, group, version, "group")
     old_capacity = group.capacity
     changed = sorted(field for field, value in wanted.items() if getattr(group, field) != value)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import access
-from .audit import in_reach
+from .access import in_reach
 from .errors import DomainError, ErrorCode, NotFound
 from .models import IdempotencyRecord
 from .principal import Principal

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import audit, enrolments
+from . import access, audit, enrolments
 from .access import mark_checked, require_scope
 from .errors import DomainError, ErrorCode
 from .models import Enrolment, Group, Participant, Region
@@ -67,10 +67,10 @@ async def register_participant(session: AsyncSession, principal: Principal, data
     preferred_name = clean_name(name, "preferred_name") if name is not None else None
     email = _checked(_optional(data.contact_email), EMAIL, 320, "contact_email", "an email address")
     phone = _checked(_optional(data.contact_phone), PHONE, 40, "contact_phone", "a phone number")
-    region = await audit.get_in_reach(session, principal, Region, data.region_id, "region", "region_id")
+    region = await access.get_in_reach(session, principal, Region, data.region_id, "region", "region_id")
     group = None
     if data.group_id is not None:
-        group = await audit.get_in_reach(session, principal, Group, data.group_id, "group", "group_id", lock=True)
+        group = await access.get_in_reach(session, principal, Group, data.group_id, "group", "group_id", lock=True)
     # References are unique across the organisation, so the check spans it (revealing only that one is taken).
     taken = sa.select(Participant.id).where(
         Participant.organisation_id == principal.organisation_id, Participant.reference == reference

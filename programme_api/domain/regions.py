@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import audit
+from . import access, audit
 from .access import mark_checked, require_scope
 from .errors import DomainError, ErrorCode
 from .models import Region
@@ -81,7 +81,7 @@ async def update_region(
     session: AsyncSession, principal: Principal, region_id: uuid.UUID, version: int, changes: RegionChanges
 ) -> Region:
     require_scope(principal, SCOPE)
-    region = await audit.get_in_reach(session, principal, Region, region_id, "region", "region_id", lock=True)
+    region = await access.get_in_reach(session, principal, Region, region_id, "region", "region_id", lock=True)
     slug = _clean_slug(changes.slug) if changes.slug is not None else None
     name = clean_name(changes.name) if changes.name is not None else None
     if slug is not None and slug != region.slug:

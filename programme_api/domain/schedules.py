@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import audit
+from . import access, audit
 from .access import require_scope
 from .errors import DomainError, ErrorCode
 from .models import Group, GroupSession, GroupStatus, Organisation, SessionSource, SessionStatus
@@ -41,7 +41,7 @@ async def set_group_schedule(
 ) -> Group:
     require_scope(principal, SCOPE)
     schedule.validate()
-    group = await audit.get_in_reach(session, principal, Group, group_id, "group", "group_id", lock=True)
+    group = await access.get_in_reach(session, principal, Group, group_id, "group", "group_id", lock=True)
     await audit.bump_version(session, group, version, "group")
     group.schedule_frequency = schedule.frequency
     group.schedule_weekday = schedule.weekday
@@ -68,13 +68,15 @@ async def schedule_sessions(
     """Create the sessions the schedule has between ``start`` and ``end`` (local dates, inclusive)."""
     require_scope(principal, SCOPE)
     # Locked so two runs for one group cannot both insert the same session.
-    group = await audit.get_in_reach(session, principal, Group, group_id, "group", "group_id", lock=True)
+    group = await access.get_in_reach(session, principal, Group, group_id, "group", "group_id", lock=True)
     if group.status is not GroupStatus.ACTIVE:
         raise DomainError(ErrorCode.GROUP_NOT_ACTIVE, f"the group is {group.status.value}", "group_id")
     schedule = Schedule.from_group(group)
     if schedule is None:
         raise DomainError(ErrorCode.SCHEDULE_MISSING, "the group has no schedule: set one first", "group_id")
-    organisation = await audit.get_in_reach(session, principal, Organisation, principal.organisation_id, "organisation")
+    organisation = await access.get_in_reach(
+        session, principal, Organisation, principal.organisation_id, "organisation"
+    )
     times = occurrences(schedule, organisation.timezone, start, end)
     zone = load_timezone(organisation.timezone)
     # A day either side covers every UTC offset, so no session of a local date in the range is missed.
@@ -82,7 +84,7 @@ async def schedule_sessions(
     window_end = datetime.combine(end + timedelta(days=2), time(0), tzinfo=UTC)
     nearby = (
         await session.scalars(
-            audit.in_reach(principal, GroupSession).where(
+            access.in_reach(principal, GroupSession).where(
                 GroupSession.group_id == group.id,
                 GroupSession.starts_at >= window_start,
                 GroupSession.starts_at < window_end,

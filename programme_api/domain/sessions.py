@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import audit
+from . import access, audit
 from .access import require_scope
 from .errors import DomainError, ErrorCode
 from .models import GroupSession, SessionStatus
@@ -33,7 +33,7 @@ def _reason(reason: str) -> str:
 async def _scheduled_session(
     session: AsyncSession, principal: Principal, session_id: uuid.UUID, doing: str
 ) -> GroupSession:
-    row = await audit.get_in_reach(session, principal, GroupSession, session_id, "session", "session_id", lock=True)
+    row = await access.get_in_reach(session, principal, GroupSession, session_id, "session", "session_id", lock=True)
     if row.status is not SessionStatus.SCHEDULED:
         raise DomainError(ErrorCode.INVALID_STATE, f"a {row.status.value} session cannot be {doing}", "session_id")
     return row
@@ -77,7 +77,7 @@ async def reschedule_session(
     cleaned = _reason(reason)
     row = await _scheduled_session(session, principal, session_id, "rescheduled")
     clash = await session.execute(
-        audit.in_reach(principal, GroupSession).where(
+        access.in_reach(principal, GroupSession).where(
             GroupSession.group_id == row.group_id, GroupSession.starts_at == starts_at, GroupSession.id != row.id
         )
     )
