@@ -23,7 +23,9 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         options["connect_args"] = {"timeout": 30}
     else:
         options["connect_args"] = {"statement_cache_size": settings.statement_cache_size}
-        options["pool_pre_ping"] = True
+        # No ping per checkout (a round trip on every request); connections are recycled instead, and a
+        # connection that died in between fails its request once and is replaced.
+        options["pool_recycle"] = 300
     options.update(overrides)
     engine = create_async_engine(url, **options)
     if is_sqlite(url):
