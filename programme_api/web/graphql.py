@@ -17,6 +17,7 @@ import orjson
 from graphql import (
     DocumentNode,
     ExecutionResult,
+    FieldNode,
     FragmentDefinitionNode,
     GraphQLError,
     OperationType,
@@ -25,7 +26,9 @@ from graphql import (
     parse,
     specified_rules,
     validate,
+    visit,
 )
+from graphql.language import Visitor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -135,6 +138,27 @@ def parse_document(query: str) -> DocumentNode | GraphQLError:
         return error
 
 
+INTROSPECTION_REFUSED = (
+    "introspection is for people signed in (the explorer); partner apps use the published schema.graphql"
+)
+
+
+@lru_cache(maxsize=512)
+def uses_introspection(query: str) -> bool:
+    """Whether a (parsed, valid) document asks for ``__schema`` or ``__type`` (``__typename`` is fine)."""
+    document = parse_document(query)
+    assert isinstance(document, DocumentNode)
+    found = False
+
+    class Finder(Visitor):
+        def enter_field(self, node: FieldNode, *_args: Any) -> None:
+            nonlocal found
+            found = found or node.name.value in ("__schema", "__type")
+
+    visit(document, Finder())
+    return found
+
+
 @lru_cache(maxsize=512)
 def validation_errors(query: str) -> tuple[GraphQLError, ...]:
     document = parse_document(query)
@@ -174,6 +198,9 @@ async def graphql_endpoint(request: Request) -> Response:
     if request.method == "GET" and operation.operation is not OperationType.QUERY:
         return respond({"errors": [{"message": "only queries may be sent with GET; use POST"}]}, 405, JSON,
                        {"Allow": "POST"})  # fmt: skip
+    if principal.user_id is None and uses_introspection(params.query):
+        refusal = {"message": INTROSPECTION_REFUSED, "extensions": {"code": "FORBIDDEN"}}
+        return request_error([refusal], media_type)
     return await run_operation(runtime, principal, document, params, media_type, request_id)
 
 
