@@ -26,7 +26,9 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLBoolean,
     GraphQLEnumType,
+    GraphQLInputObjectType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -38,6 +40,8 @@ from graphql import (
     SelectionSetNode,
     Undefined,
     coerce_input_value,
+    get_named_type,
+    type_from_ast,
     value_from_ast,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -142,8 +146,6 @@ async def execute_compiled(
 
 def coerce_variables(schema: Any, operation: OperationDefinitionNode, raw: dict[str, Any]) -> dict[str, Any]:
     """Variables as the executor would see them (the document is already validated)."""
-    from graphql import type_from_ast
-
     values: dict[str, Any] = {}
     for definition in operation.variable_definitions or ():
         name = definition.variable.name.value
@@ -175,8 +177,6 @@ def arguments(plan: Plan, field: Any, node: FieldNode) -> dict[str, Any]:
 
 
 def _is_input_object(type_: Any) -> bool:
-    from graphql import GraphQLInputObjectType, get_named_type
-
     return isinstance(get_named_type(type_), GraphQLInputObjectType)
 
 
@@ -220,7 +220,7 @@ def included(plan: Plan, selection: Any) -> bool:
     return True
 
 
-_BOOLEAN = GraphQLNonNull(__import__("graphql").GraphQLBoolean)
+_BOOLEAN = GraphQLNonNull(GraphQLBoolean)
 
 
 _SERIALIZERS: dict[str, Callable[[Any], Any]] = {}

@@ -10,6 +10,7 @@ from typing import Any
 import strawberry
 
 from ..domain import models, programme, surveys
+from ..domain.access import readable
 from ..domain.errors import DomainError, ErrorCode
 from ..domain.principal import Principal
 from .context import Info
@@ -101,8 +102,6 @@ class Viewer:
 
 
 def programme_regions(principal: Principal) -> Any:
-    from ..domain.access import readable
-
     return readable(principal, models.Region)
 
 
