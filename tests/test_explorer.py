@@ -190,9 +190,8 @@ def test_no_served_file_loads_anything_from_elsewhere(name: str) -> None:
     if name.endswith(".js"):
         hosts = {re.sub(r"^https?://", "", url).split("/")[0] for url in absolute_urls(text)}
         assert hosts <= NOT_FETCHED_HOSTS, hosts - NOT_FETCHED_HOSTS
-        for cdn in ("unpkg.com", "jsdelivr", "cdnjs", "esm.sh", "googleapis", "gstatic"):
-            assert f"//{cdn}" not in text
-            assert f".{cdn}" not in text
+    for cdn in ("unpkg", "jsdelivr", "cdnjs", "esm.sh", "googleapis", "gstatic"):
+        assert cdn not in text.lower(), f"{name} names the CDN {cdn!r}"
 
 
 def test_template_has_no_external_url() -> None:
