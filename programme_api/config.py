@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.CONSOLE
     # asyncpg caches prepared statements per connection; PgBouncer in transaction mode needs 0.
     statement_cache_size: int = Field(default=100, ge=0)
+    # Connections each worker keeps open (PostgreSQL). Fewer than the requests a worker has in flight at once
+    # means connections closed on return and opened again: a backend started per request.
+    pool_size: int = Field(default=10, ge=1)
+    max_overflow: int = Field(default=10, ge=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Answer common read shapes from plain rows level by level (schema/compiled.py); off = always the full executor.
     compiled_reads: bool = True

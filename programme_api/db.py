@@ -26,6 +26,8 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         # No ping per checkout (a round trip on every request); connections are recycled instead, and a
         # connection that died in between fails its request once and is replaced.
         options["pool_recycle"] = 300
+        options["pool_size"] = settings.pool_size
+        options["max_overflow"] = settings.max_overflow
     options.update(overrides)
     engine = create_async_engine(url, **options)
     if is_sqlite(url):

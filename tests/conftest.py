@@ -195,3 +195,18 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for backend, counts in tallies.items():
         summary = ", ".join(f"{number} {outcome}" for outcome, number in sorted(counts.items())) or "none"
         terminalreporter.write_line(f"tests on {backend}: {summary}")
+
+
+@pytest.fixture
+async def two_clients(migrated_database: MigratedDatabase, session_maker: Any):  # type: ignore[no-untyped-def]
+    """The same app twice: compiled reads on, and off (the full executor only)."""
+    tokens = TokenBook()
+    clients = []
+    for compiled in (True, False):
+        settings = migrated_database.settings.model_copy(update={"compiled_reads": compiled})
+        app = create_app(settings, engine=migrated_database.engine, session_maker=session_maker,
+                         authenticate=tokens.authenticate)  # fmt: skip
+        clients.append(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t"))
+    yield tokens, clients[0], clients[1]
+    for client in clients:
+        await client.aclose()

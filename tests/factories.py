@@ -286,3 +286,17 @@ async def audit_events(db: AsyncSession, action: str | None = None) -> list[Any]
     if action is not None:
         statement = statement.where(AuditEvent.action == action)
     return list((await db.execute(statement.execution_options(populate_existing=True))).scalars())
+
+
+async def become_unprivileged_role(connection: Any, grants: str) -> str:
+    """Switch the test's transaction to a new non-owner role (as the production application role connects),
+    so row-level security applies; ``grants`` is what it may do, e.g. ``SELECT ON regions``."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    role = f"programme_rls_probe_{secrets.token_hex(4)}"
+    await connection.execute(sa.text(f'CREATE ROLE "{role}" NOLOGIN'))
+    await connection.execute(sa.text(f'GRANT {grants} TO "{role}"'))
+    await connection.execute(sa.text(f'SET LOCAL ROLE "{role}"'))
+    return role

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from programme_api.app import create_app
 from programme_api.domain.models import AttendanceStatus, Role, SessionStatus
 from programme_api.domain.principal import Principal
 
 from .api import TokenBook
-from .conftest import MigratedDatabase
 from .factories import (
     assign,
     enrol,
@@ -74,25 +71,6 @@ async def seed(db: AsyncSession) -> Any:
                         marks = [AttendanceStatus.PRESENT, AttendanceStatus.EXCUSED, AttendanceStatus.UNEXCUSED]
                         await record(db, session, person, marks[(index + week) % 3])
     return organisation
-
-
-@pytest.fixture
-async def two_clients(migrated_database: MigratedDatabase, session_maker: Any):  # type: ignore[no-untyped-def]
-    """The same app twice: compiled reads on, and off (the full executor only)."""
-    tokens = TokenBook()
-    clients = []
-    for compiled in (True, False):
-        settings = (
-            dataclasses.replace(migrated_database.settings)
-            if False
-            else migrated_database.settings.model_copy(update={"compiled_reads": compiled})
-        )
-        app = create_app(settings, engine=migrated_database.engine, session_maker=session_maker,
-                         authenticate=tokens.authenticate)  # fmt: skip
-        clients.append(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t"))
-    yield tokens, clients[0], clients[1]
-    for client in clients:
-        await client.aclose()
 
 
 async def answer(client: httpx.AsyncClient, tokens: TokenBook, principal: Principal, name: str) -> Any:

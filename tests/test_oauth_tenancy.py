@@ -6,7 +6,6 @@ rolled-back transaction), the way the production application role connects.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 
 import pytest
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from programme_api.domain.models import Region
 from programme_api.domain.tenancy import bind_tenant
 
-from .factories import make_organisation, make_region
+from .factories import become_unprivileged_role, make_organisation, make_region
 
 
 async def rows(db: AsyncSession, sql: str) -> set[uuid.UUID]:
@@ -41,10 +40,7 @@ async def test_an_unfiltered_query_sees_only_the_bound_organisation(
         await make_region(db, organisation)
     await db.commit()
 
-    role = f"programme_rls_probe_{secrets.token_hex(4)}"
-    await connection.execute(sa.text(f'CREATE ROLE "{role}" NOLOGIN'))
-    await connection.execute(sa.text(f'GRANT SELECT, INSERT ON regions, organisations TO "{role}"'))
-    await connection.execute(sa.text(f'SET LOCAL ROLE "{role}"'))
+    role = await become_unprivileged_role(connection, "SELECT, INSERT ON regions, organisations")
     assert (await connection.execute(sa.text("SELECT current_user"))).scalar() == role
 
     await bind_tenant(db, org_a.id)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.util import find_tables
@@ -188,6 +189,46 @@ async def fetch_rows(session: AsyncSession, statement: sa.Executable) -> Sequenc
         raise AccessBypassError("Core execution of a statement that did not come from the access module")
     connection = await session.connection()
     return (await connection.execute(statement)).all()
+
+
+@dataclass(frozen=True)
+class CompiledRead:
+    """An access-checked SELECT compiled once into the driver's SQL and positional parameters.
+
+    A large statement costs more to build and to look up in SQLAlchemy's statement cache than to run; a
+    read whose statement depends only on the request's document, variables and principal is compiled once
+    (``compile_read``) and sent as it is after that (``fetch_compiled``).
+    """
+
+    sql: str
+    parameters: tuple[Any, ...]
+
+
+def compile_read(statement: sa.Select[Any], dialect: sa.Dialect) -> CompiledRead:
+    """The statement as SQL text with its values written in (SQLAlchemy's literal rendering, which quotes
+    them): a statement without parameters is planned once when the driver prepares it, not per execution."""
+    if not statement.get_execution_options().get(ACCESS_CHECKED):
+        raise AccessBypassError("compiling a statement that did not come from the access module")
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return CompiledRead(compiled.string, ())
+
+
+async def fetch_compiled(bind: AsyncEngine | AsyncConnection, read: CompiledRead) -> Sequence[Any]:
+    """Run a compiled read on its own.
+
+    On the engine (the service) it goes straight to a pooled driver connection, outside any transaction:
+    one round trip, no BEGIN or COMMIT (a single statement is atomic and reads one snapshot anyway), and
+    no session machinery per request. On a connection (the tests' rolled-back transaction) it runs inside
+    that connection's transaction.
+    """
+    if isinstance(bind, AsyncConnection):
+        return (await bind.exec_driver_sql(read.sql, read.parameters)).all()
+    pooled = await bind.raw_connection()
+    try:
+        rows: Sequence[Any] = await pooled.driver_connection.fetch(read.sql, *read.parameters)  # type: ignore[union-attr]
+    finally:
+        pooled.close()  # back to the pool; nothing was begun, so there is nothing to roll back
+    return rows
 
 
 async def get_readable(session: AsyncSession, principal: Principal, model: type[M], row_id: uuid.UUID, what: str) -> M:

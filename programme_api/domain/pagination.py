@@ -1,8 +1,9 @@
 """Keyset pagination (Relay ``first``/``after``, ``last``/``before``) for top-level and nested lists.
 
 Cursors hold the sort key of a row, never an offset, so pages stay stable while rows are added and a page
-deep in a list costs the same as the first. Nested lists are fetched for many parents in one statement with
-``ROW_NUMBER() OVER (PARTITION BY parent ...)``, so statement counts do not grow with list sizes.
+deep in a list costs the same as the first. Nested lists are fetched for many parents in one statement
+(``LATERAL`` pages on PostgreSQL, ``ROW_NUMBER() OVER (PARTITION BY parent ...)`` on SQLite), so statement
+counts do not grow with list sizes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
@@ -24,9 +26,9 @@ from .access import fetch_rows, mark_checked
 from .errors import DomainError, ErrorCode
 
 M = TypeVar("M")
-# Adds per-row values (e.g. aggregates joined in) to the outermost select of a page, given that select and
-# its row's columns by name, so they are worked out only for the rows of the page.
-RowExtension = Callable[[sa.Select[Any], Any], sa.Select[Any]]
+# Adds per-row values (e.g. aggregates joined in) to the outermost select of a page, given that select, its
+# row's columns by name and the dialect's name, so they are worked out only for the rows of the page.
+RowExtension = Callable[[sa.Select[Any], Any, str], sa.Select[Any]]
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
@@ -183,7 +185,7 @@ async def fetch_page(
     if as_rows:
         statement = columns_only(statement)
         if extend_rows is not None:
-            statement = extend_rows(statement, statement.selected_columns)
+            statement = extend_rows(statement, statement.selected_columns, _dialect(session))
     paged = _apply_cursors(statement, ordering, request)
     paged = paged.order_by(*_order_by(ordering, request.backwards)).limit(request.size + 1)
     if as_rows:
@@ -209,7 +211,60 @@ async def fetch_grouped_pages(
     as_rows: bool = False,
     extend_rows: RowExtension | None = None,
 ) -> dict[Any, Page[M]]:
-    """The same page of a nested list for many parents at once, in one statement (rows: see ``fetch_page``)."""
+    """The same page of a nested list for many parents at once, in one statement (rows: see ``fetch_page``).
+
+    On PostgreSQL each parent's page is a ``LATERAL`` subquery with its own ``LIMIT``, so the database reads
+    only the rows it returns, through the parent's index, however long the lists are; SQLite has no
+    ``LATERAL`` and numbers every parent's rows with ``ROW_NUMBER()`` instead.
+    """
+    page, query = _grouped_page_query(_dialect(session), statement, parent_column, parent_ids, ordering, request)
+    if as_rows:
+        columns: list[Any] = [page.c[column.key] for column in model.__table__.columns]  # type: ignore[attr-defined]
+        query = query.with_only_columns(*columns)
+        if extend_rows is not None:
+            query = extend_rows(query, page.c, _dialect(session))
+        items: Sequence[Any] = await fetch_rows(session, mark_checked(query))
+    else:
+        query = query.with_only_columns(aliased(model, page))
+        items = (await session.execute(mark_checked(query))).scalars().all()
+    grouped: dict[Any, list[Any]] = {parent: [] for parent in parent_ids}
+    for item in items:
+        grouped[getattr(item, parent_column.key)].append(item)
+    return {parent: _to_page(rows, ordering, request) for parent, rows in grouped.items()}
+
+
+def _dialect(session: AsyncSession) -> str:
+    return str(session.get_bind().dialect.name)
+
+
+def _grouped_page_query(
+    dialect: str,
+    statement: sa.Select[Any],
+    parent_column: InstrumentedAttribute[Any],
+    parent_ids: Sequence[Any],
+    ordering: Ordering,
+    request: PageRequest,
+) -> tuple[Any, sa.Select[Any]]:
+    """The pages of all parents as one query, and the derived table whose columns are a page's rows.
+
+    PostgreSQL: ``unnest(:parent_ids) CROSS JOIN LATERAL (<page of that parent>)``, one array parameter, so
+    the statement text (and the server's prepared plan) is the same whatever the number of parents.
+    SQLite: every parent's rows numbered by ``ROW_NUMBER()``, the first ``size + 1`` of each kept.
+    """
+    if dialect == "postgresql":
+        parents = (
+            sa.func.unnest(
+                sa.bindparam("parent_ids", list(parent_ids), type_=postgresql.ARRAY(parent_column.type), unique=True)
+            )
+            .table_valued("id")
+            .render_derived(name="parents")
+        )
+        one_parent = _apply_cursors(statement.where(parent_column == parents.c.id), ordering, request)
+        page = one_parent.order_by(*_order_by(ordering, request.backwards)).limit(request.size + 1).lateral("page")
+        ordered = [page.c[parent_column.key]] + [
+            page.c[column.key].desc() if request.backwards else page.c[column.key].asc() for column in ordering.columns
+        ]
+        return page, sa.select(page).select_from(parents.join(page, sa.true())).order_by(*ordered)
     paged = _apply_cursors(statement.where(parent_column.in_(parent_ids)), ordering, request)
     position = (
         sa.func.row_number()
@@ -217,28 +272,12 @@ async def fetch_grouped_pages(
         .label("page_position")
     )
     numbered = paged.add_columns(position).subquery()
-    selected: Any = (
-        [numbered.c[column.key] for column in model.__table__.columns]  # type: ignore[attr-defined]
-        + [numbered.c.page_position]
-        if as_rows
-        else [aliased(model, numbered)]
-    )
     query = (
-        sa.select(*selected)
+        sa.select(numbered)
         .where(numbered.c.page_position <= request.size + 1)
         .order_by(numbered.c[parent_column.key], numbered.c.page_position)
     )
-    if as_rows and extend_rows is not None:
-        query = extend_rows(query, numbered.c)
-    items = (
-        await fetch_rows(session, mark_checked(query))
-        if as_rows
-        else ((await session.execute(mark_checked(query))).scalars().all())
-    )
-    grouped: dict[Any, list[Any]] = {parent: [] for parent in parent_ids}
-    for item in items:
-        grouped[getattr(item, parent_column.key)].append(item)
-    return {parent: _to_page(rows, ordering, request) for parent, rows in grouped.items()}
+    return numbered, query
 
 
 async def grouped_counts(

@@ -164,24 +164,42 @@ def _attendance_of_readable_sessions(principal: Principal) -> sa.ColumnElement[b
     )
 
 
-def with_attendance_counts(query: sa.Select[Any], session_columns: Any) -> sa.Select[Any]:
-    """``query`` over readable sessions, with each row's attendance counts (one column per status).
+def attendance_tallies(session_columns: Any) -> sa.Select[Any]:
+    """One row of attendance counts (``attendance_present`` ...) of the session whose columns are given.
 
-    ``session_columns`` are the session row's columns in ``query``. The counts join only that session's
-    marks of the same organisation; the session row itself came through the access filter, which is all
-    counts need (``programme:read``). A page of sessions with its counts is then one statement: no second
-    round trip, no long id list.
+    A correlated aggregate over that session's marks of the same organisation, found through the attendance
+    index: never a scan of all marks. The session row itself came through the access filter, which is all
+    counts need (``programme:read``), so the marks are not filtered again.
     """
-    tallies = [
-        sa.func.coalesce(sa.func.sum(sa.case((Attendance.status == status, 1), else_=0)), 0).label(
-            f"attendance_{status.value}"
-        )
+    counts: list[Any] = [
+        sa.func.count().filter(Attendance.status == status).label(f"attendance_{status.value}")
         for status in AttendanceStatus
     ]
-    marks_of_row = sa.and_(
-        Attendance.session_id == session_columns.id, Attendance.organisation_id == session_columns.organisation_id
+    tallies: sa.Select[Any] = sa.select(*counts).where(
+        Attendance.session_id == session_columns.id,
+        Attendance.organisation_id == session_columns.organisation_id,
     )
-    return query.add_columns(*tallies).outerjoin(Attendance, marks_of_row).group_by(*query.selected_columns)
+    return tallies
+
+
+def with_attendance_counts(query: sa.Select[Any], session_columns: Any, dialect: str) -> sa.Select[Any]:
+    """``query`` over readable sessions, with each row's attendance counts (one column per status).
+
+    ``session_columns`` are the session row's columns in ``query``. On PostgreSQL the tallies are one
+    ``LATERAL`` aggregate per row; SQLite has no ``LATERAL``, so there each count is a correlated subquery.
+    A page of sessions with its counts is then one statement: no second round trip, no long id list.
+    """
+    tallies = attendance_tallies(session_columns)
+    if dialect == "postgresql":
+        joined = tallies.lateral("tallies")
+        return query.add_columns(*joined.c).join(joined, sa.true())
+    return query.add_columns(
+        *(
+            tallies.with_only_columns(sa.func.count()).where(Attendance.status == status).scalar_subquery()
+            .label(f"attendance_{status.value}")
+            for status in AttendanceStatus
+        )
+    )  # fmt: skip
 
 
 async def attendance_counts(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,14 +26,33 @@ SETTING = "app.organisation_id"
 _BIND = sa.text(f"SELECT set_config('{SETTING}', :organisations, true)")
 
 
+def setting_value(organisation_id: uuid.UUID, also: Iterable[uuid.UUID] = ()) -> str:
+    members = dict.fromkeys([organisation_id, *also])
+    return ",".join(str(uuid.UUID(str(member))) for member in members)
+
+
 async def bind_tenant(session: AsyncSession, organisation_id: uuid.UUID, *, also: Iterable[uuid.UUID] = ()) -> None:
     """Limit this transaction to ``organisation_id`` (plus ``also``: the other organisations of an
     evaluation project the caller may read across)."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    members = dict.fromkeys([organisation_id, *also])
-    value = ",".join(str(uuid.UUID(str(member))) for member in members)
-    await session.execute(_BIND, {"organisations": value})
+    await session.execute(_BIND, {"organisations": setting_value(organisation_id, also)})
+
+
+def bound_read(statement: sa.Select[Any], organisation_id: uuid.UUID) -> sa.Select[Any]:
+    """``statement`` binding its own transaction to ``organisation_id`` before it reads anything.
+
+    For a read sent as one statement in autocommit (``access.fetch_compiled``), where there is no
+    transaction to bind beforehand. The binding is a materialised CTE the statement selects from:
+    PostgreSQL produces the CTE's row (running ``set_config``) before it works out the select list, whose
+    subqueries read the tables, so the policies see the binding. PostgreSQL only.
+    """
+    binding = (
+        sa.select(sa.func.set_config(SETTING, setting_value(organisation_id), True).label("bound"))
+        .cte("tenant_binding")
+        .prefix_with("MATERIALIZED")
+    )
+    return statement.select_from(binding)
 
 
 async def bind_principal(session: AsyncSession, principal: Principal) -> None:

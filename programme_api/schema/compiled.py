@@ -87,12 +87,18 @@ NODE_ROW_TYPES = frozenset(ROW_TYPES) - {"FacilitatorAssignment"}
 
 
 @dataclass
-class Plan:
-    """One operation being answered: its fragments, coerced variables, and the request it runs in."""
+class Selection:
+    """What picks the fields of an operation: its fragments and coerced variables."""
 
-    context: RequestContext
     fragments: dict[str, FragmentDefinitionNode]
     variables: dict[str, Any]
+
+
+@dataclass
+class Plan(Selection):
+    """One operation being answered, with the request it runs in."""
+
+    context: RequestContext
 
     async def run(self, work: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         return await self.context.run(work, *args)
@@ -127,7 +133,7 @@ async def execute_compiled(
     """The ``data`` of a query operation, or ``Unsupported`` when the full executor must answer it."""
     if operation.operation is not OperationType.QUERY:
         raise Unsupported("only queries are compiled")
-    plan = Plan(context, fragments, coerce_variables(schema, operation, raw_variables or {}))
+    plan = Plan(fragments, coerce_variables(schema, operation, raw_variables or {}), context)
     root: GraphQLObjectType = schema._schema.query_type
     data: dict[str, Any] = {}
     for key, nodes in collect_fields(plan, root, [operation.selection_set]).items():
@@ -159,7 +165,7 @@ def coerce_variables(schema: Any, operation: OperationDefinitionNode, raw: dict[
     return values
 
 
-def arguments(plan: Plan, field: Any, node: FieldNode) -> dict[str, Any]:
+def arguments(plan: Selection, field: Any, node: FieldNode) -> dict[str, Any]:
     """Argument values by their GraphQL names; input objects are left to the full executor."""
     given = {argument.name.value: argument.value for argument in node.arguments or ()}
     values: dict[str, Any] = {}
@@ -181,7 +187,7 @@ def _is_input_object(type_: Any) -> bool:
 
 
 def collect_fields(
-    plan: Plan, type_: GraphQLObjectType, selection_sets: Iterable[SelectionSetNode | None]
+    plan: Selection, type_: GraphQLObjectType, selection_sets: Iterable[SelectionSetNode | None]
 ) -> dict[str, list[FieldNode]]:
     """Fields selected on ``type_`` by response key: fragments expanded, @skip/@include applied."""
     fields: dict[str, list[FieldNode]] = {}
@@ -210,7 +216,7 @@ def applies(type_: GraphQLObjectType, condition: str | None) -> bool:
     return condition is None or condition == type_.name or any(i.name == condition for i in type_.interfaces)
 
 
-def included(plan: Plan, selection: Any) -> bool:
+def included(plan: Selection, selection: Any) -> bool:
     for directive in selection.directives or ():
         if directive.name.value not in ("skip", "include"):
             raise Unsupported(f"directive @{directive.name.value}")
@@ -466,9 +472,9 @@ def row_columns(plan: Plan, connection_type: GraphQLObjectType, nodes: list[Fiel
     if not makers:
         return None
 
-    def extend(query: sa.Select[Any], row: Any) -> sa.Select[Any]:
+    def extend(query: sa.Select[Any], row: Any, dialect: str) -> sa.Select[Any]:
         for make in makers:
-            query = make(query, row)
+            query = make(query, row, dialect)
         return query
 
     return extend
@@ -650,10 +656,14 @@ def _register() -> None:
         rule(type_name, field_name)(to_one(model, foreign_key))
     assignment = m.FacilitatorAssignment
     rule("Group", "facilitators")(
-        children(assignment, assignment.group_id, (assignment.role.desc(), assignment.created_at))
+        children(assignment, assignment.group_id, (assignment.role.desc(), assignment.created_at, assignment.id))
     )
-    rule("Facilitator", "assignments")(children(assignment, assignment.facilitator_id, (assignment.created_at,)))
-    rule("Participant", "enrolments")(children(m.Enrolment, m.Enrolment.participant_id, (m.Enrolment.requested_at,)))
+    rule("Facilitator", "assignments")(
+        children(assignment, assignment.facilitator_id, (assignment.created_at, assignment.id))
+    )
+    rule("Participant", "enrolments")(
+        children(m.Enrolment, m.Enrolment.participant_id, (m.Enrolment.requested_at, m.Enrolment.id))
+    )
     rule("GroupSession", "attendance")(
         children(m.Attendance, m.Attendance.session_id, (m.Attendance.recorded_at, m.Attendance.id))
     )

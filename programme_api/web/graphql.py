@@ -45,6 +45,7 @@ from ..schema.compiled import Unsupported, execute_compiled
 from ..schema.context import RequestContext
 from ..schema.errors import UNEXPECTED, format_error
 from ..schema.limits import LIMIT_RULES, MAX_TOKENS
+from ..schema.sqljson import execute_json
 from .request_id import current_request_id
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,10 @@ async def run_operation(
     request_id: str,
 ) -> Response:
     """Execute in one unit of work: commit when the operation raised no error, else roll back."""
+    if runtime.settings.compiled_reads:
+        text = await _read_as_json(runtime, principal, document, params)
+        if text is not None:
+            return respond({"data": orjson.Fragment(text)}, 200, media_type)
     async with runtime.session_maker() as session:
         install_guard(session)
         await bind_principal(session, principal)
@@ -246,6 +251,23 @@ async def run_operation(
     if result.errors:
         payload["errors"] = [format_error(error, request_id) for error in result.errors]
     return respond(payload, 200, media_type)
+
+
+async def _read_as_json(
+    runtime: Runtime, principal: Principal, document: DocumentNode, params: GraphQLParams
+) -> str | None:
+    """The ``data`` PostgreSQL built for a query it can answer in one statement (``schema/sqljson.py``), or
+    None. Runs before any session is opened: the statement binds its own tenant and needs no transaction.
+    It goes to what request sessions are bound to: the engine, or the tests' connection."""
+    operation = get_operation_ast(document, params.operation_name)
+    if operation is None or operation.operation is not OperationType.QUERY:
+        return None
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    try:
+        bind = runtime.session_maker.kw.get("bind", runtime.engine)
+        return await execute_json(bind, principal, schema, params.query, operation, fragments, params.variables)
+    except (Unsupported, DomainError, GraphQLError):
+        return None
 
 
 async def _compiled(document: DocumentNode, params: GraphQLParams, context: RequestContext) -> ExecutionResult | None:

@@ -46,7 +46,7 @@ class Participant(Node):
     async def enrolments(self, info: Info) -> list[Enrolment]:
         rows = await load_children(
             info, "participant.enrolments", lambda p: readable(p, models.Enrolment),
-            models.Enrolment.participant_id, self.model.id, (models.Enrolment.requested_at,),
+            models.Enrolment.participant_id, self.model.id, (models.Enrolment.requested_at, models.Enrolment.id),
         )  # fmt: skip
         return [Enrolment.from_model(row) for row in rows]
 

@@ -174,7 +174,8 @@ class Group(Node):
         rows = await load_children(
             info, "group.facilitators", lambda p: readable(p, models.FacilitatorAssignment),
             models.FacilitatorAssignment.group_id, self.model.id,
-            (models.FacilitatorAssignment.role.desc(), models.FacilitatorAssignment.created_at),
+            (models.FacilitatorAssignment.role.desc(), models.FacilitatorAssignment.created_at,
+             models.FacilitatorAssignment.id),
         )  # fmt: skip
         return [FacilitatorAssignment(model=row, role=row.role) for row in rows]
 
@@ -291,6 +292,7 @@ class Facilitator(Node):
     async def assignments(self, info: Info) -> list[FacilitatorAssignment]:
         rows = await load_children(
             info, "facilitator.assignments", lambda p: readable(p, models.FacilitatorAssignment),
-            models.FacilitatorAssignment.facilitator_id, self.model.id, (models.FacilitatorAssignment.created_at,),
+            models.FacilitatorAssignment.facilitator_id, self.model.id,
+            (models.FacilitatorAssignment.created_at, models.FacilitatorAssignment.id),
         )  # fmt: skip
         return [FacilitatorAssignment(model=row, role=row.role) for row in rows]
