@@ -267,7 +267,9 @@ def normalise_peer(data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def count_service_statements(database: str, caller: BenchCaller) -> dict[str, str]:
-    """SQL statements per request, counted in-process with a SQLAlchemy cursor event on the same code path."""
+    """SQL statements per request, counted in-process on the same code path with asyncpg's query logger on
+    every pooled connection, as the floor's are (transaction control excluded for both). Counting at the
+    driver sees the reads the service sends past SQLAlchemy's execution layer too."""
     import sqlalchemy as sa
 
     from benchmarks.serve_app import bench_principal, fixed_authenticator
@@ -279,10 +281,10 @@ async def count_service_statements(database: str, caller: BenchCaller) -> dict[s
     engine = create_engine(settings)
     seen: list[str] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
+    def log_queries(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(lambda record: seen.append(record.query))
 
-    sa.event.listen(engine.sync_engine, "before_cursor_execute", record)
+    sa.event.listen(engine.sync_engine, "connect", log_queries)
     app = create_app(settings, engine=engine, authenticate=fixed_authenticator(bench_principal(caller)))
     counts: dict[str, str] = {}
     try:
@@ -291,11 +293,14 @@ async def count_service_statements(database: str, caller: BenchCaller) -> dict[s
                 await client.post("/graphql", json={"query": query}, headers=auth())
                 seen.clear()
                 await client.post("/graphql", json={"query": query}, headers=auth())
-                statements = [s for s in seen if not s.lstrip().upper().startswith("SELECT 1")]
-                counts[scenario] = str(len(statements))
+                counts[scenario] = str(sum(not is_transaction_control(statement) for statement in seen))
     finally:
         await engine.dispose()
     return counts
+
+
+def is_transaction_control(statement: str) -> bool:
+    return statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "SELECT 1"))
 
 
 async def count_floor_statements(database: str, caller: BenchCaller) -> dict[str, str]:
@@ -313,7 +318,7 @@ async def count_floor_statements(database: str, caller: BenchCaller) -> dict[str
                 seen.clear()
                 async with connection.transaction(readonly=True):
                     await handler(connection, caller)
-            counts[scenario] = str(sum(not q.lstrip().upper().startswith(("BEGIN", "COMMIT")) for q in seen))
+            counts[scenario] = str(sum(not is_transaction_control(statement) for statement in seen))
     finally:
         await connection.close()
     return counts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -28,6 +29,9 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         options["pool_recycle"] = 300
         options["pool_size"] = settings.pool_size
         options["max_overflow"] = settings.max_overflow
+    # JSON columns (survey answers, instrument definitions) decoded by orjson: several times faster than the
+    # standard library on an export's hundreds of thousands of rows.
+    options["json_deserializer"] = orjson.loads
     options.update(overrides)
     engine = create_async_engine(url, **options)
     if is_sqlite(url):

@@ -29,6 +29,29 @@ async def get(gql: GraphQLClient, path: str, principal: object | None) -> tuple[
     return response.status_code, response.content, dict(response.headers)
 
 
+def _graphql_as_csv(node: dict[str, Any], answer_columns: list[str]) -> tuple[str, ...]:
+    """A GraphQL evaluation row written the way the CSV export writes it."""
+    plain = ["pseudonym", "region", "groupTopic", "timepoint", "instrumentCode", "instrumentVersion",
+             "completedWeek", "score", "band", "sessionsAttended"]  # fmt: skip
+    values = [node[name] for name in plain]
+    values[2], values[3] = values[2].lower(), values[3].lower()
+    answers = [node["answers"].get(column.removeprefix("answer_")) for column in answer_columns]
+    return tuple("" if value is None else str(value) for value in values + answers)
+
+
+async def test_every_csv_row_is_a_graphql_row_column_for_column(db: AsyncSession, gql: GraphQLClient) -> None:
+    c = await cohort(db)
+    status, body, _ = await get(gql, "/exports/surveys.csv", c["evaluator"])
+    assert status == 200
+    header, *lines = list(csv.reader(io.StringIO(body.decode())))
+    answer_columns = [name for name in header if name.startswith("answer_")]
+    assert header[: len(header) - len(answer_columns)] == [
+        "pseudonym", "region", "group_topic", "timepoint", "instrument_code", "instrument_version",
+        "completed_week", "score", "band", "sessions_attended"]  # fmt: skip
+    graph = await all_rows(gql, c["evaluator"])
+    assert sorted(tuple(line) for line in lines) == sorted(_graphql_as_csv(node, answer_columns) for node in graph)
+
+
 async def test_csv_and_parquet_match_graphql_and_drop_withdrawn_people(db: AsyncSession, gql: GraphQLClient) -> None:
     from programme_api.schema.relay import to_global_id
 
