@@ -62,6 +62,8 @@ ONE_STATEMENT = {
         __typename }
         fragment G on GroupConnection { totalCount nodes { name region @skip(if: $skip) { name } } }""",
     "empty_lists": "{ facilitators(first: 2) { nodes { displayName assignments { role } } } }",
+    "dated_filter": """{ compliant: facilitators(compliance: COMPLIANT, withinDays: 60) { totalCount nodes { displayName } }
+        expiring: facilitators(compliance: CHECK_EXPIRING) { totalCount } }""",
 }
 VARIABLES: dict[str, dict[str, Any]] = {"aliases_fragments_directives": {"skip": False, "n": 2}}
 

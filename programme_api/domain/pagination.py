@@ -145,7 +145,7 @@ def _apply_cursors(statement: sa.Select[Any], ordering: Ordering, request: PageR
     return statement
 
 
-def _order_by(ordering: Ordering, backwards: bool) -> list[Any]:
+def sort_keys(ordering: Ordering, backwards: bool) -> list[Any]:
     return [column.desc() if backwards else column.asc() for column in ordering.columns]
 
 
@@ -187,7 +187,7 @@ async def fetch_page(
         if extend_rows is not None:
             statement = extend_rows(statement, statement.selected_columns, _dialect(session))
     paged = _apply_cursors(statement, ordering, request)
-    paged = paged.order_by(*_order_by(ordering, request.backwards)).limit(request.size + 1)
+    paged = paged.order_by(*sort_keys(ordering, request.backwards)).limit(request.size + 1)
     if as_rows:
         return _to_page(await fetch_rows(session, mark_checked(paged)), ordering, request)
     rows = (await session.execute(mark_checked(paged))).scalars().all()
@@ -260,7 +260,7 @@ def _grouped_page_query(
             .render_derived(name="parents")
         )
         one_parent = _apply_cursors(statement.where(parent_column == parents.c.id), ordering, request)
-        page = one_parent.order_by(*_order_by(ordering, request.backwards)).limit(request.size + 1).lateral("page")
+        page = one_parent.order_by(*sort_keys(ordering, request.backwards)).limit(request.size + 1).lateral("page")
         ordered = [page.c[parent_column.key]] + [
             page.c[column.key].desc() if request.backwards else page.c[column.key].asc() for column in ordering.columns
         ]
@@ -268,7 +268,7 @@ def _grouped_page_query(
     paged = _apply_cursors(statement.where(parent_column.in_(parent_ids)), ordering, request)
     position = (
         sa.func.row_number()
-        .over(partition_by=parent_column, order_by=_order_by(ordering, request.backwards))
+        .over(partition_by=parent_column, order_by=sort_keys(ordering, request.backwards))
         .label("page_position")
     )
     numbered = paged.add_columns(position).subquery()

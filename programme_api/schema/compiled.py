@@ -311,7 +311,7 @@ async def resolve(
     batch = BATCH_RULES.get((type_.name, name))
     if batch is not None:
         return await batch(plan, sources, nodes, arguments(plan, field, nodes[0]))
-    definition = _strawberry_field(type_.name, name)
+    definition = strawberry_field(type_.name, name)
     if type_.name in NODE_ROW_TYPES and name == "id":
         return [to_global_id(type_.name, source.id) for source in sources]
     if definition.base_resolver is None:
@@ -325,7 +325,7 @@ async def resolve(
 
 
 @functools.cache
-def _strawberry_field(type_name: str, field_name: str) -> Any:
+def strawberry_field(type_name: str, field_name: str) -> Any:
     """The strawberry definition behind a GraphQL field (looked up once per field per process)."""
     from . import schema
 
@@ -362,8 +362,8 @@ async def shape_connections(
 ) -> list[dict[str, Any]]:
     """Connections (edges, nodes, pageInfo, totalCount) for many pages at once; their items shaped together."""
     results: list[dict[str, Any]] = [{} for _ in pages]
-    edge_type = _named(connection_type.fields["edges"].type)
-    node_type = _named(edge_type.fields["node"].type)
+    edge_type = named_type(connection_type.fields["edges"].type)
+    node_type = named_type(edge_type.fields["node"].type)
     all_rows = [row for page in pages for row in page.rows]
     for key, field_nodes in collect_fields(plan, connection_type, [node.selection_set for node in nodes]).items():
         name = field_nodes[0].name.value
@@ -411,7 +411,7 @@ async def _edges(
 def _page_infos(
     plan: Plan, connection_type: GraphQLObjectType, pages: list[Page[Any]], nodes: list[FieldNode]
 ) -> list[dict[str, Any]]:
-    info_type = _named(connection_type.fields["pageInfo"].type)
+    info_type = named_type(connection_type.fields["pageInfo"].type)
     selected = collect_fields(plan, info_type, [node.selection_set for node in nodes])
     infos = []
     for page in pages:
@@ -432,7 +432,7 @@ def _split(pages: list[Page[Any]], items: list[Any]) -> list[list[Any]]:
     return [[next(iterator) for _ in page.rows] for page in pages]
 
 
-def _named(type_: Any) -> GraphQLObjectType:
+def named_type(type_: Any) -> GraphQLObjectType:
     while isinstance(type_, GraphQLNonNull | GraphQLList):
         type_ = type_.of_type
     assert isinstance(type_, GraphQLObjectType)
@@ -444,7 +444,7 @@ def _connection_type(plan: Plan, parent: str, field_name: str) -> GraphQLObjectT
 
     parent_type = schema._schema.get_type(parent)
     assert isinstance(parent_type, GraphQLObjectType)
-    return _named(parent_type.fields[field_name].type)
+    return named_type(parent_type.fields[field_name].type)
 
 
 # Fields answered from extra columns of their parent's own query, when the parent rows are fetched by a
@@ -456,8 +456,8 @@ ROW_COLUMNS: dict[tuple[str, str], RowExtension] = {
 
 def row_columns(plan: Plan, connection_type: GraphQLObjectType, nodes: list[FieldNode]) -> RowExtension | None:
     """Extra columns the connection's items need, given what the query selects on them."""
-    edge_type = _named(connection_type.fields["edges"].type)
-    node_type = _named(edge_type.fields["node"].type)
+    edge_type = named_type(connection_type.fields["edges"].type)
+    node_type = named_type(edge_type.fields["node"].type)
     item_sets: list[SelectionSetNode | None] = []
     for key_nodes in collect_fields(plan, connection_type, [node.selection_set for node in nodes]).values():
         name = key_nodes[0].name.value

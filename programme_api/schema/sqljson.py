@@ -43,18 +43,18 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from ..domain import models, programme
 from ..domain.access import CompiledRead, compile_read, fetch_compiled, mark_checked, readable
-from ..domain.pagination import Ordering, _apply_cursors, _order_by, columns_only, page_request
+from ..domain.pagination import Ordering, columns_only, page_request, sort_keys
 from ..domain.principal import Principal
 from ..domain.tenancy import bound_read
 from .compiled import (
     ROW_TYPES,
     Selection,
     Unsupported,
-    _named,
-    _strawberry_field,
     arguments,
     coerce_variables,
     collect_fields,
+    named_type,
+    strawberry_field,
 )
 
 JSON = sa.JSON().with_variant(sa.dialects.postgresql.JSON(), "postgresql")
@@ -232,18 +232,18 @@ class Builder:
         spec = SPECS.get((type_.name, name))
         args = arguments(self.plan, field, nodes[0])
         if isinstance(spec, ListSpec):
-            return self.connection(_named(field.type), spec, args, nodes, rows)
+            return self.connection(named_type(field.type), spec, args, nodes, rows)
         if isinstance(spec, ReferenceSpec):
-            return self.reference(_named(field.type), spec, nodes, rows)
+            return self.reference(named_type(field.type), spec, nodes, rows)
         if isinstance(spec, ChildrenSpec):
-            return self.children(_named(field.type), spec, nodes, rows)
+            return self.children(named_type(field.type), spec, nodes, rows)
         if (type_.name, name) == ("GroupSession", "attendanceCounts"):
-            return self.attendance_counts(_named(field.type), nodes, rows)
+            return self.attendance_counts(named_type(field.type), nodes, rows)
         if rows is None or type_.name not in ROW_TYPES:
             raise Unsupported(f"{type_.name}.{name}")
         if name == "id":
             return global_id(type_.name, rows.c.id)
-        definition = _strawberry_field(type_.name, name)
+        definition = strawberry_field(type_.name, name)
         if definition.base_resolver is not None or definition.python_name not in rows.c:
             raise Unsupported(f"{type_.name}.{name}")
         return leaf(field.type, rows.c[definition.python_name])
@@ -266,14 +266,9 @@ class Builder:
             assert parent is not None
             statement = statement.where(spec.parent_column == parent.c.id).correlate(parent)
         statement = columns_only(statement)
-        page = (
-            _apply_cursors(statement, ordering, request)
-            .order_by(*_order_by(ordering, request.backwards))
-            .limit(request.size)
-            .lateral(self.alias())
-        )
-        edge_type = _named(connection_type.fields["edges"].type)
-        node_type = _named(edge_type.fields["node"].type)
+        page = statement.order_by(*sort_keys(ordering, request.backwards)).limit(request.size).lateral(self.alias())
+        edge_type = named_type(connection_type.fields["edges"].type)
+        node_type = named_type(edge_type.fields["node"].type)
         in_order = [page.c[column.key] for column in ordering.columns]
         pairs: list[Any] = []
         for key, field_nodes in self.selection(connection_type, nodes).items():
