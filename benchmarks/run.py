@@ -97,8 +97,19 @@ PEER_DASHBOARD = """query RegionDashboard($organisation: UUID!, $region: UUID!) 
 
 PEER_SESSIONS = """query SessionPage($organisation: UUID!, $region: UUID!) {
   allGroupSessions(first: 100, orderBy: [STARTS_AT_ASC, ID_ASC], condition: {organisationId: $organisation},
-                   filter: null) { nodes { id startsAt endsAt status dropinCount cancellationReason } }
+                   filter: {groupByGroupId: {regionId: {equalTo: $region}}}) {
+    nodes { id startsAt endsAt status dropinCount cancellationReason } }
 }"""
+"""The session page in PostGraphile: the caller's region through the session's group, as the service and the
+floor filter it (a relation filter of postgraphile-plugin-connection-filter; core PostGraphile 4 has none)."""
+PEER_PACKAGES = ("postgraphile@4", "postgraphile-plugin-connection-filter@2")
+PEER_SETTINGS = """module.exports = {
+  options: {
+    appendPlugins: ["postgraphile-plugin-connection-filter"],
+    graphileBuildOptions: { connectionFilterRelations: true },
+  },
+};
+"""
 
 
 @dataclass
@@ -230,15 +241,18 @@ async def wait_ready(client: httpx.AsyncClient, target: Target, process: subproc
 
 
 def ensure_peer() -> Path:
-    """Install PostGraphile 4 (its CLI runs on Node 20; v5 needs Node 22) into benchmarks/peers/ once."""
+    """Install PostGraphile 4 (its CLI runs on Node 20; v5 needs Node 22) and its connection-filter plugin into
+    benchmarks/peers/ once; ``.postgraphilerc.js`` there turns the plugin's relation filters on."""
     binary = PEERS / "node_modules" / ".bin" / "postgraphile"
-    if not binary.exists():
+    plugin = PEERS / "node_modules" / "postgraphile-plugin-connection-filter"
+    if not (binary.exists() and plugin.exists()):
         if shutil.which("npm") is None:
             raise SystemExit("npm is needed for the PostGraphile peer")
         PEERS.mkdir(parents=True, exist_ok=True)
-        print("installing postgraphile@4 into benchmarks/peers/ ...", flush=True)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "postgraphile@4"],
+        print(f"installing {' '.join(PEER_PACKAGES)} into benchmarks/peers/ ...", flush=True)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", *PEER_PACKAGES],
                        cwd=PEERS, check=True, timeout=600)  # fmt: skip
+    (PEERS / ".postgraphilerc.js").write_text(PEER_SETTINGS)
     return binary
 
 
@@ -696,8 +710,7 @@ async def started_servers(
         ensure_peer()
         targets.append(Target("peer", f"http://{HOST}:{PEER_PORT}/graphql", {
             "dashboard": {"query": PEER_DASHBOARD, "variables": variables},
-            "sessions": {"query": PEER_SESSIONS.replace("filter: null", "").replace(", $region: UUID!", ""),
-                         "variables": {"organisation": variables["organisation"]}}}))  # fmt: skip
+            "sessions": {"query": PEER_SESSIONS, "variables": variables}}))  # fmt: skip
         commands.append((peer_command(args.database), PEERS))
     with contextlib.ExitStack() as stack:
         processes = []
@@ -713,13 +726,22 @@ async def started_servers(
 
 async def check_same_data(client: httpx.AsyncClient, targets: list[Target]) -> None:
     """Refuse to measure targets that disagree: equal throughput on different answers would mean nothing."""
-    answers = {}
-    for target in targets:
-        data = (await client.post(target.url, json=target.bodies["dashboard"], headers=target.headers)).json()["data"]
-        answers[target.name] = normalise_peer(data) if target.name == "peer" else data
-    for name, data in answers.items():
-        if data != answers["service"]:
-            raise SystemExit(f"{name} returns a different dashboard from the service; fix before measuring")
+    for scenario, normalise in (("dashboard", normalise_peer), ("sessions", normalise_peer_sessions)):
+        answers = {}
+        for target in targets:
+            response = await client.post(target.url, json=target.bodies[scenario], headers=target.headers)
+            data = response.json()["data"]
+            answers[target.name] = normalise(data) if target.name == "peer" else data
+        for name, data in answers.items():
+            if data != answers["service"]:
+                raise SystemExit(f"{name} returns a different {scenario} from the service; fix before measuring")
+
+
+def normalise_peer_sessions(data: dict[str, Any]) -> dict[str, Any]:
+    """PostGraphile's session page in the service's shape (Relay IDs, enum names)."""
+    edges = [{"node": node | {"id": global_id("GroupSession", uuid.UUID(node["id"])), "status": node["status"].upper()}}
+             for node in data["allGroupSessions"]["nodes"]]  # fmt: skip
+    return {"sessions": {"edges": edges}}
 
 
 async def main_async(args: argparse.Namespace) -> None:
