@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -226,3 +227,21 @@ async def test_the_service_reads_in_one_round_trip_outside_a_transaction(
         sa.event.remove(engine.sync_engine, "before_cursor_execute", seen)
         async with engine.begin() as connection:
             await connection.execute(sa.delete(models.Organisation).where(models.Organisation.id == organisation.id))
+
+
+async def test_a_failing_statement_is_answered_by_the_executor(
+    db: AsyncSession, two_clients, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, backend: str
+) -> None:  # type: ignore[no-untyped-def]
+    tokens, compiled, full = two_clients
+    organisation = await seed(db)
+
+    async def cancelled(*_args: Any) -> Any:
+        raise asyncpg.QueryCanceledError("canceling statement due to statement timeout")
+
+    monkeypatch.setattr(sqljson, "fetch_compiled", cancelled)
+    query = "{ groups(first: 3) { nodes { name } } }"
+    principal = principal_for(organisation)
+    answer = await post(compiled, tokens, principal, query)
+    assert answer == await post(full, tokens, principal, query)
+    assert len(answer["data"]["groups"]["nodes"]) == 3
+    assert "the compiled JSON read failed" in caplog.text

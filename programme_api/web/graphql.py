@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import asyncpg
 import orjson
 from graphql import (
     DocumentNode,
@@ -29,6 +30,7 @@ from graphql import (
     visit,
 )
 from graphql.language import Visitor
+from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -267,6 +269,11 @@ async def _read_as_json(
         bind = runtime.session_maker.kw.get("bind", runtime.engine)
         return await execute_json(bind, principal, schema, params.query, operation, fragments, params.variables)
     except (Unsupported, DomainError, GraphQLError):
+        return None
+    except (asyncpg.PostgresError, DBAPIError):
+        # The statement failed in the database (a timeout, say): the executor answers, or reports the error
+        # in the usual shape; the log keeps the cause.
+        log.exception("the compiled JSON read failed; answering with the executor")
         return None
 
 
