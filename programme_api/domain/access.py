@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -229,6 +229,16 @@ async def fetch_compiled(bind: AsyncEngine | AsyncConnection, read: CompiledRead
     finally:
         pooled.close()  # back to the pool; nothing was begun, so there is nothing to roll back
     return rows
+
+
+async def cursor_batches(connection: AsyncConnection, read: CompiledRead, size: int) -> AsyncIterator[Sequence[Any]]:
+    """A compiled read's rows, ``size`` at a time, from a server-side cursor of the driver (PostgreSQL) in
+    the connection's open transaction: for bulk reads, without SQLAlchemy's per-row result processing."""
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    cursor = await driver.cursor(read.sql, *read.parameters)
+    while batch := await cursor.fetch(size):
+        yield batch
 
 
 async def get_readable(session: AsyncSession, principal: Principal, model: type[M], row_id: uuid.UUID, what: str) -> M:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import csv
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .access import mark_checked
+from .access import compile_read, cursor_batches, mark_checked
 from .consent import audit_event
 from .evaluation import evaluator_rows
 from .models import EvaluationProject, SurveyInstrument
@@ -171,16 +171,27 @@ async def stream_rows(
     already as the file's column values: fixed columns, then the answers in ``answers`` order.
 
     The next batch is asked for before this one is converted, so the database works on it meanwhile: at most
-    two batches are held at once.
+    two batches are held at once. On PostgreSQL the rows come straight from the driver's cursor (the
+    statement compiled once by ``access.compile_read``): SQLAlchemy's per-row result processing cost a
+    third of an export's time.
     """
     flatten = row_flattener(project.pseudonym_key)
-    statement = export_statement(project, answers, session.get_bind().dialect.name)
-    result = await session.stream(statement.execution_options(yield_per=BATCH_ROWS))
-    partitions = result.partitions(BATCH_ROWS)
-    upcoming = asyncio.ensure_future(anext(partitions, None))
+    connection = await session.connection()
+    statement = export_statement(project, answers, connection.dialect.name)
+    batches: AsyncIterator[Sequence[Any]]
+    if connection.dialect.name == "postgresql":
+        # The per-row sessions count makes the planner's estimate large enough to switch JIT compilation on,
+        # which costs more than it saves here (100,000 rows: 1.27 s of query with it, 0.83 s without).
+        await connection.exec_driver_sql("SET LOCAL jit = off")
+        batches = cursor_batches(connection, compile_read(statement, connection.dialect), BATCH_ROWS)
+    else:
+        result = await session.stream(statement.execution_options(yield_per=BATCH_ROWS))
+        batches = result.partitions(BATCH_ROWS)
+    upcoming = asyncio.ensure_future(anext(batches, None))
     try:
         while (batch := await upcoming) is not None:
-            upcoming = asyncio.ensure_future(anext(partitions, None))
+            upcoming = asyncio.ensure_future(anext(batches, None))
+            await asyncio.sleep(0)  # let the fetch send its request before this batch ties up the loop
             yield [flatten(raw) for raw in batch]
     finally:
         if not upcoming.done():  # the download broke off: let the fetch in flight end before the session closes
