@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
@@ -47,7 +47,7 @@ class CommandError(Exception):
     """A failure to report as one line on stderr."""
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=1)
 
@@ -65,7 +65,6 @@ def one_line_errors(function: Callable[..., T]) -> Callable[..., T]:
             fail(f"database error: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}")
         except OSError as exc:
             fail(f"cannot reach the database: {exc.strerror or exc}")
-        raise AssertionError("unreachable")
 
     return wrapper
 
@@ -90,12 +89,17 @@ def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coroutine)
-
-
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def print_listing(rows: list[dict[str, Any]], as_json: bool) -> None:
+    """Every ``list`` command prints the same way: JSON, or one ``slug<TAB>name`` line a row."""
+    if as_json:
+        print_json(rows)
+    else:
+        for row in rows:
+            typer.echo(f"{row['slug']}\t{row['name']}")
 
 
 @app.command()
@@ -157,12 +161,7 @@ def demo_load() -> None:
 @one_line_errors
 def organisations_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List organisations."""
-    rows = run_in_session(directory.list_organisations)
-    if as_json:
-        print_json(rows)
-    else:
-        for row in rows:
-            typer.echo(f"{row['slug']}\t{row['name']}")
+    print_listing(run_in_session(directory.list_organisations), as_json)
 
 
 @regions_app.command("list")
@@ -172,12 +171,7 @@ def regions_list(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List the regions of an organisation."""
-    rows = run_in_session(lambda session: directory.list_regions(session, organisation))
-    if as_json:
-        print_json(rows)
-    else:
-        for row in rows:
-            typer.echo(f"{row['slug']}\t{row['name']}")
+    print_listing(run_in_session(lambda session: directory.list_regions(session, organisation)), as_json)
 
 
 @schema_app.command("print")

@@ -217,12 +217,13 @@ async def fetch_grouped_pages(
     only the rows it returns, through the parent's index, however long the lists are; SQLite has no
     ``LATERAL`` and numbers every parent's rows with ``ROW_NUMBER()`` instead.
     """
-    page, query = _grouped_page_query(_dialect(session), statement, parent_column, parent_ids, ordering, request)
+    dialect = _dialect(session)
+    page, query = _grouped_page_query(dialect, statement, parent_column, parent_ids, ordering, request)
     if as_rows:
         columns: list[Any] = [page.c[column.key] for column in model.__table__.columns]  # type: ignore[attr-defined]
         query = query.with_only_columns(*columns)
         if extend_rows is not None:
-            query = extend_rows(query, page.c, _dialect(session))
+            query = extend_rows(query, page.c, dialect)
         items: Sequence[Any] = await fetch_rows(session, mark_checked(query))
     else:
         query = query.with_only_columns(aliased(model, page))

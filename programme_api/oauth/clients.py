@@ -287,6 +287,13 @@ async def create_client(
     return CreatedClient(client_id=row.client_id, client_secret=secret)
 
 
+async def client_region_ids(session: AsyncSession, client_pk: uuid.UUID) -> frozenset[uuid.UUID]:
+    """The regions a client is bound to (empty: not region-bound); one query for every principal built for it."""
+    return frozenset(
+        await session.scalars(sa.select(OAuthClientRegion.region_id).where(OAuthClientRegion.client_pk == client_pk))
+    )
+
+
 async def client_principal(session: AsyncSession, client_id: str) -> Principal:
     """The rights of a client acting for itself, for operator commands run in its name (``export surveys``).
 
@@ -298,9 +305,7 @@ async def client_principal(session: AsyncSession, client_id: str) -> Principal:
     )
     if client is None or is_explorer_anchor(client.client_id):
         raise DomainError(ErrorCode.NOT_FOUND, f"client {client_id!r} not found")
-    regions = frozenset(
-        await session.scalars(sa.select(OAuthClientRegion.region_id).where(OAuthClientRegion.client_pk == client.id))
-    )
+    regions = await client_region_ids(session, client.id)
     return Principal(
         subject=f"client:{client.client_id}",
         actor_type=ActorType.CLIENT,

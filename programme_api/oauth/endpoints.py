@@ -15,21 +15,17 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as BaseIntrospectionEnd
 
 from . import store
 from .clients import ClientRecord
-
-
-def _context(endpoint: Any) -> store.OAuthContext:
-    context: store.OAuthContext = endpoint.server.context
-    return context
+from .store import context_of
 
 
 class RevocationEndpoint(BaseRevocationEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> store.TokenRecord | None:
-        return store.find_token(_context(self), token_string, token_type_hint)
+        return store.find_token(context_of(self), token_string, token_type_hint)
 
     def revoke_token(self, token: store.TokenRecord, request: Any) -> None:
-        context = _context(self)
+        context = context_of(self)
         revoked = store.revoke_family(context, token.row.family_id)
         store.audit_revocation(context, token, request.client, revoked)
 
@@ -38,7 +34,7 @@ class IntrospectionEndpoint(BaseIntrospectionEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> store.TokenRecord | None:
-        return store.find_token(_context(self), token_string, token_type_hint)
+        return store.find_token(context_of(self), token_string, token_type_hint)
 
     def check_permission(self, token: store.TokenRecord, client: ClientRecord, request: Any) -> bool:
         if not client.is_confidential:
@@ -48,7 +44,7 @@ class IntrospectionEndpoint(BaseIntrospectionEndpoint):  # type: ignore[misc]
         return "admin" in client.scopes and client.organisation_id == token.row.organisation_id
 
     def introspect_token(self, token: store.TokenRecord) -> dict[str, Any]:
-        context = _context(self)
+        context = context_of(self)
         row = token.row
         return {
             "active": True,

@@ -27,14 +27,23 @@ from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
 from ..domain.principal import effective_scopes
 from . import store
 from .clients import ClientRecord, format_scope, parse_scope
+from .store import context_of
 from .users import UserRecord
 
 PKCE_METHOD = "S256"
 
 
-def _context(grant: Any) -> store.OAuthContext:
-    context: store.OAuthContext = grant.server.context
-    return context
+def consent_scopes(client: ClientRecord, user: UserRecord, scope: str | None) -> frozenset[str]:
+    """The scopes ``user`` may grant ``client`` of those requested, else the refusal (an ``OAuth2Error``).
+
+    One rule for both places that apply it: the consent page, and saving the code once consent is given.
+    """
+    if client.organisation_id is not None and client.organisation_id != user.organisation_id:
+        raise AccessDeniedError("This application belongs to another organisation.")
+    granted = effective_scopes(parse_scope(scope) & client.scopes, user.role)
+    if not granted:
+        raise InvalidScopeError("None of the requested scopes is allowed for your role.")
+    return granted
 
 
 class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
@@ -77,14 +86,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
     def save_authorization_code(self, code: str, request: Any) -> None:
         client: ClientRecord = request.client
         user: UserRecord = request.user
-        if client.organisation_id is not None and client.organisation_id != user.organisation_id:
-            raise AccessDeniedError("This application belongs to another organisation.")
-        granted = effective_scopes(parse_scope(request.scope) & client.scopes, user.role)
-        if not granted:
-            raise InvalidScopeError("None of the requested scopes is allowed for your role.")
+        granted = consent_scopes(client, user, request.scope)
         data = request.payload.data
         store.save_code(
-            _context(self),
+            context_of(self),
             code,
             client=client,
             user=user,
@@ -95,13 +100,13 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         )
 
     def query_authorization_code(self, code: str, client: ClientRecord) -> store.CodeRecord | None:
-        return store.take_code(_context(self), code, client)
+        return store.take_code(context_of(self), code, client)
 
     def delete_authorization_code(self, authorization_code: store.CodeRecord) -> None:
-        store.mark_code_used(_context(self), authorization_code, self.server.saved_family_id)
+        store.mark_code_used(context_of(self), authorization_code, self.server.saved_family_id)
 
     def authenticate_user(self, authorization_code: store.CodeRecord) -> UserRecord | None:
-        return store.load_user(_context(self), authorization_code.row.user_id)
+        return store.load_user(context_of(self), authorization_code.row.user_id)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
@@ -109,13 +114,13 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> store.TokenRecord | None:
-        return store.take_refresh_token(_context(self), refresh_token)
+        return store.take_refresh_token(context_of(self), refresh_token)
 
     def authenticate_user(self, refresh_token: store.TokenRecord) -> UserRecord:
-        user = store.load_user(_context(self), refresh_token.row.user_id)
+        user = store.load_user(context_of(self), refresh_token.row.user_id)
         if user is None:
             raise InvalidGrantError("The person this refresh token was issued for can no longer sign in.")
         return user
 
     def revoke_old_credential(self, refresh_token: store.TokenRecord) -> None:
-        store.mark_refresh_used(_context(self), refresh_token)
+        store.mark_refresh_used(context_of(self), refresh_token)

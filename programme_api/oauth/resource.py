@@ -28,7 +28,6 @@ from ..domain.models import (
     ActorType,
     Facilitator,
     OAuthClient,
-    OAuthClientRegion,
     OAuthToken,
     Role,
     User,
@@ -37,7 +36,7 @@ from ..domain.models import (
 )
 from ..domain.principal import ALL_SCOPES, Principal, effective_scopes
 from ..runtime import Runtime
-from .clients import is_explorer_anchor, parse_scope, public_client_id
+from .clients import client_region_ids, is_explorer_anchor, parse_scope, public_client_id
 from .errors import AuthenticationError
 from .service import oauth_service
 from .validation import AccessTokenClaims, verify_access_token
@@ -116,9 +115,7 @@ async def load_principal(session: AsyncSession, claims: AccessTokenClaims, now: 
     if token.user_id is not None and (user is None or not user.is_active or str(user.id) != claims.subject):
         raise AuthenticationError("The access token's user can no longer sign in.")
 
-    client_regions = frozenset(
-        await session.scalars(sa.select(OAuthClientRegion.region_id).where(OAuthClientRegion.client_pk == client.id))
-    )
+    client_regions = await client_region_ids(session, client.id)
     user_regions: frozenset[uuid.UUID] = frozenset()
     if user is not None and user.role in _REGION_BOUND_ROLES:
         user_regions = frozenset(

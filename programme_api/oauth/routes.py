@@ -8,19 +8,21 @@ carries the session's CSRF value. A client bound to another organisation than th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from authlib.oauth2.rfc6749.errors import AccessDeniedError, InsecureTransportError, InvalidScopeError, OAuth2Error
+from authlib.oauth2.rfc6749.errors import InsecureTransportError, OAuth2Error
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..domain.principal import ALL_SCOPES, effective_scopes
+from ..domain.principal import ALL_SCOPES
 from ..web.login import SignInSession, csrf_matches, read_session, render
 from . import store
-from .clients import ClientRecord, parse_scope
+from .clients import ClientRecord
+from .grants import consent_scopes
 from .server import OAuthResponse, ProgrammeAuthorizationServer, StarletteOAuth2Request, oauth2_request
 from .server import run_authorization_server as run
 from .service import oauth_service
@@ -56,30 +58,31 @@ async def _prepared(request: Request) -> StarletteOAuth2Request | Response:
         return JSONResponse(body, status_code=status, headers=dict(headers))
 
 
-async def token(request: Request) -> Response:
+async def _protocol_response(
+    request: Request, work: Callable[[ProgrammeAuthorizationServer, StarletteOAuth2Request], OAuthResponse]
+) -> Response:
+    """The token, revocation and introspection endpoints differ only in which authlib call answers them."""
     prepared = await _prepared(request)
     if isinstance(prepared, Response):
         return prepared
-    result: OAuthResponse = await run(request, lambda server: server.create_token_response(prepared))
+    result: OAuthResponse = await run(request, lambda server: work(server, prepared))
     return result.to_starlette()
+
+
+async def token(request: Request) -> Response:
+    return await _protocol_response(request, lambda server, prepared: server.create_token_response(prepared))
 
 
 async def revoke(request: Request) -> Response:
-    prepared = await _prepared(request)
-    if isinstance(prepared, Response):
-        return prepared
-    result: OAuthResponse = await run(request, lambda server: server.create_endpoint_response("revocation", prepared))
-    return result.to_starlette()
+    return await _protocol_response(
+        request, lambda server, prepared: server.create_endpoint_response("revocation", prepared)
+    )
 
 
 async def introspect(request: Request) -> Response:
-    prepared = await _prepared(request)
-    if isinstance(prepared, Response):
-        return prepared
-    result: OAuthResponse = await run(
-        request, lambda server: server.create_endpoint_response("introspection", prepared)
+    return await _protocol_response(
+        request, lambda server, prepared: server.create_endpoint_response("introspection", prepared)
     )
-    return result.to_starlette()
 
 
 @dataclass
@@ -107,15 +110,10 @@ def _decide(
     if user is None:
         return AuthorizeOutcome(needs_sign_in=True)
     client: ClientRecord = grant.client
-    state = oauth_request.payload.state
-    if client.organisation_id is not None and client.organisation_id != user.organisation_id:
-        refusal: OAuth2Error = AccessDeniedError("This application belongs to another organisation.")
-        refusal.redirect_uri, refusal.state = grant.redirect_uri, state
-        return AuthorizeOutcome(response=server.handle_error_response(oauth_request, refusal))
-    granted = effective_scopes(parse_scope(grant.request.scope) & client.scopes, user.role)
-    if not granted:
-        refusal = InvalidScopeError("None of the requested scopes is allowed for your role.")
-        refusal.redirect_uri, refusal.state = grant.redirect_uri, state
+    try:
+        granted = consent_scopes(client, user, grant.request.scope)
+    except OAuth2Error as refusal:
+        refusal.redirect_uri, refusal.state = grant.redirect_uri, oauth_request.payload.state
         return AuthorizeOutcome(response=server.handle_error_response(oauth_request, refusal))
     if client.builtin or decision in ("approve", "deny"):
         grant_user = user if client.builtin or decision == "approve" else None

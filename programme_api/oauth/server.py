@@ -158,15 +158,13 @@ class ProgrammeAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         issued = self.pending.pop()
         refreshed: store.TokenRecord | None = request.refresh_token
-        family_id = refreshed.row.family_id if refreshed is not None else uuid.uuid4()
-        self.saved_family_id = family_id
-        store.save_token(
+        self.saved_family_id = store.save_token(
             self.context,
             issued,
             client=request.client,
             user=request.user,
             grant_type=request.payload.grant_type,
-            family_id=family_id,
+            refreshed_family_id=refreshed.row.family_id if refreshed is not None else None,
         )
 
     def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, InvalidGrantError, TokenMixin
@@ -56,6 +56,12 @@ class OAuthContext:
     @property
     def keyring(self) -> KeyRing:
         return self.tokens.keyring
+
+
+def context_of(component: Any) -> OAuthContext:
+    """The context of the server an authlib grant or endpoint belongs to (authlib gives each ``.server``)."""
+    context: OAuthContext = component.server.context
+    return context
 
 
 @dataclass
@@ -172,18 +178,8 @@ def take_code(context: OAuthContext, code: str, client: ClientRecord) -> CodeRec
         return None
     row, row_client_id = found
     if row.used_at is not None:
-        revoked = revoke_family(context, row.token_family_id)
-        context.session.add(
-            audit.audit_event(
-                audit.AUTHORIZATION_CODE_REPLAYED,
-                organisation_id=row.organisation_id,
-                actor_type=ActorType.CLIENT,
-                actor_id=client.client_id,
-                target_type="token_family",
-                target_id=str(row.token_family_id) if row.token_family_id else None,
-                request_id=context.request_id,
-                details={"revoked_tokens": revoked},
-            )
+        _revoke_replayed(
+            context, audit.AUTHORIZATION_CODE_REPLAYED, row.organisation_id, client.client_id, row.token_family_id
         )
         raise CredentialReplayed("Authorization code was already used; tokens issued from it are revoked.")
     record = CodeRecord(row=row, client_id=public_client_id(row_client_id))
@@ -212,15 +208,19 @@ def save_token(
     client: ClientRecord,
     user: UserRecord | None,
     grant_type: str,
-    family_id: uuid.UUID,
-) -> None:
-    """Record an issued token (by ``jti``) and its refresh token (hashed), and audit the issuance."""
+    refreshed_family_id: uuid.UUID | None,
+) -> uuid.UUID:
+    """Record an issued token (by ``jti``) and its refresh token (hashed), and audit the issuance.
+
+    A refresh continues ``refreshed_family_id``; any other grant starts a new family, which begins now (so
+    its start needs no query). Returns the token's family id.
+    """
     client_pk, organisation_id = _client_pk(context, client, user)
+    family_id = refreshed_family_id if refreshed_family_id is not None else uuid.uuid4()
     refresh_expires_at = None
     if issued.refresh_token is not None:
-        refresh_expires_at = min(
-            context.now + REFRESH_TOKEN_IDLE_LIFETIME, _family_started(context, family_id) + REFRESH_FAMILY_LIFETIME
-        )
+        started = context.now if refreshed_family_id is None else _family_started(context, refreshed_family_id)
+        refresh_expires_at = min(context.now + REFRESH_TOKEN_IDLE_LIFETIME, started + REFRESH_FAMILY_LIFETIME)
     context.session.add(
         OAuthToken(
             organisation_id=organisation_id,
@@ -254,6 +254,7 @@ def save_token(
         )
     )
     context.session.flush()
+    return family_id
 
 
 def _token_query() -> sa.Select[OAuthToken, str, datetime | None, bool]:
@@ -280,19 +281,7 @@ def take_refresh_token(context: OAuthContext, value: str) -> TokenRecord | None:
     record = _token_record(found, "refresh_token", context.now)
     row = record.row
     if row.refresh_used_at is not None and row.revoked_at is None:
-        revoked = revoke_family(context, row.family_id)
-        context.session.add(
-            audit.audit_event(
-                audit.REFRESH_TOKEN_REUSED,
-                organisation_id=row.organisation_id,
-                actor_type=ActorType.CLIENT,
-                actor_id=record.client_id,
-                target_type="token_family",
-                target_id=str(row.family_id),
-                request_id=context.request_id,
-                details={"revoked_tokens": revoked},
-            )
-        )
+        _revoke_replayed(context, audit.REFRESH_TOKEN_REUSED, row.organisation_id, record.client_id, row.family_id)
         raise CredentialReplayed("Refresh token was already used; its token family is revoked.")
     if record.is_revoked() or record.is_expired():
         return None
@@ -335,17 +324,39 @@ def revoke_family(context: OAuthContext, family_id: uuid.UUID | None) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def audit_revocation(context: OAuthContext, record: TokenRecord, client: ClientRecord, revoked: int) -> None:
+def _audit_family(
+    context: OAuthContext,
+    action: str,
+    organisation_id: uuid.UUID,
+    client_id: str,
+    family_id: uuid.UUID | None,
+    details: dict[str, Any],
+) -> None:
+    """Record a client's act on a whole token family: replays and revocations share this one event shape."""
     context.session.add(
         audit.audit_event(
-            audit.TOKEN_REVOKED,
-            organisation_id=record.row.organisation_id,
+            action,
+            organisation_id=organisation_id,
             actor_type=ActorType.CLIENT,
-            actor_id=client.client_id,
+            actor_id=client_id,
             target_type="token_family",
-            target_id=str(record.row.family_id),
+            target_id=str(family_id) if family_id is not None else None,
             request_id=context.request_id,
-            details={"token_type": record.kind, "jti": record.row.jti, "revoked_tokens": revoked},
+            details=details,
         )
     )
+
+
+def _revoke_replayed(
+    context: OAuthContext, action: str, organisation_id: uuid.UUID, client_id: str, family_id: uuid.UUID | None
+) -> None:
+    """A used code or refresh token came back: revoke its family and audit it (the caller then refuses)."""
+    revoked = revoke_family(context, family_id)
+    _audit_family(context, action, organisation_id, client_id, family_id, {"revoked_tokens": revoked})
+
+
+def audit_revocation(context: OAuthContext, record: TokenRecord, client: ClientRecord, revoked: int) -> None:
+    row = record.row
+    details = {"token_type": record.kind, "jti": row.jti, "revoked_tokens": revoked}
+    _audit_family(context, audit.TOKEN_REVOKED, row.organisation_id, client.client_id, row.family_id, details)
     context.session.flush()

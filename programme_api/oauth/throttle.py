@@ -19,6 +19,8 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from .users import normalise_email
+
 log = logging.getLogger(__name__)
 
 MAX_FAILURES = 5
@@ -27,7 +29,8 @@ _LOCAL_MAX_ENTRIES = 100_000
 
 
 def throttle_key(email: str, address: str) -> str:
-    return hashlib.sha256(f"{email.strip().lower()}\n{address}".encode()).hexdigest()
+    """Counted per sign-in email as ``/login`` compares it (``normalise_email``), so case cannot dodge the limit."""
+    return hashlib.sha256(f"{normalise_email(email)}\n{address}".encode()).hexdigest()
 
 
 class SignInThrottle(Protocol):

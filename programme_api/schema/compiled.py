@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -41,11 +42,13 @@ from graphql import (
     Undefined,
     coerce_input_value,
     get_named_type,
+    get_operation_ast,
     type_from_ast,
     value_from_ast,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from strawberry.utils.str_converters import to_camel_case
 
 from ..domain import models, programme
 from ..domain.access import fetch_rows, readable
@@ -63,6 +66,7 @@ from ..domain.pagination import (
 )
 from ..domain.principal import Principal
 from .context import RequestContext
+from .read_shapes import SPECS, ChildrenSpec, ReferenceSpec, Spec
 from .relay import to_global_id
 from .types import programme as programme_types
 
@@ -123,20 +127,37 @@ def rule(type_name: str, field_name: str) -> Callable[[BatchRule], BatchRule]:
     return register
 
 
-async def execute_compiled(
-    context: RequestContext,
-    schema: Any,
-    operation: OperationDefinitionNode,
-    fragments: dict[str, FragmentDefinitionNode],
-    raw_variables: dict[str, Any] | None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class QueryOperation:
+    """A validated document's query operation with all that answering it needs, found once per request."""
+
+    source: str
+    definition: OperationDefinitionNode
+    fragments: dict[str, FragmentDefinitionNode]
+    variables: dict[str, Any] | None
+
+    @classmethod
+    def of(
+        cls, document: DocumentNode, source: str, name: str | None, variables: dict[str, Any] | None
+    ) -> QueryOperation | None:
+        """The query to answer, or None for a mutation (which only the full executor runs)."""
+        operation = get_operation_ast(document, name)
+        if operation is None or operation.operation is not OperationType.QUERY:
+            return None
+        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        return cls(source, operation, fragments, variables)
+
+    def selection(self, schema: Any) -> Selection:
+        return Selection(self.fragments, coerce_variables(schema, self.definition, self.variables or {}))
+
+
+async def execute_compiled(context: RequestContext, schema: Any, query: QueryOperation) -> dict[str, Any]:
     """The ``data`` of a query operation, or ``Unsupported`` when the full executor must answer it."""
-    if operation.operation is not OperationType.QUERY:
-        raise Unsupported("only queries are compiled")
-    plan = Plan(fragments, coerce_variables(schema, operation, raw_variables or {}), context)
+    selection = query.selection(schema)
+    plan = Plan(selection.fragments, selection.variables, context)
     root: GraphQLObjectType = schema._schema.query_type
     data: dict[str, Any] = {}
-    for key, nodes in collect_fields(plan, root, [operation.selection_set]).items():
+    for key, nodes in collect_fields(plan, root, [query.definition.selection_set]).items():
         name = nodes[0].name.value
         if name == "__typename":
             data[key] = root.name
@@ -340,14 +361,9 @@ def strawberry_field(type_name: str, field_name: str) -> Any:
 
 def _python_argument(definition: Any, graphql_name: str) -> str:
     for argument in definition.arguments:
-        if (argument.graphql_name or _camel(argument.python_name)) == graphql_name:
+        if (argument.graphql_name or to_camel_case(argument.python_name)) == graphql_name:
             return str(argument.python_name)
     return graphql_name
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 # ---- connections ---------------------------------------------------------------------------------------------
@@ -511,12 +527,12 @@ def top_level_connection(
 def nested_connection(
     parent: str,
     field_name: str,
-    model: type[Any],
-    build: Callable[[Principal], sa.Select[Any]],
+    build: Callable[[Principal, dict[str, Any]], sa.Select[Any]],
     parent_column: InstrumentedAttribute[Any],
     ordering: Ordering,
 ) -> BatchRule:
     """A list under each parent (``region.groups``): one statement for all parents' pages, one for counts."""
+    model: type[Any] = parent_column.class_  # type: ignore[assignment]  # a mapped class, never an alias here
 
     async def run(plan: Plan, sources: Sequence[Any], nodes: list[FieldNode], args: dict[str, Any]) -> list[Any]:
         request = page_request(ordering, args.get("first"), args.get("after"), args.get("last"), args.get("before"))
@@ -525,14 +541,14 @@ def nested_connection(
         extra = row_columns(plan, _connection_type(plan, parent, field_name), nodes)
 
         async def fetch(session: AsyncSession, principal: Principal) -> dict[Any, Page[Any]]:
-            statement = build(principal)
+            statement = build(principal, args)
             return await fetch_grouped_pages(
                 session, model, statement, parent_column, parent_ids, ordering, request,
                 as_rows=True, extend_rows=extra,
             )  # fmt: skip
 
         async def totals(session: AsyncSession, principal: Principal) -> dict[Any, int]:
-            return await grouped_counts(session, build(principal), parent_column, parent_ids)
+            return await grouped_counts(session, build(principal, args), parent_column, parent_ids)
 
         async def counts() -> list[int]:
             found = await plan.run(totals)
@@ -615,58 +631,21 @@ def _period_of(args: dict[str, Any]) -> programme.Period:
     return programme_types._period(args.get("from"), args.get("to"))
 
 
+def _rule_for(type_name: str, field_name: str, spec: Spec) -> BatchRule:
+    """The batch rule for a field of the shared table (``read_shapes.SPECS``)."""
+    if isinstance(spec, ReferenceSpec):
+        return to_one(spec.model, spec.foreign_key)
+    if isinstance(spec, ChildrenSpec):
+        return children(spec.model, spec.parent_column, tuple(spec.order_by(spec.model.__table__)))
+    if spec.parent_column is None:
+        return top_level_connection(field_name, spec.build, spec.ordering)
+    return nested_connection(type_name, field_name, spec.build, spec.parent_column, spec.ordering)
+
+
 def _register() -> None:
     """The batch rules: every resolver-backed field this path answers (all others fall back)."""
-    m = models
-    rule("Query", "regions")(
-        top_level_connection("regions", lambda p, _a: readable(p, m.Region), programme.REGION_ORDER)
-    )
-    rule("Query", "groups")(top_level_connection("groups", lambda p, _a: programme.groups(p), programme.GROUP_ORDER))
-    rule("Query", "sessions")(
-        top_level_connection("sessions", lambda p, _a: programme.sessions(p), programme.SESSION_ORDER)
-    )
-    rule("Query", "participants")(
-        top_level_connection("participants", lambda p, _a: programme.participants(p), programme.PARTICIPANT_ORDER)
-    )
-    rule("Query", "facilitators")(
-        top_level_connection(
-            "facilitators",
-            lambda p, a: programme.facilitators(p, a.get("compliance"), a["withinDays"]),
-            programme.FACILITATOR_ORDER,
-        )
-    )
-    rule("Region", "groups")(
-        nested_connection("Region", "groups", m.Group, programme.groups, m.Group.region_id, programme.GROUP_ORDER)
-    )
-    rule("Group", "sessions")(
-        nested_connection(
-            "Group", "sessions", m.GroupSession, programme.sessions, m.GroupSession.group_id, programme.SESSION_ORDER
-        )
-    )
-    for type_name, field_name, model, foreign_key in (
-        ("Group", "region", m.Region, "region_id"),
-        ("GroupSession", "group", m.Group, "group_id"),
-        ("FacilitatorAssignment", "facilitator", m.Facilitator, "facilitator_id"),
-        ("FacilitatorAssignment", "group", m.Group, "group_id"),
-        ("Enrolment", "group", m.Group, "group_id"),
-        ("Enrolment", "participant", m.Participant, "participant_id"),
-        ("AttendanceRecord", "session", m.GroupSession, "session_id"),
-        ("AttendanceRecord", "participant", m.Participant, "participant_id"),
-    ):
-        rule(type_name, field_name)(to_one(model, foreign_key))
-    assignment = m.FacilitatorAssignment
-    rule("Group", "facilitators")(
-        children(assignment, assignment.group_id, (assignment.role.desc(), assignment.created_at, assignment.id))
-    )
-    rule("Facilitator", "assignments")(
-        children(assignment, assignment.facilitator_id, (assignment.created_at, assignment.id))
-    )
-    rule("Participant", "enrolments")(
-        children(m.Enrolment, m.Enrolment.participant_id, (m.Enrolment.requested_at, m.Enrolment.id))
-    )
-    rule("GroupSession", "attendance")(
-        children(m.Attendance, m.Attendance.session_id, (m.Attendance.recorded_at, m.Attendance.id))
-    )
+    for (type_name, field_name), spec in SPECS.items():
+        rule(type_name, field_name)(_rule_for(type_name, field_name, spec))
     attendance_counts_by_query = rollup(
         lambda _plan, _args: programme.attendance_counts,
         lambda counts, row: programme_types.AttendanceCounts(

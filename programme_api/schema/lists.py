@@ -100,6 +100,12 @@ async def load_by_id(info: Info, model: type[M], row_id: uuid.UUID) -> M | None:
     return await ctx.loader(("by_id", model), batch).load(row_id)
 
 
+async def load_node(info: Info, model: type[M], row_id: uuid.UUID, convert: Callable[[M], N]) -> N | None:
+    """``load_by_id`` as a GraphQL object: every to-one link answers null for a missing or unreadable row."""
+    row = await load_by_id(info, model, row_id)
+    return None if row is None else convert(row)
+
+
 async def load_children(
     info: Info,
     relation: Hashable,

@@ -6,7 +6,6 @@ everything the mutation wrote; missing scopes are top-level errors (``INSUFFICIE
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -17,10 +16,12 @@ from strawberry.scalars import JSON
 
 from ..domain import consent, evaluation, models, surveys
 from ..domain.errors import DomainError, ErrorCode
+from ..domain.pagination import Ordering
 from ..domain.principal import Principal
 from ..domain.scoring import AnswerError
 from .context import Info
-from .lists import top_level_connection
+from .lists import M, N, StatementBuilder, top_level_connection
+from .mutations.common import TOP_LEVEL_CODES
 from .relay import Connection, expect_global_id
 from .types.outcomes import (
     AggregateTable,
@@ -37,7 +38,6 @@ from .types.outcomes import (
 )
 
 T = TypeVar("T")
-TOP_LEVEL = (ErrorCode.INSUFFICIENT_SCOPE, ErrorCode.UNAUTHENTICATED)
 
 
 async def attempt(info: Info, work: Callable[[], Awaitable[T]]) -> tuple[T | None, list[OutcomesUserError]]:
@@ -45,7 +45,7 @@ async def attempt(info: Info, work: Callable[[], Awaitable[T]]) -> tuple[T | Non
     try:
         return await work(), []
     except DomainError as error:
-        if error.code in TOP_LEVEL:
+        if error.code in TOP_LEVEL_CODES:  # the same refusals that stay top-level errors for every mutation
             raise
         info.context.failed = True
         if isinstance(error, AnswerError):
@@ -55,6 +55,22 @@ async def attempt(info: Info, work: Callable[[], Awaitable[T]]) -> tuple[T | Non
         if isinstance(error, surveys.InstrumentDefinitionError):
             return None, [OutcomesUserError(field=p.field, message=p.message, code="INVALID") for p in error.problems]
         return None, [OutcomesUserError(field=error.field, message=error.message, code=error.code.value)]
+
+
+async def audited_connection(
+    info: Info,
+    build: StatementBuilder[M],
+    ordering: Ordering,
+    convert: Callable[[M], N],
+    first: int | None,
+    after: str | None,
+    what: str,
+    **details: Any,
+) -> Connection[N]:
+    """A forward page of identified health data: every list read of it is audited with the rows it returned."""
+    connection = await top_level_connection(info, build, ordering, convert, first, after, None, None)
+    await info.context.run(surveys.audit_health_read, what, rows=len(connection.edges), **details)
+    return connection
 
 
 @strawberry.type
@@ -183,23 +199,16 @@ class OutcomesQuery:
         after: str | None = None,
     ) -> Connection[SurveyResponse]:
         participant = expect_global_id(participant_id, "Participant", "participantId") if participant_id else None
-        connection = await top_level_connection(
+        return await audited_connection(
             info,
             lambda p: surveys.responses(p, participant),
             surveys.RESPONSE_ORDER,
             SurveyResponse.from_model,
             first,
             after,
-            None,
-            None,
-        )
-        await info.context.run(
-            surveys.audit_health_read,
             "SurveyResponse",
-            rows=len(connection.edges),
             participant_id=str(participant) if participant else None,
         )
-        return connection
 
     @strawberry.field(
         description="Safeguarding alerts of the groups in your regions, oldest first; each read is "
@@ -208,18 +217,15 @@ class OutcomesQuery:
     async def safeguarding_alerts(
         self, info: Info, open_only: bool = False, first: int | None = None, after: str | None = None
     ) -> Connection[SafeguardingAlert]:
-        connection = await top_level_connection(
+        return await audited_connection(
             info,
             lambda p: surveys.alerts(p, open_only),
             surveys.ALERT_ORDER,
             SafeguardingAlert.from_model,
             first,
             after,
-            None,
-            None,
+            "SafeguardingAlert",
         )
-        await info.context.run(surveys.audit_health_read, "SafeguardingAlert", rows=len(connection.edges))
-        return connection
 
     @strawberry.field(
         description="Your evaluation project's pseudonymised data and aggregates. "
@@ -239,10 +245,6 @@ class OutcomesQuery:
         )
 
 
-def _id(value: strawberry.ID, type_name: str, field: str) -> uuid.UUID:
-    return expect_global_id(value, type_name, field)
-
-
 @strawberry.type
 class OutcomesMutation:
     @strawberry.mutation(
@@ -258,7 +260,7 @@ class OutcomesMutation:
         given_at: datetime | None = None,
     ) -> RecordConsentPayload:
         async def work() -> models.Consent:
-            participant = _id(participant_id, "Participant", "participantId")
+            participant = expect_global_id(participant_id, "Participant", "participantId")
             return await info.context.run(consent.record_consent, participant, purpose, form_version, given_at)
 
         row, errors = await attempt(info, work)
@@ -272,7 +274,7 @@ class OutcomesMutation:
         self, info: Info, participant_id: strawberry.ID, purpose: models.ConsentPurpose
     ) -> WithdrawConsentPayload:
         async def work() -> list[models.Consent]:
-            participant = _id(participant_id, "Participant", "participantId")
+            participant = expect_global_id(participant_id, "Participant", "participantId")
             return await info.context.run(consent.withdraw_consent, participant, purpose)
 
         rows, errors = await attempt(info, work)
@@ -291,9 +293,9 @@ class OutcomesMutation:
                 answers[answer.item] = answer.value
             return await info.context.run(
                 surveys.submit_response,
-                _id(input.participant_id, "Participant", "input.participantId"),
-                _id(input.group_id, "Group", "input.groupId"),
-                _id(input.instrument_id, "SurveyInstrument", "input.instrumentId"),
+                expect_global_id(input.participant_id, "Participant", "input.participantId"),
+                expect_global_id(input.group_id, "Group", "input.groupId"),
+                expect_global_id(input.instrument_id, "SurveyInstrument", "input.instrumentId"),
                 input.timepoint,
                 answers,
                 input.completed_at,
@@ -318,7 +320,7 @@ class OutcomesMutation:
     ) -> AcknowledgeSafeguardingAlertPayload:
         async def work() -> models.SafeguardingAlert:
             return await info.context.run(
-                surveys.acknowledge_alert, _id(alert_id, "SafeguardingAlert", "alertId"), note
+                surveys.acknowledge_alert, expect_global_id(alert_id, "SafeguardingAlert", "alertId"), note
             )
 
         row, errors = await attempt(info, work)
@@ -349,7 +351,9 @@ class OutcomesMutation:
     )
     async def erase_participant(self, info: Info, participant_id: strawberry.ID) -> EraseParticipantPayload:
         async def work() -> bool:
-            await info.context.run(consent.erase_participant, _id(participant_id, "Participant", "participantId"))
+            await info.context.run(
+                consent.erase_participant, expect_global_id(participant_id, "Participant", "participantId")
+            )
             return True
 
         done, errors = await attempt(info, work)

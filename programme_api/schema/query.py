@@ -14,7 +14,7 @@ from ..domain.access import readable
 from ..domain.errors import DomainError, ErrorCode
 from ..domain.principal import Principal
 from .context import Info
-from .lists import load_by_id, top_level_connection
+from .lists import load_node, top_level_connection
 from .relay import Connection, Node, expect_global_id, from_global_id
 from .types import outcomes as outcome_types
 from .types.people import AttendanceRecord, Enrolment, Participant
@@ -91,14 +91,13 @@ class Viewer:
     @strawberry.field(description="The regions the token reaches (all of the organisation's when not bound).")
     async def regions(self, info: Info) -> list[Region]:
         connection = await top_level_connection(
-            info, lambda p: programme_regions(p), programme.REGION_ORDER, Region.from_model, 100, None, None, None
+            info, programme_regions, programme.REGION_ORDER, Region.from_model, 100, None, None, None
         )
         return [edge.node for edge in connection.edges]
 
     @strawberry.field
     async def organisation(self, info: Info) -> Organisation | None:
-        row = await load_by_id(info, models.Organisation, self.principal.organisation_id)
-        return Organisation.from_model(row) if row else None
+        return await load_node(info, models.Organisation, self.principal.organisation_id, Organisation.from_model)
 
 
 def programme_regions(principal: Principal) -> Any:
@@ -117,8 +116,7 @@ class Query:
     @strawberry.field(description="The caller's organisation. Requires `programme:read`.")
     async def organisation(self, info: Info) -> Organisation | None:
         principal = info.context.require_principal()
-        row = await load_by_id(info, models.Organisation, principal.organisation_id)
-        return Organisation.from_model(row) if row else None
+        return await load_node(info, models.Organisation, principal.organisation_id, Organisation.from_model)
 
     @strawberry.field(description="Regions the caller may read, by name. Requires `programme:read`.")
     async def regions(
@@ -221,9 +219,7 @@ async def resolve_node(info: Info, global_id: str) -> Node | None:
     if type_name not in NODE_TYPES:
         return None
     model, graphql_type = NODE_TYPES[type_name]
-    row = await load_by_id(info, model, row_id)
-    if row is None:
-        return None
-    if type_name in HEALTH_DATA_TYPES:
+    node: Node | None = await load_node(info, model, row_id, graphql_type.from_model)
+    if node is not None and type_name in HEALTH_DATA_TYPES:
         await info.context.run(surveys.audit_health_read, type_name, rows=1, via="node")
-    return graphql_type.from_model(row)  # type: ignore[no-any-return]
+    return node

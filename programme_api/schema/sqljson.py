@@ -19,113 +19,45 @@ import enum
 import itertools
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from collections.abc import Hashable
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from graphql import (
     FieldNode,
-    FragmentDefinitionNode,
     GraphQLEnumType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLScalarType,
-    OperationDefinitionNode,
-    OperationType,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.orm import InstrumentedAttribute
 
-from ..domain import models, programme
+from ..domain import programme
 from ..domain.access import CompiledRead, compile_read, fetch_compiled, mark_checked, readable
-from ..domain.pagination import Ordering, columns_only, page_request, sort_keys
+from ..domain.pagination import columns_only, page_request, sort_keys
 from ..domain.principal import Principal
 from ..domain.tenancy import bound_read
 from .compiled import (
     ROW_TYPES,
+    QueryOperation,
     Selection,
     Unsupported,
     arguments,
-    coerce_variables,
     collect_fields,
     named_type,
     strawberry_field,
 )
+from .read_shapes import SPECS, ChildrenSpec, ListSpec, ReferenceSpec
 
-JSON = sa.JSON().with_variant(sa.dialects.postgresql.JSON(), "postgresql")
+JSON = postgresql.JSON()
 MAX_FIELDS_PER_OBJECT = 50  # json_build_object takes at most 100 arguments
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 Rows = Any  # a derived table (subquery) whose columns are one table's row
-
-
-@dataclass(frozen=True)
-class ListSpec:
-    """A keyset connection: the access-filtered statement, its order, and (nested) the column naming the parent."""
-
-    build: Callable[[Principal, dict[str, Any]], sa.Select[Any]]
-    ordering: Ordering
-    parent_column: InstrumentedAttribute[Any] | None = None
-
-
-@dataclass(frozen=True)
-class ReferenceSpec:
-    """A reference to one row (``group.region``): null when the caller may not read it."""
-
-    model: type[Any]
-    foreign_key: str
-
-
-@dataclass(frozen=True)
-class ChildrenSpec:
-    """A short plain list under each parent (``group.facilitators``), in a fixed order."""
-
-    model: type[Any]
-    parent_column: InstrumentedAttribute[Any]
-    order: tuple[tuple[str, bool], ...]  # (column, descending)
-
-
-Spec = ListSpec | ReferenceSpec | ChildrenSpec
-m = models
-SPECS: dict[tuple[str, str], Spec] = {
-    ("Query", "regions"): ListSpec(lambda p, _a: readable(p, m.Region), programme.REGION_ORDER),
-    ("Query", "groups"): ListSpec(lambda p, _a: programme.groups(p), programme.GROUP_ORDER),
-    ("Query", "sessions"): ListSpec(lambda p, _a: programme.sessions(p), programme.SESSION_ORDER),
-    ("Query", "participants"): ListSpec(lambda p, _a: programme.participants(p), programme.PARTICIPANT_ORDER),
-    ("Query", "facilitators"): ListSpec(
-        lambda p, a: programme.facilitators(p, a.get("compliance"), a["withinDays"]), programme.FACILITATOR_ORDER
-    ),
-    ("Region", "groups"): ListSpec(lambda p, _a: programme.groups(p), programme.GROUP_ORDER, m.Group.region_id),
-    ("Group", "sessions"): ListSpec(
-        lambda p, _a: programme.sessions(p), programme.SESSION_ORDER, m.GroupSession.group_id
-    ),
-    ("Group", "region"): ReferenceSpec(m.Region, "region_id"),
-    ("GroupSession", "group"): ReferenceSpec(m.Group, "group_id"),
-    ("FacilitatorAssignment", "facilitator"): ReferenceSpec(m.Facilitator, "facilitator_id"),
-    ("FacilitatorAssignment", "group"): ReferenceSpec(m.Group, "group_id"),
-    ("Enrolment", "group"): ReferenceSpec(m.Group, "group_id"),
-    ("Enrolment", "participant"): ReferenceSpec(m.Participant, "participant_id"),
-    ("AttendanceRecord", "session"): ReferenceSpec(m.GroupSession, "session_id"),
-    ("AttendanceRecord", "participant"): ReferenceSpec(m.Participant, "participant_id"),
-    ("Group", "facilitators"): ChildrenSpec(
-        m.FacilitatorAssignment,
-        m.FacilitatorAssignment.group_id,
-        (("role", True), ("created_at", False), ("id", False)),
-    ),
-    ("Facilitator", "assignments"): ChildrenSpec(
-        m.FacilitatorAssignment, m.FacilitatorAssignment.facilitator_id, (("created_at", False), ("id", False))
-    ),
-    ("Participant", "enrolments"): ChildrenSpec(
-        m.Enrolment, m.Enrolment.participant_id, (("requested_at", False), ("id", False))
-    ),
-    ("GroupSession", "attendance"): ChildrenSpec(
-        m.Attendance, m.Attendance.session_id, (("recorded_at", False), ("id", False))
-    ),
-}
 
 
 CACHE_SIZE = 512
@@ -133,13 +65,7 @@ _cache: OrderedDict[Hashable, CompiledRead | None] = OrderedDict()
 
 
 async def execute_json(
-    bind: AsyncEngine | AsyncConnection,
-    principal: Principal,
-    schema: Any,
-    source: str,
-    operation: OperationDefinitionNode,
-    fragments: dict[str, FragmentDefinitionNode],
-    raw_variables: dict[str, Any] | None,
+    bind: AsyncEngine | AsyncConnection, principal: Principal, schema: Any, query: QueryOperation
 ) -> str:
     """The ``data`` of a query operation as JSON text, or ``Unsupported``.
 
@@ -151,14 +77,14 @@ async def execute_json(
         raise Unsupported("JSON is built in PostgreSQL only")
     if principal.evaluation_project_id is not None:
         raise Unsupported("evaluators read across organisations: their binding needs a lookup first")
-    key = (source, operation.name.value if operation.name else None, _canonical(raw_variables),
-           principal, programme.today())  # fmt: skip
+    name = query.definition.name.value if query.definition.name else None
+    key = (query.source, name, _canonical(query.variables), principal, programme.today())
     if key in _cache:
         _cache.move_to_end(key)
         read = _cache[key]
     else:
         try:
-            read = _build(bind.dialect, principal, schema, operation, fragments, raw_variables)
+            read = _build(bind.dialect, principal, schema, query)
         except Unsupported:
             read = None
         _remember(key, read)
@@ -178,20 +104,11 @@ def _remember(key: Hashable, read: CompiledRead | None) -> None:
         _cache.popitem(last=False)
 
 
-def _build(
-    dialect: sa.Dialect,
-    principal: Principal,
-    schema: Any,
-    operation: OperationDefinitionNode,
-    fragments: dict[str, FragmentDefinitionNode],
-    raw_variables: dict[str, Any] | None,
-) -> CompiledRead:
+def _build(dialect: sa.Dialect, principal: Principal, schema: Any, query: QueryOperation) -> CompiledRead:
     """The operation as one statement returning the ``data`` object as text (nothing is sent here)."""
-    if operation.operation is not OperationType.QUERY:
-        raise Unsupported("only queries are compiled")
-    selection = Selection(fragments, coerce_variables(schema, operation, raw_variables or {}))
+    selection = query.selection(schema)
     root: GraphQLObjectType = schema._schema.query_type
-    selected = collect_fields(selection, root, [operation.selection_set])
+    selected = collect_fields(selection, root, [query.definition.selection_set])
     for nodes in selected.values():
         name = nodes[0].name.value
         if name != "__typename" and not isinstance(SPECS.get(("Query", name)), ListSpec):
@@ -316,8 +233,7 @@ class Builder:
         statement = columns_only(readable(self.principal, spec.model)).where(spec.parent_column == parent.c.id)
         statement = statement.correlate(parent)
         rows = statement.lateral(self.alias())
-        order = [rows.c[key].desc() if descending else rows.c[key].asc() for key, descending in spec.order]
-        return _aggregate(rows, self.object(type_, rows, self.selection(type_, nodes)), order)
+        return _aggregate(rows, self.object(type_, rows, self.selection(type_, nodes)), spec.order_by(rows))
 
     def attendance_counts(self, type_: GraphQLObjectType, nodes: list[FieldNode], session: Rows) -> Any:
         """The session's tallies by status (``programme.attendance_tallies``) plus its drop-in headcount."""

@@ -19,7 +19,6 @@ from graphql import (
     DocumentNode,
     ExecutionResult,
     FieldNode,
-    FragmentDefinitionNode,
     GraphQLError,
     OperationType,
     execute,
@@ -43,7 +42,7 @@ from ..explorer.page import explorer_page, prefers_html
 from ..oauth.errors import AuthenticationError
 from ..runtime import Runtime
 from ..schema import schema
-from ..schema.compiled import Unsupported, execute_compiled
+from ..schema.compiled import QueryOperation, Unsupported, execute_compiled
 from ..schema.context import RequestContext
 from ..schema.errors import UNEXPECTED, format_error
 from ..schema.limits import LIMIT_RULES, MAX_TOKENS
@@ -226,15 +225,16 @@ async def run_operation(
     request_id: str,
 ) -> Response:
     """Execute in one unit of work: commit when the operation raised no error, else roll back."""
-    if runtime.settings.compiled_reads:
-        text = await _read_as_json(runtime, principal, document, params)
+    query = QueryOperation.of(document, params.query, params.operation_name, params.variables)
+    if query is not None and runtime.settings.compiled_reads:
+        text = await _read_as_json(runtime, principal, query)
         if text is not None:
             return respond({"data": orjson.Fragment(text)}, 200, media_type)
     async with runtime.session_maker() as session:
         install_guard(session)
         await bind_principal(session, principal)
         context = RequestContext(principal=principal, session=session, request_id=request_id)
-        result = await _compiled(document, params, context) if runtime.settings.compiled_reads else None
+        result = await _compiled(query, context) if query is not None and runtime.settings.compiled_reads else None
         if result is None:
             result = await _execute(document, params, context)
         await context.finish()
@@ -255,19 +255,13 @@ async def run_operation(
     return respond(payload, 200, media_type)
 
 
-async def _read_as_json(
-    runtime: Runtime, principal: Principal, document: DocumentNode, params: GraphQLParams
-) -> str | None:
+async def _read_as_json(runtime: Runtime, principal: Principal, query: QueryOperation) -> str | None:
     """The ``data`` PostgreSQL built for a query it can answer in one statement (``schema/sqljson.py``), or
     None. Runs before any session is opened: the statement binds its own tenant and needs no transaction.
     It goes to what request sessions are bound to: the engine, or the tests' connection."""
-    operation = get_operation_ast(document, params.operation_name)
-    if operation is None or operation.operation is not OperationType.QUERY:
-        return None
-    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     try:
         bind = runtime.session_maker.kw.get("bind", runtime.engine)
-        return await execute_json(bind, principal, schema, params.query, operation, fragments, params.variables)
+        return await execute_json(bind, principal, schema, query)
     except (Unsupported, DomainError, GraphQLError):
         return None
     except (asyncpg.PostgresError, DBAPIError):
@@ -277,18 +271,14 @@ async def _read_as_json(
         return None
 
 
-async def _compiled(document: DocumentNode, params: GraphQLParams, context: RequestContext) -> ExecutionResult | None:
+async def _compiled(query: QueryOperation, context: RequestContext) -> ExecutionResult | None:
     """The compiled read path's answer, or None when the full executor must run the operation.
 
     Expected errors also fall back, so every error response is shaped by one executor; the compiled path
     only reads, so nothing needs undoing before the fall-back.
     """
-    operation = get_operation_ast(document, params.operation_name)
-    if operation is None or operation.operation is not OperationType.QUERY:
-        return None
-    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     try:
-        data = await execute_compiled(context, schema, operation, fragments, params.variables)
+        data = await execute_compiled(context, schema, query)
     except (Unsupported, DomainError, GraphQLError):
         return None
     return ExecutionResult(data=data)

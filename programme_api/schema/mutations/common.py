@@ -20,6 +20,7 @@ from typing import Any, Self, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.utils.str_converters import to_camel_case
 
 from ...domain.access import require_scope
 from ...domain.errors import DomainError, ErrorCode
@@ -74,12 +75,8 @@ def api_field(field: str | None, aliases: Mapping[str, str | None]) -> str | Non
         return field
     if field in aliases:
         return aliases[field]
-    return "input." + ".".join(_camel(part) for part in field.split("."))
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
+    # Strawberry's own converter, so the path is spelt exactly as the published schema names the field.
+    return "input." + ".".join(to_camel_case(part) for part in field.split("."))
 
 
 def canonical(value: Any) -> Any:

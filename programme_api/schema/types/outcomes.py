@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, cast
+from typing import cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -16,7 +16,7 @@ from strawberry.scalars import JSON
 from ...domain import consent, evaluation, models
 from ...domain.evaluation import Dimension
 from ..context import Info
-from ..lists import load_by_id, load_children
+from ..lists import load_children, load_node
 from ..relay import Node, to_global_id
 from . import enums  # noqa: F401  (registers the domain enums with strawberry)
 from .people import Participant
@@ -103,16 +103,14 @@ class SurveyResponse(Node):
 
     @strawberry.field(description="The instrument version this response was scored with.")
     async def instrument(self, info: Info) -> SurveyInstrument | None:
-        row = await load_by_id(info, models.SurveyInstrument, self.model.instrument_id)
-        return SurveyInstrument.from_model(row) if row else None
+        return await load_node(info, models.SurveyInstrument, self.model.instrument_id, SurveyInstrument.from_model)
 
     @strawberry.field(description="The participant (null without `participants:read`).")
     async def participant(self, info: Info) -> Participant | None:
         principal = info.context.require_principal()
         if not principal.has_scope("participants:read"):
             return None
-        row = await load_by_id(info, models.Participant, self.model.participant_id)
-        return Participant.from_model(row) if row else None
+        return await load_node(info, models.Participant, self.model.participant_id, Participant.from_model)
 
 
 @strawberry.type(
@@ -138,13 +136,11 @@ class SafeguardingAlert(Node):
 
     @strawberry.field
     async def group(self, info: Info) -> Group | None:
-        row = await load_by_id(info, models.Group, self.model.group_id)
-        return Group.from_model(row) if row else None
+        return await load_node(info, models.Group, self.model.group_id, Group.from_model)
 
     @strawberry.field(description="The response that raised the alert.")
     async def response(self, info: Info) -> SurveyResponse | None:
-        row = await load_by_id(info, models.SurveyResponse, self.model.response_id)
-        return SurveyResponse.from_model(row) if row else None
+        return await load_node(info, models.SurveyResponse, self.model.response_id, SurveyResponse.from_model)
 
 
 @strawberry.type(description="One response as an evaluator sees it: pseudonymised, week-coarsened.")
@@ -240,10 +236,6 @@ class AggregateTable:
 class SurveyAnswerInput:
     item: str
     value: int | None
-
-
-def answers_dict(answers: list[SurveyAnswerInput]) -> dict[str, Any]:
-    return {answer.item: answer.value for answer in answers}
 
 
 async def participant_consents(info: Info, participant_id: uuid.UUID) -> list[Consent]:

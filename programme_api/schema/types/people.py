@@ -11,7 +11,7 @@ import strawberry
 from ...domain import models, programme
 from ...domain.access import readable
 from ..context import Info
-from ..lists import load_by_id, load_children, load_rollup
+from ..lists import load_by_id, load_children, load_node, load_rollup
 from ..relay import Node, to_global_id
 from .programme import Group, GroupSession
 
@@ -87,13 +87,11 @@ class Enrolment(Node):
 
     @strawberry.field
     async def group(self, info: Info) -> Group | None:
-        row = await load_by_id(info, models.Group, self.model.group_id)
-        return Group.from_model(row) if row else None
+        return await load_node(info, models.Group, self.model.group_id, Group.from_model)
 
     @strawberry.field
     async def participant(self, info: Info) -> Participant | None:
-        row = await load_by_id(info, models.Participant, self.model.participant_id)
-        return Participant.from_model(row) if row else None
+        return await load_node(info, models.Participant, self.model.participant_id, Participant.from_model)
 
     @strawberry.field(description="This participant's attendance at the group's sessions, earliest first.")
     async def attendance(self, info: Info) -> list[AttendanceRecord]:
@@ -123,10 +121,8 @@ class AttendanceRecord(Node):
 
     @strawberry.field
     async def session(self, info: Info) -> GroupSession | None:
-        row = await load_by_id(info, models.GroupSession, self.model.session_id)
-        return GroupSession.from_model(row) if row else None
+        return await load_node(info, models.GroupSession, self.model.session_id, GroupSession.from_model)
 
     @strawberry.field
     async def participant(self, info: Info) -> Participant | None:
-        row = await load_by_id(info, models.Participant, self.model.participant_id)
-        return Participant.from_model(row) if row else None
+        return await load_node(info, models.Participant, self.model.participant_id, Participant.from_model)

@@ -11,7 +11,7 @@ from ...domain import models, programme
 from ...domain.access import readable
 from ...domain.programme import Period
 from ..context import Info
-from ..lists import load_by_id, load_children, load_rollup, nested_connection
+from ..lists import load_children, load_node, load_rollup, nested_connection
 from ..relay import Connection, Node, to_global_id
 from . import enums  # noqa: F401  (registers the domain enums as GraphQL enums)
 
@@ -87,11 +87,9 @@ class Region(Node):
         ends: Annotated[datetime | None, strawberry.argument(name="to")] = None,
     ) -> RegionTotals:
         period = _period(starts, ends)
-
-        async def compute(session, principal, ids):  # type: ignore[no-untyped-def]
-            return await programme.region_totals(session, principal, ids, period)
-
-        totals = await load_rollup(info, ("region.totals", period), compute, self.model.id)
+        totals = await load_rollup(
+            info, ("region.totals", period), lambda s, p, ids: programme.region_totals(s, p, ids, period), self.model.id
+        )
         return RegionTotals(
             active_groups=totals.active_groups,
             sessions_held=totals.sessions_held,
@@ -114,15 +112,17 @@ class FacilitatorAssignment:
     model: strawberry.Private[models.FacilitatorAssignment]
     role: models.FacilitatorRole
 
+    @classmethod
+    def from_model(cls, row: models.FacilitatorAssignment) -> FacilitatorAssignment:
+        return cls(model=row, role=row.role)
+
     @strawberry.field
     async def facilitator(self, info: Info) -> Facilitator | None:
-        row = await load_by_id(info, models.Facilitator, self.model.facilitator_id)
-        return Facilitator.from_model(row) if row else None
+        return await load_node(info, models.Facilitator, self.model.facilitator_id, Facilitator.from_model)
 
     @strawberry.field
     async def group(self, info: Info) -> Group | None:
-        row = await load_by_id(info, models.Group, self.model.group_id)
-        return Group.from_model(row) if row else None
+        return await load_node(info, models.Group, self.model.group_id, Group.from_model)
 
 
 @strawberry.type(description="A peer-support group meeting on a schedule in one region. Requires `programme:read`.")
@@ -166,8 +166,7 @@ class Group(Node):
 
     @strawberry.field
     async def region(self, info: Info) -> Region | None:
-        row = await load_by_id(info, models.Region, self.model.region_id)
-        return Region.from_model(row) if row else None
+        return await load_node(info, models.Region, self.model.region_id, Region.from_model)
 
     @strawberry.field(description="Who facilitates the group, leads first.")
     async def facilitators(self, info: Info) -> list[FacilitatorAssignment]:
@@ -177,7 +176,7 @@ class Group(Node):
             (models.FacilitatorAssignment.role.desc(), models.FacilitatorAssignment.created_at,
              models.FacilitatorAssignment.id),
         )  # fmt: skip
-        return [FacilitatorAssignment(model=row, role=row.role) for row in rows]
+        return [FacilitatorAssignment.from_model(row) for row in rows]
 
     @strawberry.field(description=f"The group's sessions, earliest first. {PAGE_ARGS_HELP} Use `last` for the "
                       "most recent.")  # fmt: skip
@@ -203,11 +202,12 @@ class Group(Node):
         ends: Annotated[datetime | None, strawberry.argument(name="to")] = None,
     ) -> float | None:
         period = _period(starts, ends)
-
-        async def compute(session, principal, ids):  # type: ignore[no-untyped-def]
-            return await programme.attendance_rates(session, principal, ids, period)
-
-        rate: float | None = await load_rollup(info, ("group.attendance_rate", period), compute, self.model.id)
+        rate: float | None = await load_rollup(
+            info,
+            ("group.attendance_rate", period),
+            lambda s, p, ids: programme.attendance_rates(s, p, ids, period),
+            self.model.id,
+        )
         return rate
 
 
@@ -244,8 +244,7 @@ class GroupSession(Node):
 
     @strawberry.field
     async def group(self, info: Info) -> Group | None:
-        row = await load_by_id(info, models.Group, self.model.group_id)
-        return Group.from_model(row) if row else None
+        return await load_node(info, models.Group, self.model.group_id, Group.from_model)
 
     @strawberry.field(description="Counts of present, excused and unexcused participants, and drop-ins.")
     async def attendance_counts(self, info: Info) -> AttendanceCounts:
@@ -295,4 +294,4 @@ class Facilitator(Node):
             models.FacilitatorAssignment.facilitator_id, self.model.id,
             (models.FacilitatorAssignment.created_at, models.FacilitatorAssignment.id),
         )  # fmt: skip
-        return [FacilitatorAssignment(model=row, role=row.role) for row in rows]
+        return [FacilitatorAssignment.from_model(row) for row in rows]
