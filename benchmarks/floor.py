@@ -1,12 +1,14 @@
 """The floor: the region dashboard and the session page as a minimal Starlette app with hand-written SQL.
 
-It answers the same JSON documents as the service's ``RegionDashboard`` and ``SessionPage`` operations
-(``{"data": ...}``, same field names, enum names, timestamps and order), for the same bearer and caller, with
-the same access conditions (organisation and region), so its throughput is what this database and this
-Python can do with no framework in the way: the number the service is judged against.
+It answers the same JSON documents as the service's ``RegionDashboard``, ``SessionPage`` and
+``SessionPageAfter`` operations (``{"data": ...}``, same field names, enum names, timestamps, cursors and
+order) for the same variables and caller, with the same access conditions (organisation and region), so its
+throughput is what this database and this Python can do with no framework in the way: the number the
+service is judged against. It routes by operation name, as a persisted-query endpoint would, and takes any
+bearer without checking it (the service validates a real token on every request: that cost is the service's).
 
-Dashboard: three statements (region, groups with facilitators aggregated, last 20 sessions per group with
-attendance counts through LATERAL joins). Session page: one statement.
+Dashboard: three statements (region, groups with facilitators aggregated, the last ``$sessions`` sessions per
+group with attendance counts through LATERAL joins). Session pages: one statement each.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -27,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .shared import BENCH_TOKEN, BenchCaller, find_caller
+from .shared import BenchCaller, find_caller, global_id
 
 REGIONS_SQL = """
 SELECT id, name FROM regions WHERE organisation_id = $1 AND id = ANY($2::uuid[]) ORDER BY name, id LIMIT 20
@@ -51,7 +54,7 @@ SELECT g.id AS group_id, s.starts_at, s.status, s.dropin_count,
 FROM unnest($2::uuid[]) AS g(id)
 CROSS JOIN LATERAL (
     SELECT id, starts_at, status, dropin_count FROM group_sessions
-    WHERE group_id = g.id AND organisation_id = $1 ORDER BY starts_at DESC, id DESC LIMIT 20) s
+    WHERE group_id = g.id AND organisation_id = $1 ORDER BY starts_at DESC, id DESC LIMIT $3) s
 CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE status = 'present') AS present,
            count(*) FILTER (WHERE status = 'excused') AS excused,
@@ -63,21 +66,27 @@ ORDER BY g.id, s.starts_at, s.id
 PAGE_SQL = """
 SELECT s.id, s.starts_at, s.ends_at, s.status, s.dropin_count, s.cancellation_reason
 FROM group_sessions s JOIN groups g ON g.id = s.group_id
-WHERE s.organisation_id = $1 AND g.organisation_id = $1 AND g.region_id = ANY($2::uuid[])
-ORDER BY s.starts_at, s.id LIMIT 100
+WHERE s.organisation_id = $1 AND g.organisation_id = $1 AND g.region_id = ANY($2::uuid[]) AND s.starts_at >= $3
+ORDER BY s.starts_at, s.id LIMIT 101
 """
 
+PAGE_AFTER_SQL = """
+SELECT s.id, s.starts_at, s.ends_at, s.status, s.dropin_count, s.cancellation_reason
+FROM group_sessions s JOIN groups g ON g.id = s.group_id
+WHERE s.organisation_id = $1 AND g.organisation_id = $1 AND g.region_id = ANY($2::uuid[])
+  AND (s.starts_at, s.id) > ($3, $4)
+ORDER BY s.starts_at, s.id LIMIT 101
+"""
+"""Both pages fetch one row more than they show, which says whether there is a next page."""
 
-def global_id(type_name: str, row_id: uuid.UUID) -> str:
-    """The service's opaque Relay ID, so the floor's session page is byte-for-byte comparable."""
-    return base64.urlsafe_b64encode(f"{type_name}:{row_id}".encode()).decode().rstrip("=")
 
-
-async def dashboard(connection: asyncpg.Connection, caller: BenchCaller) -> dict[str, Any]:
+async def dashboard(connection: asyncpg.Connection, caller: BenchCaller, variables: dict[str, Any]) -> dict[str, Any]:
     regions = [caller.region_id]
     region_rows = await connection.fetch(REGIONS_SQL, caller.organisation_id, regions)
     group_rows = await connection.fetch(GROUPS_SQL, caller.organisation_id, [row["id"] for row in region_rows])
-    session_rows = await connection.fetch(SESSIONS_SQL, caller.organisation_id, [row["id"] for row in group_rows])
+    session_rows = await connection.fetch(
+        SESSIONS_SQL, caller.organisation_id, [row["id"] for row in group_rows], int(variables["sessions"])
+    )
     sessions: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
     for row in session_rows:
         sessions[row["group_id"]].append({"node": {
@@ -96,14 +105,52 @@ async def dashboard(connection: asyncpg.Connection, caller: BenchCaller) -> dict
     return {"regions": {"edges": edges}}
 
 
-async def session_page(connection: asyncpg.Connection, caller: BenchCaller) -> dict[str, Any]:
-    rows = await connection.fetch(PAGE_SQL, caller.organisation_id, [caller.region_id])
-    edges = [{"node": {
-        "id": global_id("GroupSession", row["id"]), "startsAt": row["starts_at"], "endsAt": row["ends_at"],
-        "status": row["status"].upper(), "dropinCount": row["dropin_count"],
-        "cancellationReason": row["cancellation_reason"],
-    }} for row in rows]  # fmt: skip
-    return {"sessions": {"edges": edges}}
+async def session_page(
+    connection: asyncpg.Connection, caller: BenchCaller, variables: dict[str, Any]
+) -> dict[str, Any]:
+    """The first page from a date on (``SessionPage``)."""
+    starts = datetime.fromisoformat(variables["from"])
+    rows = await connection.fetch(PAGE_SQL, caller.organisation_id, [caller.region_id], starts)
+    return _sessions(rows, with_cursors=False)
+
+
+async def session_page_after(
+    connection: asyncpg.Connection, caller: BenchCaller, variables: dict[str, Any]
+) -> dict[str, Any]:
+    """A later page after a cursor (``SessionPageAfter``): the service's keyset cursor decoded by hand."""
+    starts, session_id = decode_cursor(variables["after"])
+    rows = await connection.fetch(PAGE_AFTER_SQL, caller.organisation_id, [caller.region_id], starts, session_id)
+    return _sessions(rows, with_cursors=True)
+
+
+def _sessions(rows: list[asyncpg.Record], *, with_cursors: bool) -> dict[str, Any]:
+    shown = rows[:100]
+    edges = []
+    for row in shown:
+        edge: dict[str, Any] = {"node": {
+            "id": global_id("GroupSession", row["id"]), "startsAt": row["starts_at"], "endsAt": row["ends_at"],
+            "status": row["status"].upper(), "dropinCount": row["dropin_count"],
+            "cancellationReason": row["cancellation_reason"],
+        }}  # fmt: skip
+        if with_cursors:
+            edge = {"cursor": encode_cursor(row["starts_at"], row["id"]), **edge}
+        edges.append(edge)
+    end = encode_cursor(shown[-1]["starts_at"], shown[-1]["id"]) if shown else None
+    return {"sessions": {"pageInfo": {"hasNextPage": len(rows) > 100, "endCursor": end}, "edges": edges}}
+
+
+def encode_cursor(starts: datetime, session_id: uuid.UUID) -> str:
+    """The service's keyset cursor (``domain/pagination.py``): URL-safe base64 of a JSON array of the key."""
+    payload = orjson.dumps([{"t": starts.astimezone(UTC).isoformat()}, {"u": session_id.hex}])
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    starts, session_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    return datetime.fromisoformat(starts["t"]), uuid.UUID(session_id["u"])
+
+
+HANDLERS = {"RegionDashboard": dashboard, "SessionPage": session_page, "SessionPageAfter": session_page_after}
 
 
 class Floor:
@@ -131,14 +178,14 @@ class Floor:
 
     async def graphql(self, request: Request) -> Response:
         """Route by operation name, as a persisted-query endpoint would; the document itself is not parsed."""
-        if request.headers.get("authorization") != f"Bearer {BENCH_TOKEN}":
+        if not request.headers.get("authorization", "").startswith("Bearer "):
             return Response(b'{"errors":[{"message":"a bearer token is required"}]}', 401,
                             media_type="application/json")  # fmt: skip
         body = orjson.loads(await request.body())
-        operation = body.get("operationName") or ("SessionPage" if "SessionPage" in body["query"] else "")
+        handler = HANDLERS[body["operationName"]]
         pool, caller = await self.ready()
         async with pool.acquire() as connection, connection.transaction(readonly=True):
-            data = await (session_page if operation == "SessionPage" else dashboard)(connection, caller)
+            data = await handler(connection, caller, body.get("variables") or {})
         return Response(orjson.dumps({"data": data}), media_type="application/json")
 
 

@@ -1,8 +1,8 @@
-"""What the service, the floor and the load client must agree on: the caller, the token and the queries.
+"""What the service, the floor and the load client must agree on: the caller and the write.
 
-The benchmark caller is a machine client of ``bench-org`` bound to one region with ``programme:read``: a
-region-bound principal makes the service apply its full access filter (organisation *and* region), and the
-floor applies the same two conditions by hand, so both do the same work and return the same rows.
+The region-bound benchmark caller is a machine client of ``bench-org`` bound to one region: a region-bound
+principal makes the service apply its full access filter (organisation *and* region), and the floor and
+PostGraphile apply the same two conditions by hand, so all do the same work and return the same rows.
 """
 
 from __future__ import annotations
@@ -15,21 +15,6 @@ import asyncpg
 
 from .generate import DASHBOARD_REGION_SLUG, ORGANISATION_SLUG
 
-BENCH_TOKEN = "benchmark-token"  # noqa: S105 - a fixed loopback-only bearer, not a secret
-"""The bearer the fixed authenticator accepts when the OAuth token endpoint is not available."""
-
-DASHBOARD_QUERY = """query RegionDashboard {
-  regions { edges { node { name groups(first: 50) { edges { node { name
-    facilitators { role facilitator { displayName } }
-    sessions(last: 20) { edges { node { startsAt status
-      attendanceCounts { present excused unexcused dropins } } } } } } } } } }
-}"""
-
-SESSIONS_QUERY = """query SessionPage {
-  sessions(first: 100) { edges { node { id startsAt endsAt status dropinCount cancellationReason } } }
-}"""
-
-
 REGISTER_SIZE = 15
 """People on each register the attendance scenario records (every generated group has 23 active enrolments)."""
 
@@ -38,7 +23,7 @@ RECORD_ATTENDANCE = """mutation RecordRegister($input: RecordAttendanceInput!) {
 }"""
 
 
-def global_id(type_name: str, row_id: uuid.UUID) -> str:
+def global_id(type_name: str, row_id: uuid.UUID | str) -> str:
     """The service's opaque Relay ID (``schema/relay.py``), built here so the client needs no import of it."""
     return base64.urlsafe_b64encode(f"{type_name}:{row_id}".encode()).decode().rstrip("=")
 

@@ -19,22 +19,23 @@ from sqlalchemy.engine import make_url
 
 from benchmarks import generate
 from benchmarks.floor import create_floor
-from benchmarks.serve_app import bench_principal, fixed_authenticator
-from benchmarks.shared import (
-    BENCH_TOKEN,
-    DASHBOARD_QUERY,
-    RECORD_ATTENDANCE,
-    REGISTER_SIZE,
-    SESSIONS_QUERY,
-    find_caller,
-    global_id,
-)
+from benchmarks.scenarios import DASHBOARD, SESSIONS, SESSIONS_AFTER, date_windows, without_cursors
+from benchmarks.shared import RECORD_ATTENDANCE, REGISTER_SIZE, BenchCaller, find_caller, global_id
 from programme_api.app import create_app
 from programme_api.config import Settings
 from programme_api.domain.models import ActorType
 from programme_api.domain.principal import Principal
 
+from .api import TokenBook
 from .conftest import IN_CI, POSTGRES_URL
+
+
+def region_reader(caller: BenchCaller) -> Principal:
+    """The benchmark's region-bound reader, as its token would make it."""
+    return Principal(subject="client:bench-reader", actor_type=ActorType.CLIENT,
+                     organisation_id=caller.organisation_id,
+                     scopes=frozenset({"programme:read", "participants:read", "attendance:write"}),
+                     region_ids=frozenset({caller.region_id}), client_id="bench-reader")  # fmt: skip
 
 
 @pytest.fixture
@@ -59,40 +60,52 @@ async def bench_database(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
         await connection.close()
 
 
-async def post(client: httpx.AsyncClient, query: str, operation: str) -> dict[str, Any]:
-    response = await client.post(
-        "/graphql",
-        json={"query": query, "operationName": operation},
-        headers={"Authorization": f"Bearer {BENCH_TOKEN}"},
-    )
+async def post(client: httpx.AsyncClient, body: dict[str, Any], token: str) -> dict[str, Any]:
+    response = await client.post("/graphql", json=body, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    assert "errors" not in body, body
-    return body
+    answer: dict[str, Any] = response.json()
+    assert "errors" not in answer, answer
+    return answer
 
 
 async def test_floor_and_service_return_the_same_data(bench_database: str) -> None:
+    """The floor's three operations answer exactly what the service answers for the same variables (cursors
+    included: the floor decodes and encodes the service's keyset cursors by hand)."""
     connection = await asyncpg.connect(bench_database)
     try:
         caller = await find_caller(connection)
     finally:
         await connection.close()
     url = bench_database.replace("postgresql://", "postgresql+asyncpg://", 1)
-    service = create_app(Settings(database_url=url), authenticate=fixed_authenticator(bench_principal(caller)))
+    tokens = TokenBook()
+    token = tokens.issue(region_reader(caller))
+    service = create_app(Settings(database_url=url), authenticate=tokens.authenticate)
     floor = create_floor(bench_database)
     try:
         async with (
             httpx.AsyncClient(transport=httpx.ASGITransport(app=service), base_url="http://service") as to_service,
             httpx.AsyncClient(transport=httpx.ASGITransport(app=floor), base_url="http://floor") as to_floor,
         ):
-            for query, operation in ((DASHBOARD_QUERY, "RegionDashboard"), (SESSIONS_QUERY, "SessionPage")):
-                expected = await post(to_service, query, operation)
-                assert await post(to_floor, query, operation) == expected
-            dashboard = (await post(to_service, DASHBOARD_QUERY, "RegionDashboard"))["data"]
+            start = date_windows(1)[0][0].isoformat()
+            first = await post(to_service, {"query": SESSIONS_AFTER}, token)
+            cursor = first["data"]["sessions"]["pageInfo"]["endCursor"]
+            asked = [
+                (DASHBOARD, "RegionDashboard", {"sessions": 20}),
+                (DASHBOARD, "RegionDashboard", {"sessions": 7}),
+                (SESSIONS, "SessionPage", {"from": start}),
+                (SESSIONS_AFTER, "SessionPageAfter", {"after": cursor}),
+            ]
+            for query, operation, variables in asked:
+                body = {"query": query, "operationName": operation, "variables": variables}
+                expected = await post(to_service, body, token)
+                assert await post(to_floor, body, "any") == expected
+            second = await post(to_service, {"query": SESSIONS_AFTER, "variables": {"after": cursor}}, token)
+            assert without_cursors(second) != without_cursors(first)
+            dashboard = (await post(to_service, {"query": DASHBOARD, "variables": {"sessions": 20}}, token))["data"]
             groups = dashboard["regions"]["edges"][0]["node"]["groups"]["edges"]
             assert len(groups) >= 2
             assert all(len(group["node"]["sessions"]["edges"]) == 20 for group in groups)
-            refused = await to_floor.post("/graphql", json={"query": DASHBOARD_QUERY})
+            refused = await to_floor.post("/graphql", json={"query": DASHBOARD, "operationName": "RegionDashboard"})
             assert refused.status_code == 401
     finally:
         await floor.state.floor.close()
@@ -120,26 +133,24 @@ async def test_a_register_of_fifteen_and_the_evaluators_export_work_on_the_gener
         await connection.close()
     assert len(members) >= REGISTER_SIZE
     url = bench_database.replace("postgresql://", "postgresql+asyncpg://", 1)
-    service = create_app(Settings(database_url=url), authenticate=fixed_authenticator(bench_principal(caller)))
+    tokens = TokenBook()
+    writer = tokens.issue(region_reader(caller))
+    evaluator = tokens.issue(Principal(subject="client:bench-evaluator", actor_type=ActorType.CLIENT,
+                                       organisation_id=caller.organisation_id, scopes=frozenset({"evaluation:read"}),
+                                       evaluation_project_id=project))  # fmt: skip
+    service = create_app(Settings(database_url=url), authenticate=tokens.authenticate)
     entries = [{"participantId": global_id("Participant", row["participant_id"]), "status": "PRESENT"}
                for row in members[:REGISTER_SIZE]]  # fmt: skip
     variables = {"input": {"sessionId": global_id("GroupSession", session["id"]), "version": session["version"],
                            "entries": entries, "dropinCount": 1}}  # fmt: skip
-    evaluator = Principal(subject="client:bench-evaluator", actor_type=ActorType.CLIENT,
-                          organisation_id=caller.organisation_id, scopes=frozenset({"evaluation:read"}),
-                          evaluation_project_id=project)  # fmt: skip
-    exporter = create_app(Settings(database_url=url), authenticate=fixed_authenticator(evaluator))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service), base_url="http://service") as client:
-            response = await client.post("/graphql", json={"query": RECORD_ATTENDANCE, "variables": variables},
-                                         headers={"Authorization": f"Bearer {BENCH_TOKEN}"})  # fmt: skip
-            result = response.json()["data"]["recordAttendance"]
+            answer = await post(client, {"query": RECORD_ATTENDANCE, "variables": variables}, writer)
+            result = answer["data"]["recordAttendance"]
             assert result["userErrors"] == [], result
             assert result["session"]["version"] == session["version"] + 1
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=exporter), base_url="http://service") as client:
-            export = await client.get("/exports/surveys.csv", headers={"Authorization": f"Bearer {BENCH_TOKEN}"})
+            export = await client.get("/exports/surveys.csv", headers={"Authorization": f"Bearer {evaluator}"})
             assert export.status_code == 200, export.text
             assert export.text.count("\n") - 1 == responses
     finally:
         await service.state.runtime.engine.dispose()
-        await exporter.state.runtime.engine.dispose()
