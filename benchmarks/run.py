@@ -56,13 +56,15 @@ from benchmarks.scenarios import (
 )
 from benchmarks.service_only import ServiceOnly, create_client, prepare_service_only, run_service_only
 from benchmarks.shared import find_caller
+from benchmarks.sqlite_copy import copy_to_sqlite, sqlite_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "benchmarks" / "peers"
 HOST = "127.0.0.1"
-SERVICE_PORT, FLOOR_PORT, PEER_PORT = 8711, 8712, 8713
+SERVICE_PORT, FLOOR_PORT, PEER_PORT, SQLITE_PORT = 8711, 8712, 8713, 8714
 ISSUER = f"http://{HOST}:{SERVICE_PORT}"
 """The served app's ``PROGRAMME_API_ISSUER``: the address the token endpoint is reached at (loopback http)."""
+SQLITE_ISSUER = f"http://{HOST}:{SQLITE_PORT}"
 PEER_PACKAGES = ("postgraphile@4", "postgraphile-plugin-connection-filter@2")
 PEER_SETTINGS = """module.exports = {
   options: {
@@ -89,25 +91,31 @@ class Target:
     url: str
     pid: int | None = None
 
+    @property
+    def issuer(self) -> str:
+        return self.url.removesuffix("/graphql")
+
 
 @dataclass
 class Tokens:
-    """Real access tokens from the service's ``/oauth/token``, one per reader client, issued afresh before each
-    scenario so a long run never outlives them."""
+    """Real access tokens from each service's own ``/oauth/token`` (PostgreSQL and SQLite), one per reader
+    client, issued afresh before each scenario so a long run never outlives them."""
 
     credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
-    issued: dict[str, str] = field(default_factory=dict)
+    issuers: list[str] = field(default_factory=list)
+    issued: dict[tuple[str, str], str] = field(default_factory=dict)
 
     async def refresh(self, client: httpx.AsyncClient) -> None:
-        for kind, credentials in self.credentials.items():
-            self.issued[kind] = await issue_token(client, credentials)
+        for issuer in self.issuers:
+            for kind, credentials in self.credentials.items():
+                self.issued[(issuer, kind)] = await issue_token(client, issuer, credentials)
 
-    def headers(self, kind: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.issued[kind]}"}
+    def headers(self, kind: str, issuer: str = ISSUER) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.issued[(issuer, kind)]}"}
 
 
-async def issue_token(client: httpx.AsyncClient, credentials: tuple[str, str]) -> str:
-    response = await client.post(f"{ISSUER}/oauth/token", data={"grant_type": "client_credentials"},
+async def issue_token(client: httpx.AsyncClient, issuer: str, credentials: tuple[str, str]) -> str:
+    response = await client.post(f"{issuer}/oauth/token", data={"grant_type": "client_credentials"},
                                  auth=credentials)  # fmt: skip
     if response.status_code != 200:
         raise SystemExit(f"/oauth/token answered {response.status_code}: {response.text[:300]}")
@@ -170,39 +178,45 @@ def ensure_peer() -> None:
     (PEERS / ".postgraphilerc.js").write_text(PEER_SETTINGS)
 
 
-def service_env(database: str, keys: Path) -> dict[str, str]:
-    return {**os.environ, "PROGRAMME_API_DATABASE_URL": generate.sqlalchemy_url(database),
-            "PROGRAMME_API_ISSUER": ISSUER, "PROGRAMME_API_SECRET_KEY_FILE": str(keys),
-            "PROGRAMME_API_LOG_FORMAT": "console", "PYTHONPATH": str(ROOT)}  # fmt: skip
+def service_env(database_url: str, keys: Path, issuer: str = ISSUER) -> dict[str, str]:
+    return {**os.environ, "PROGRAMME_API_DATABASE_URL": database_url, "PROGRAMME_API_ISSUER": issuer,
+            "PROGRAMME_API_SECRET_KEY_FILE": str(keys), "PROGRAMME_API_LOG_FORMAT": "console",
+            "PYTHONPATH": str(ROOT)}  # fmt: skip
 
 
 @contextlib.asynccontextmanager
 async def started_servers(args: argparse.Namespace, logs: Path, keys: Path) -> AsyncIterator[list[Target]]:
-    """The service, the floor and (unless ``--no-peer``) PostGraphile; stopped when the block ends."""
-    for port in (SERVICE_PORT, FLOOR_PORT, PEER_PORT):
+    """The service, the floor, (unless ``--no-peer``) PostGraphile and (unless ``--no-sqlite``) the service on
+    the SQLite copy; stopped when the block ends."""
+    for port in (SERVICE_PORT, FLOOR_PORT, PEER_PORT, SQLITE_PORT):
         free_port(port)
-    env = {**service_env(args.database, keys), "BENCH_DSN": generate.with_database(generate.ADMIN_DSN, args.database)}
+    env = {**service_env(generate.sqlalchemy_url(args.database), keys),
+           "BENCH_DSN": generate.with_database(generate.ADMIN_DSN, args.database)}  # fmt: skip
     uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--host", HOST, "--workers", "1", "--no-access-log",
                "--log-level", "warning", "--proxy-headers"]  # fmt: skip
     planned = [
         (Target("service", f"http://{HOST}:{SERVICE_PORT}/graphql"),
-         [*uvicorn, "--port", str(SERVICE_PORT), "programme_api.app:create_default_app"], ROOT),
+         [*uvicorn, "--port", str(SERVICE_PORT), "programme_api.app:create_default_app"], ROOT, env),
         (Target("floor", f"http://{HOST}:{FLOOR_PORT}/graphql"),
-         [*uvicorn, "--port", str(FLOOR_PORT), "benchmarks.floor:create"], ROOT),
+         [*uvicorn, "--port", str(FLOOR_PORT), "benchmarks.floor:create"], ROOT, env),
     ]  # fmt: skip
+    if not args.no_sqlite:
+        planned.append((Target("sqlite", f"{SQLITE_ISSUER}/graphql"),
+                        [*uvicorn, "--port", str(SQLITE_PORT), "programme_api.app:create_default_app"], ROOT,
+                        service_env(sqlite_url(logs / "bench.db"), keys, SQLITE_ISSUER)))  # fmt: skip
     if not args.no_peer:
         ensure_peer()
         dsn = generate.with_database(generate.ADMIN_DSN, args.database)
         peer = ["npx", "--no-install", "postgraphile", "-c", dsn, "--schema", "public", "--host", HOST,
                 "--port", str(PEER_PORT), "--disable-query-log"]  # fmt: skip
-        planned.append((Target("peer", f"http://{HOST}:{PEER_PORT}/graphql"), peer, PEERS))
+        planned.append((Target("peer", f"http://{HOST}:{PEER_PORT}/graphql"), peer, PEERS, env))
     with contextlib.ExitStack() as stack:
-        for target, command, cwd in planned:
+        for target, command, cwd, target_env in planned:
             log = logs / f"{target.name}.log"
-            process = stack.enter_context(server(command, env, cwd, log))
+            process = stack.enter_context(server(command, target_env, cwd, log))
             await wait_listening(target, process, log)
             target.pid = process.pid
-        yield [target for target, _command, _cwd in planned]
+        yield [target for target, *_rest in planned]
 
 
 async def ask(client: httpx.AsyncClient, target: Target, body: dict[str, Any], headers: dict[str, str]) -> Any:
@@ -216,6 +230,8 @@ async def ask(client: httpx.AsyncClient, target: Target, body: dict[str, Any], h
 def target_headers(target: Target, scenario: Scenario, tokens: Tokens) -> dict[str, str]:
     if target.name == "peer":
         return {}
+    if target.name == "sqlite":
+        return tokens.headers(scenario.caller, target.issuer)
     return tokens.headers(scenario.caller)  # the floor takes any bearer; the service checks it
 
 
@@ -305,7 +321,7 @@ async def count_statements(client: httpx.AsyncClient, targets: list[Target], sce
         oid = await connection.fetchval("SELECT oid FROM pg_database WHERE datname = current_database()")
         for scenario in scenarios:
             for target in targets:
-                if target.name not in scenario.targets():
+                if target.name not in scenario.targets() or target.name == "sqlite":
                     continue
                 headers = target_headers(target, scenario, tokens)
                 await connection.fetchval("SELECT pg_stat_statements_reset()")
@@ -398,14 +414,17 @@ async def run(args: argparse.Namespace, logs: Path, database_pid: int | None) ->
     caller = Caller(bench.organisation_id, bench.region_id)
     keys = logs / "keys.json"
     keys.unlink(missing_ok=True)
-    env = service_env(args.database, keys)
-    tokens = Tokens()
+    env = service_env(generate.sqlalchemy_url(args.database), keys)
+    tokens = Tokens(issuers=[ISSUER] if args.no_sqlite else [ISSUER, SQLITE_ISSUER])
     for kind, (name, scope, options) in READERS.items():
         created = await asyncio.to_thread(create_client, env, ROOT, name, "--scope", scope, *options)
         if isinstance(created, str):
             raise SystemExit(f"`clients create` for the {kind} reader failed: {created}")
         tokens.credentials[kind] = created
     prepared: ServiceOnly = await prepare_service_only(args, env, ROOT, bench)
+    if not args.no_sqlite:  # after the clients exist, so the same credentials work on both
+        copied = await copy_to_sqlite(generate.sqlalchemy_url(args.database), logs / "bench.db", ROOT)
+        print(f"copied {copied:,} rows into SQLite ({logs / 'bench.db'})", flush=True)
     scenarios = build(caller)
     if args.only:
         scenarios = [scenario for scenario in scenarios if any(word in scenario.name for word in args.only)]
@@ -477,6 +496,7 @@ def main() -> None:
     parser.add_argument("--count-requests", type=int, default=10, help="requests per statement count")
     parser.add_argument("--only", nargs="*", help="measure only scenarios whose name contains one of these words")
     parser.add_argument("--no-peer", action="store_true", help="leave PostGraphile out (no Node available)")
+    parser.add_argument("--no-sqlite", action="store_true", help="leave out the service on a SQLite copy")
     parser.add_argument("--export-rows", type=int, default=None, metavar="N",
                         help="survey responses to generate and export (default: the scale's)")  # fmt: skip
     parser.add_argument("--export-duration", type=float, default=300.0,

@@ -49,7 +49,7 @@ class Scenario:
     service_only_note: str = ""
 
     def targets(self) -> list[str]:
-        names = ["service"]
+        names = ["service", "sqlite"]
         if self.floor_operation is not None:
             names.append("floor")
         if self.peer is not None:
@@ -57,7 +57,7 @@ class Scenario:
         return names
 
     def body(self, target: str, number: int) -> Body:
-        choices = self.variables.get(target) or self.variables.get("service") or [{}]
+        choices = self.variables.get(target) or self.variables.get("service") or [{}]  # SQLite asks as the service
         values = choices[number % len(choices)]
         if target == "peer":
             assert self.peer is not None
