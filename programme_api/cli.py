@@ -196,7 +196,8 @@ def export_surveys(
     output: Path | None = typer.Option(None, "--output", help="File to write (default: standard output)."),
 ) -> None:
     """Write the evaluator export the client may see (the same rows, rules and audit as /exports/surveys.*)."""
-    from .domain.exports import export_body, prepare_export
+    from .domain.audit import SessionAuditWriter
+    from .domain.exports import audit_export, export_body, prepare_export
     from .oauth.clients import client_principal
 
     async def main() -> int:
@@ -206,10 +207,11 @@ def export_surveys(
             async with maker() as session:
                 principal = await client_principal(session, client_id)
             prepared = await prepare_export(maker, principal)
+            await audit_export(SessionAuditWriter(maker), principal, prepared, export_format.value)
             written = 0
             # A one-shot command: nothing else runs on this loop, so plain file writes block no one.
             with open(output, "wb") if output else contextlib.nullcontext(sys.stdout.buffer) as sink:  # noqa: ASYNC230
-                async for chunk in export_body(maker, principal, prepared, export_format.value):
+                async for chunk in export_body(maker, prepared, export_format.value):
                     sink.write(chunk)
                     written += len(chunk)
             return written
