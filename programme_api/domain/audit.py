@@ -161,12 +161,13 @@ def record_read(
     """Note that rows of ``target_type`` were read (which ids, which fields): every audited read calls this.
 
     ``action`` defaults to ``<target type>.read``. ``details`` must name what was read (filters, formats),
-    never personal data: ids and field names only. Nothing is written here; see ``write_reads``.
+    never personal data: ids and field names only; ``None`` values are left out. Nothing is written here:
+    see ``write_reads``.
     """
     read = reads.reads.setdefault((action or f"{target_type}.read", target_type), _Read())
     read.ids.update(str(row_id) for row_id in ids)
     read.fields.update(fields)
-    read.details.update(details)
+    read.details.update((key, value) for key, value in details.items() if value is not None)
 
 
 class AuditWriter(Protocol):
