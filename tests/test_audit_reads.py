@@ -268,3 +268,39 @@ async def test_coordinator_reads_are_audited_per_request_and_target_type(db: Asy
     events = await audit_events(db)
     reads = sorted((e.action, e.details["count"]) for e in events if e.action.endswith(".read"))
     assert reads == [("Participant.read", 2), ("SurveyResponse.read", 2)]
+
+
+async def test_the_service_commits_the_audit_on_its_own_connection(backend: str, tmp_path: Any) -> None:
+    """As served (no shared test transaction): the app on its own engine, committed data, a read beside a failing
+    sibling. The event is committed by the service's own writer (SQLite's single writer lock included)."""
+    from sqlalchemy.engine import make_url
+
+    from programme_api.config import Settings
+    from programme_api.db import create_engine
+
+    from .conftest import drop_postgres_database, empty_database_url, migrate
+
+    url = await empty_database_url(backend, tmp_path, "audit_served")
+    engine = create_engine(Settings(database_url=url))
+    try:
+        await migrate(engine)
+        async with AsyncSession(engine, expire_on_commit=False) as db:
+            w = await world(db)
+            await db.commit()
+        tokens = TokenBook()
+        app = create_app(Settings(database_url=url), engine=engine, authenticate=tokens.authenticate)
+        query = "query($p: ID!) { surveyResponses { nodes { score } } node(id: $p) { id } }"
+        reader = principal_for(w["organisation"], scopes={"programme:read", "surveys:read"}, role=None)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            body = await GraphQLClient(client, tokens).execute(
+                query, {"p": to_global_id("Participant", w["people"][0].id)}, as_=reader
+            )
+        assert body["errors"][0]["extensions"]["code"] == "INSUFFICIENT_SCOPE"
+        assert len(body["data"]["surveyResponses"]["nodes"]) == 2
+        async with engine.connect() as fresh:
+            committed = (await fresh.execute(sa.select(AuditEvent.action, AuditEvent.details))).all()
+        assert [(action, details["count"]) for action, details in committed] == [("SurveyResponse.read", 2)]
+    finally:
+        await engine.dispose()
+        if backend == "postgresql":
+            await drop_postgres_database(make_url(url).database or "")
