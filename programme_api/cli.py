@@ -7,6 +7,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import wraps
 from pathlib import Path
@@ -21,6 +22,7 @@ from .config import Settings, SettingsError, get_settings
 from .db import create_engine, session_factory
 from .domain import directory
 from .domain.errors import DomainError
+from .domain.models import ActorType
 from .oauth.cli import clients_app, keys_app, users_app
 
 T = TypeVar("T")
@@ -32,12 +34,14 @@ organisations_app = typer.Typer(help="Organisations (tenants).", no_args_is_help
 regions_app = typer.Typer(help="Regions of an organisation.", no_args_is_help=True)
 schema_app = typer.Typer(help="The published GraphQL schema.", no_args_is_help=True)
 export_app = typer.Typer(help="Evaluator bulk exports.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(organisations_app, name="organisations")
 app.add_typer(regions_app, name="regions")
 app.add_typer(schema_app, name="schema")
 app.add_typer(export_app, name="export")
+app.add_typer(audit_app, name="audit")
 app.add_typer(clients_app, name="clients")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
@@ -196,7 +200,8 @@ def export_surveys(
     output: Path | None = typer.Option(None, "--output", help="File to write (default: standard output)."),
 ) -> None:
     """Write the evaluator export the client may see (the same rows, rules and audit as /exports/surveys.*)."""
-    from .domain.exports import export_body, prepare_export
+    from .domain.audit import SessionAuditWriter
+    from .domain.exports import audit_export, export_body, prepare_export
     from .oauth.clients import client_principal
 
     async def main() -> int:
@@ -206,10 +211,11 @@ def export_surveys(
             async with maker() as session:
                 principal = await client_principal(session, client_id)
             prepared = await prepare_export(maker, principal)
+            await audit_export(SessionAuditWriter(maker), principal, prepared, export_format.value)
             written = 0
             # A one-shot command: nothing else runs on this loop, so plain file writes block no one.
             with open(output, "wb") if output else contextlib.nullcontext(sys.stdout.buffer) as sink:  # noqa: ASYNC230
-                async for chunk in export_body(maker, principal, prepared, export_format.value):
+                async for chunk in export_body(maker, prepared, export_format.value):
                     sink.write(chunk)
                     written += len(chunk)
             return written
@@ -219,6 +225,47 @@ def export_surveys(
     written = asyncio.run(main())
     if output:
         typer.echo(f"wrote {written} bytes to {output}", err=True)
+
+
+TIMES = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"]
+
+
+@audit_app.command("list")
+@one_line_errors
+def audit_list(
+    organisation: str = typer.Option(..., "--organisation", help="Organisation slug."),
+    actor: str | None = typer.Option(None, "--actor", help="The actor's subject, exactly."),
+    actor_type: ActorType | None = typer.Option(None, "--actor-type", help="user, client or system."),
+    action: str | None = typer.Option(None, "--action", help="The action name, exactly."),
+    target_type: str | None = typer.Option(None, "--target-type", help="The target type, e.g. Participant."),
+    target_id: str | None = typer.Option(None, "--target-id", help="A row id; reads that listed it match too."),
+    since: datetime | None = typer.Option(None, "--since", formats=TIMES, help="Events at or after (UTC if no zone)."),
+    until: datetime | None = typer.Option(None, "--until", formats=TIMES, help="Events before (UTC if no zone)."),
+    limit: int = typer.Option(100, "--limit", min=0, help="At most this many events (0: all)."),
+    as_json: bool = typer.Option(False, "--json", help="JSON Lines: one event object per line."),
+) -> None:
+    """List an organisation's audit events, newest first (the same filters as GraphQL `auditEvents`)."""
+    from .domain import audit_log
+
+    where = audit_log.AuditFilter(
+        actor_id=actor, actor_type=actor_type, action=action, target_type=target_type, target_id=target_id,
+        occurred_from=_utc(since), occurred_before=_utc(until),
+    )  # fmt: skip
+
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        found = await directory.organisation_by_slug(session, organisation)
+        return await audit_log.list_for_operator(session, found.id, where, limit or None)
+
+    for event in run_in_session(work):
+        if as_json:
+            typer.echo(json.dumps(event, separators=(",", ":")))
+        else:
+            typer.echo("\t".join(str(event[key] or "") for key in ("occurred_at", "actor_id", "action", "target_type",
+                                                                     "target_id")))  # fmt: skip
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
 from .config import Settings
+from .domain.audit import AuditWriter, SessionAuditWriter
 from .domain.principal import Principal
 
 Authenticator = Callable[[HTTPConnection], Awaitable[Principal | None]]
@@ -24,12 +25,24 @@ class Runtime:
 
     ``authenticate`` turns a request into a ``Principal`` (``None`` when it carries no credentials) or raises
     ``AuthenticationError``; the OAuth resource server provides it, tests may swap in their own.
+    ``audit_writer`` writes audited reads in a transaction of their own (``domain.audit``); by default on a
+    session of ``session_maker`` (the engine's own connection when served); tests may swap in a failing one.
     """
 
     settings: Settings
     engine: AsyncEngine
     session_maker: async_sessionmaker[AsyncSession]
     authenticate: Authenticator = anonymous
+    audit_writer: AuditWriter | None = None
+
+    def __post_init__(self) -> None:
+        if self.audit_writer is None:
+            self.audit_writer = SessionAuditWriter(self.session_maker)
+
+    @property
+    def audit(self) -> AuditWriter:
+        assert self.audit_writer is not None  # set in __post_init__
+        return self.audit_writer
 
     @staticmethod
     def of(connection: HTTPConnection) -> Runtime:

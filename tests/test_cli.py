@@ -117,7 +117,59 @@ def test_export_surveys_writes_the_evaluator_files(database_url: str, tmp_path: 
     assert len(lines) > 100
     assert pq.read_table(parquet_file).num_rows == len(lines) - 1
     assert "@" not in csv_file.read_text()  # no contact details reach an evaluator
+    code, out, _ = invoke("audit", "list", "--organisation", "northern-peer-support", "--json",
+                          "--action", "evaluation.exported", "--actor", f"client:{client_id}")  # fmt: skip
+    assert sorted(json.loads(line)["details"]["format"] for line in out.splitlines()) == ["csv", "parquet"]
 
     code, _, err = invoke("export", "surveys", "--client-id", "no-such-client")
     assert code == 1
     assert err.strip() == "error: client 'no-such-client' not found"
+
+
+def test_audit_list_prints_json_lines_newest_first_with_filters(database_url: str) -> None:
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    import sqlalchemy as sa
+
+    from programme_api.config import Settings
+    from programme_api.db import create_engine
+    from programme_api.domain.models import ActorType, AuditEvent, Organisation
+
+    assert invoke("db", "upgrade")[0] == 0
+    start = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    listed = str(uuid.uuid4())
+
+    async def seed() -> None:
+        engine = create_engine(Settings(database_url=database_url))
+        async with engine.begin() as connection:
+            for slug in ("audited", "elsewhere"):
+                organisation = uuid.uuid4()
+                await connection.execute(
+                    sa.insert(Organisation).values(
+                        id=organisation, slug=slug, name=slug, timezone="UTC", suppression_threshold=5, version=1
+                    )
+                )
+                await connection.execute(sa.insert(AuditEvent), [
+                    {"id": uuid.uuid4(), "organisation_id": organisation, "occurred_at": start + timedelta(hours=n),
+                     "actor_type": ActorType.USER, "actor_id": f"user-{n % 2}", "action": f"thing.{n}",
+                     "target_type": "Participant", "target_id": None, "request_id": None,
+                     "details": {"ids": [listed] if n == 1 else [], "count": 1}} for n in range(3)])  # fmt: skip
+        await engine.dispose()
+
+    asyncio.run(seed())
+    code, out, err = invoke("audit", "list", "--organisation", "audited", "--json")
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [event["action"] for event in events] == ["thing.2", "thing.1", "thing.0"]
+    assert events[0]["occurred_at"] == "2026-11-01T11:00:00+00:00"
+    code, out, _ = invoke("audit", "list", "--organisation", "audited", "--json", "--actor", "user-0",
+                          "--since", "2026-11-01T10:00:00")  # fmt: skip
+    assert [json.loads(line)["action"] for line in out.splitlines()] == ["thing.2"]
+    code, out, _ = invoke("audit", "list", "--organisation", "audited", "--json", "--target-id", listed)
+    assert [json.loads(line)["action"] for line in out.splitlines()] == ["thing.1"]
+    code, out, _ = invoke("audit", "list", "--organisation", "audited", "--json", "--limit", "1")
+    assert len(out.splitlines()) == 1
+    code, _, err = invoke("audit", "list", "--organisation", "nowhere", "--json")
+    assert code == 1
+    assert err.strip() == "error: organisation 'nowhere' not found"

@@ -58,7 +58,7 @@ ONE_STATEMENT = {
         } } } }""",
     "aliases_fragments_directives": """query($skip: Boolean!, $n: Int) {
         a: groups(first: $n) { ...G } b: groups(first: 0) { nodes { name } }
-        participants(first: 3) { edges { __typename node { ... on Participant { id reference preferredName
+        participants(first: 3) { edges { __typename node { ... on Participant { id reference
           enrolments { status group { name } participant { reference } } } } } }
         __typename }
         fragment G on GroupConnection { totalCount nodes { name region @skip(if: $skip) { name } } }""",

@@ -1,4 +1,4 @@
-"""What every write goes through besides its own change: versions and the audit trail.
+"""What every write goes through besides its own change (versions, the audit trail), and audited reads.
 
 (Writes find their targets with ``access.in_reach`` / ``access.get_in_reach``: the read rules without the
 read scope.)
@@ -8,24 +8,43 @@ read scope.)
   CONFLICT instead of silently overwriting.
 * **Audit.** Every write adds an event (who, what, which row, the request id) in the same transaction, so
   the log holds exactly the writes that were committed. Details name fields and counts, never personal data.
+* **Audited reads** (health data, participants' personal fields, exports) are the opposite case: the record
+  must outlive the request's unit of work, which rolls back on any error. Each read is noted in the
+  request's ``ReadLog`` with ``record_read``; the edge writes the log with an ``AuditWriter`` in a
+  transaction of its own, committed at once, after the request's unit of work has ended (committed or rolled
+  back) and before any byte of the answer is sent. If that write fails, the answer is withheld
+  (``AuditUnavailable``). One event per request per (action, target type), naming ids, count and fields.
+
+  Why after the unit of work and not beside it: SQLite has one writer, and a request that wrote holds the
+  write lock until it commits, so a second connection could not write the audit row before then. After it,
+  every backend behaves alike. In the service the writer's sessions come from the engine (a pooled
+  connection of their own); tests build the app on sessions joined to one rolled-back connection, where the
+  writer's commit becomes a released savepoint taken after the request's own savepoint has gone, so it
+  survives the request's rollback exactly as it would on its own connection, and tests read it back there.
+  Tests swap ``Runtime.audit_writer`` to simulate a failing audit log.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..web.request_id import current_request_id
 from .errors import DomainError, ErrorCode
 from .models import AuditEvent
 from .principal import Principal
+from .tenancy import bind_tenant
 
 M = TypeVar("M")
+log = logging.getLogger(__name__)
 
 
 class VersionedRow(Protocol):
@@ -79,3 +98,112 @@ async def record(
     session.add(event)
     await session.flush()
     return event
+
+
+# --- audited reads ------------------------------------------------------------------------------------------
+
+
+class AuditUnavailable(DomainError):
+    """The audit log could not be written, so the audited data it would have recorded is not sent."""
+
+    def __init__(self) -> None:
+        super().__init__(ErrorCode.AUDIT_UNAVAILABLE, "the audit log could not be written; the data was withheld")
+
+
+@dataclass
+class _Read:
+    ids: set[str] = field(default_factory=set)
+    fields: set[str] = field(default_factory=set)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReadLog:
+    """The audited reads of one request (or export), kept until the edge writes them (``write_reads``)."""
+
+    reads: dict[tuple[str, str], _Read] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.reads)
+
+    def events(self, principal: Principal, request_id: str | None) -> list[AuditEvent]:
+        """One event per (action, target type); the target id is filled in when exactly one row was read."""
+        events = []
+        for (action, target_type), read in sorted(self.reads.items()):
+            ids = sorted(read.ids)
+            details: dict[str, Any] = {**read.details, "ids": ids, "count": len(ids)}
+            if read.fields:
+                details["fields"] = sorted(read.fields)
+            events.append(
+                AuditEvent(
+                    organisation_id=principal.organisation_id,
+                    actor_type=principal.actor_type,
+                    actor_id=principal.actor_id,
+                    action=action,
+                    target_type=target_type,
+                    target_id=ids[0] if len(ids) == 1 else None,
+                    request_id=request_id,
+                    details=details,
+                )
+            )
+        return events
+
+
+def record_read(
+    reads: ReadLog,
+    target_type: str,
+    ids: Iterable[uuid.UUID | str] = (),
+    fields: Iterable[str] = (),
+    *,
+    action: str | None = None,
+    **details: Any,
+) -> None:
+    """Note that rows of ``target_type`` were read (which ids, which fields): every audited read calls this.
+
+    ``action`` defaults to ``<target type>.read``. ``details`` must name what was read (filters, formats),
+    never personal data: ids and field names only; ``None`` values are left out. Nothing is written here:
+    see ``write_reads``.
+    """
+    read = reads.reads.setdefault((action or f"{target_type}.read", target_type), _Read())
+    read.ids.update(str(row_id) for row_id in ids)
+    read.fields.update(fields)
+    read.details.update((key, value) for key, value in details.items() if value is not None)
+
+
+class AuditWriter(Protocol):
+    """Writes audit events in a transaction of its own and commits it before returning."""
+
+    async def write(self, organisation_id: uuid.UUID, events: Sequence[AuditEvent]) -> None: ...
+
+
+@dataclass(frozen=True)
+class SessionAuditWriter:
+    """The service's writer: a new session (a pooled connection of the engine) per batch, committed at once.
+
+    The transaction is bound to the tenant first, so row-level security admits the rows (migration 0002).
+    """
+
+    session_maker: async_sessionmaker[AsyncSession]
+
+    async def write(self, organisation_id: uuid.UUID, events: Sequence[AuditEvent]) -> None:
+        async with self.session_maker() as session:
+            await bind_tenant(session, organisation_id)
+            session.add_all(events)
+            await session.commit()
+
+
+async def write_reads(writer: AuditWriter, reads: ReadLog, principal: Principal) -> None:
+    """Write the request's audited reads now, in their own transaction; AuditUnavailable when that fails.
+
+    Call it after the request's unit of work has ended and before the answer is sent (see the module
+    docstring). The log is emptied, so a second call writes only what was read since.
+    """
+    if not reads:
+        return
+    events = reads.events(principal, current_request_id())
+    reads.reads.clear()
+    try:
+        await writer.write(principal.organisation_id, events)
+    except Exception as error:
+        log.exception("audited reads could not be written; withholding the data")
+        raise AuditUnavailable() from error

@@ -23,7 +23,7 @@ from sqlalchemy.orm import aliased
 
 from . import access
 from .access import mark_checked, require_scope
-from .consent import audit_event, in_force_clause
+from .consent import in_force_clause
 from .errors import DomainError, ErrorCode
 from .models import (
     Attendance,
@@ -235,13 +235,6 @@ def to_row(key: bytes, raw: Any) -> EvaluationRow:
         completed_week=week_start(raw.completed_at),
         sessions_attended=raw.sessions_attended,
     )
-
-
-async def audit_evaluation_read(
-    session: AsyncSession, principal: Principal, project: EvaluationProject, what: str, **details: Any
-) -> None:
-    audit_event(session, principal, f"evaluation.{what}", "EvaluationProject", project.id, details)
-    await session.flush()
 
 
 async def response_page(

@@ -2,8 +2,9 @@
 
 Rows come from ``evaluation.evaluator_rows`` (the same statement and rules as the GraphQL view) through a
 streaming cursor (``yield_per``), are converted a batch at a time, and leave as bytes as soon as a batch is
-encoded, so memory does not grow with the export. The audit event carrying the row count is written when
-the stream ends, in its own short transaction (the export itself is read-only).
+encoded, so memory does not grow with the export. The export is an audited read: ``audit_export`` writes its
+event in a transaction of its own before the first byte is sent (the caller refuses the export when that
+fails), so a download cut off half-way, or a process that dies mid-stream, is on record all the same.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .access import compile_read, cursor_batches, mark_checked
-from .consent import audit_event
+from .audit import AuditWriter, ReadLog, record_read, write_reads
 from .evaluation import evaluator_rows
 from .models import EvaluationProject, SurveyInstrument
 from .principal import Principal
@@ -216,18 +217,13 @@ def row_flattener(key: bytes) -> Callable[[Any], list[Any]]:
     return flatten
 
 
-async def csv_chunks(
-    batches: AsyncIterator[list[list[Any]]], answers: list[str], counted: Callable[[int], None]
-) -> AsyncIterator[bytes]:
-    """CSV text, one encoded chunk per batch; ``counted`` learns the running row count."""
+async def csv_chunks(batches: AsyncIterator[list[list[Any]]], answers: list[str]) -> AsyncIterator[bytes]:
+    """CSV text, one encoded chunk per batch."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([name for name, _, _ in FIXED_COLUMNS] + answers)
-    total = 0
     async for batch in batches:
         writer.writerows(batch)
-        total += len(batch)
-        counted(total)
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()
@@ -260,14 +256,11 @@ class _Drain:
         return data
 
 
-async def parquet_chunks(
-    batches: AsyncIterator[list[list[Any]]], answers: list[str], counted: Callable[[int], None]
-) -> AsyncIterator[bytes]:
+async def parquet_chunks(batches: AsyncIterator[list[list[Any]]], answers: list[str]) -> AsyncIterator[bytes]:
     """Parquet, one row group per batch, each written out as soon as it is encoded."""
     schema = parquet_schema(answers)
     drain = _Drain()
     writer = pq.ParquetWriter(pa.PythonFile(drain, mode="w"), schema)
-    total = 0
     async for batch in batches:
         columns = list(zip(*batch, strict=True))
         writer.write_batch(
@@ -275,15 +268,9 @@ async def parquet_chunks(
                 [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
             )
         )
-        total += len(batch)
-        counted(total)
         yield drain.take()
     writer.close()
     yield drain.take()
-
-
-def export_audit_details(export_format: str, rows: int, complete: bool) -> dict[str, Any]:
-    return {"format": export_format, "rows": rows, "complete": complete}
 
 
 def codebook_json(project: EvaluationProject, instruments: list[SurveyInstrument]) -> bytes:
@@ -307,29 +294,24 @@ async def prepare_export(session_maker: async_sessionmaker[AsyncSession], princi
         return PreparedExport(project, await project_instruments(session, project))
 
 
+async def audit_export(writer: AuditWriter, principal: Principal, prepared: PreparedExport, export_format: str) -> None:
+    """Record the export (project, format, instruments) in its own transaction now: call before any byte is
+    sent, and do not send when it raises ``AuditUnavailable``."""
+    reads = ReadLog()
+    instruments = sorted({f"{instrument.code}@{instrument.version}" for instrument in prepared.instruments})
+    record_read(
+        reads, "EvaluationProject", (prepared.project.id,), action="evaluation.exported",
+        format=export_format, instruments=instruments, consent_purpose=prepared.project.consent_purpose.value,
+    )  # fmt: skip
+    await write_reads(writer, reads, principal)
+
+
 async def export_body(
-    session_maker: async_sessionmaker[AsyncSession], principal: Principal, prepared: PreparedExport, export_format: str
+    session_maker: async_sessionmaker[AsyncSession], prepared: PreparedExport, export_format: str
 ) -> AsyncIterator[bytes]:
-    """The file's bytes; when the stream ends (or breaks off) one audit event records format and row count."""
+    """The file's bytes (audited beforehand with ``audit_export``)."""
     answers = item_columns(prepared.instruments)
-    count = [0]
     encode = csv_chunks if export_format == "csv" else parquet_chunks
-    complete = False
-    try:
-        async with session_maker() as session:
-            async for chunk in encode(
-                stream_rows(session, prepared.project, answers), answers, lambda n: count.__setitem__(0, n)
-            ):
-                yield chunk
-        complete = True
-    finally:
-        async with session_maker() as session:
-            audit_event(
-                session,
-                principal,
-                "evaluation.exported",
-                "EvaluationProject",
-                prepared.project.id,
-                export_audit_details(export_format, count[0], complete),
-            )
-            await session.commit()
+    async with session_maker() as session:
+        async for chunk in encode(stream_rows(session, prepared.project, answers), answers):
+            yield chunk

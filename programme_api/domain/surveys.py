@@ -2,8 +2,8 @@
 
 Scoring belongs to ``scoring.py``; this module decides who may submit for whom, stores the score with the
 instrument version it was computed from, and raises an alert in the same unit of work as the response, so
-a risk answer can never be stored without its alert. Reads of responses and alerts are health data: each
-request that reads them writes one audit event (``audit_health_read``).
+a risk answer can never be stored without its alert. Reads of responses and alerts are health data: they are
+audited reads (``audit.record_read``, written in their own transaction before the answer leaves).
 """
 
 from __future__ import annotations
@@ -84,12 +84,6 @@ def responses(principal: Principal, participant_id: uuid.UUID | None = None) -> 
 def alerts(principal: Principal, open_only: bool = False) -> sa.Select[SafeguardingAlert]:
     statement = readable(principal, SafeguardingAlert)
     return statement.where(SafeguardingAlert.acknowledged_at.is_(None)) if open_only else statement
-
-
-async def audit_health_read(session: AsyncSession, principal: Principal, /, what: str, **details: Any) -> None:
-    """One audit event per request that reads identified health data (responses, alerts)."""
-    audit_event(session, principal, f"{what}.read", what, None, details)
-    await session.flush()
 
 
 async def define_custom_instrument(

@@ -7,6 +7,8 @@ from pathlib import Path
 import strawberry
 import strawberry.tools
 
+from . import audited
+from .audit_log import AuditEvent, AuditQuery
 from .mutation import Mutation
 from .outcomes import OutcomesMutation, OutcomesQuery
 from .query import Query
@@ -15,7 +17,7 @@ from .types.people import AttendanceRecord, Enrolment, Participant
 from .types.programme import Facilitator, Group, GroupSession, Organisation, Region
 
 schema = strawberry.Schema(
-    query=strawberry.tools.merge_types("Query", (Query, OutcomesQuery)),
+    query=strawberry.tools.merge_types("Query", (Query, OutcomesQuery, AuditQuery)),
     mutation=strawberry.tools.merge_types("Mutation", (Mutation, OutcomesMutation)),
     types=[
         Organisation,
@@ -30,8 +32,10 @@ schema = strawberry.Schema(
         SurveyInstrument,
         SurveyResponse,
         SafeguardingAlert,
+        AuditEvent,
     ],
 )
+audited.install(schema._schema)
 
 PUBLISHED_SCHEMA = Path(__file__).resolve().parent.parent.parent / "schema.graphql"
 

@@ -11,6 +11,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
+from ..domain.audit import ReadLog
 from ..domain.errors import DomainError, ErrorCode
 from ..domain.principal import Principal
 
@@ -37,6 +38,8 @@ class RequestContext:
     request_id: str
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     loaders: dict[Hashable, DataLoader[Any, Any]] = field(default_factory=dict)
+    # Audited reads of this request (``domain.audit.record_read``): the edge writes them before answering.
+    reads: ReadLog = field(default_factory=ReadLog)
     # Set when a mutation answered with user errors: the edge then rolls the whole operation back.
     failed: bool = False
     # Set by the edge once the answer is decided: resolvers graphql-core abandoned (siblings of a field whose

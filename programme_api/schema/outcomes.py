@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.scalars import JSON
 
 from ..domain import consent, evaluation, models, surveys
+from ..domain.audit import record_read
 from ..domain.errors import DomainError, ErrorCode
 from ..domain.pagination import Ordering
 from ..domain.principal import Principal
@@ -67,9 +68,16 @@ async def audited_connection(
     what: str,
     **details: Any,
 ) -> Connection[N]:
-    """A forward page of identified health data: every list read of it is audited with the rows it returned."""
-    connection = await top_level_connection(info, build, ordering, convert, first, after, None, None)
-    await info.context.run(surveys.audit_health_read, what, rows=len(connection.edges), **details)
+    """A forward page of identified health data: every list read of it is audited with the rows it returned
+    (an empty page too: it says that there was nothing to see). Fields read are added as they resolve."""
+    ids: list[Any] = []
+
+    def kept(row: M) -> N:
+        ids.append(getattr(row, "id"))  # noqa: B009 (the rows are models with an id; M does not say so)
+        return convert(row)
+
+    connection = await top_level_connection(info, build, ordering, kept, first, after, None, None)
+    record_read(info.context.reads, what, ids, **details)
     return connection
 
 
@@ -138,12 +146,13 @@ class Evaluation:
         async def page(session: AsyncSession, principal: Principal) -> tuple[evaluation.RowPage, int]:
             found = await evaluation.response_page(session, self.project, first, after)
             total = await evaluation.response_count(session, self.project)
-            await evaluation.audit_evaluation_read(
-                session, principal, self.project, "responses_read", rows=len(found.rows)
-            )
             return found, total
 
         found, total = await info.context.run(page)
+        record_read(
+            info.context.reads, "EvaluationProject", (self.project.id,), action="evaluation.responses_read",
+            rows=len(found.rows),
+        )  # fmt: skip
         edges = [
             EvaluationResponseEdge(cursor=c, node=EvaluationResponse.from_row(r))
             for r, c in zip(found.rows, found.cursors, strict=True)
@@ -165,14 +174,15 @@ class Evaluation:
     async def aggregates(
         self, info: Info, instrument_code: str, by: evaluation.Dimension, timepoint: models.Timepoint | None = None
     ) -> AggregateTable:
-        async def compute(session: AsyncSession, principal: Principal) -> evaluation.AggregateTable:
-            table = await evaluation.aggregate(session, self.project, instrument_code, by, timepoint)
-            await evaluation.audit_evaluation_read(
-                session, principal, self.project, "aggregates_read", instrument=instrument_code
-            )
-            return table
+        async def compute(session: AsyncSession, _principal: Principal) -> evaluation.AggregateTable:
+            return await evaluation.aggregate(session, self.project, instrument_code, by, timepoint)
 
-        return AggregateTable.from_domain(await info.context.run(compute))
+        table = await info.context.run(compute)
+        record_read(
+            info.context.reads, "EvaluationProject", (self.project.id,), action="evaluation.aggregates_read",
+            instrument=instrument_code,
+        )  # fmt: skip
+        return AggregateTable.from_domain(table)
 
 
 @strawberry.type

@@ -9,10 +9,11 @@ from typing import Any
 
 import strawberry
 
-from ..domain import models, programme, surveys
+from ..domain import models, programme
 from ..domain.access import readable
 from ..domain.errors import DomainError, ErrorCode
 from ..domain.principal import Principal
+from .audit_log import AuditEvent
 from .context import Info
 from .lists import load_node, top_level_connection
 from .relay import Connection, Node, expect_global_id, from_global_id
@@ -36,9 +37,8 @@ NODE_TYPES: dict[str, tuple[type[Any], Any]] = {
     "SurveyInstrument": (models.SurveyInstrument, outcome_types.SurveyInstrument),
     "SurveyResponse": (models.SurveyResponse, outcome_types.SurveyResponse),
     "SafeguardingAlert": (models.SafeguardingAlert, outcome_types.SafeguardingAlert),
+    "AuditEvent": (models.AuditEvent, AuditEvent),
 }
-# Identified health data: every read of it is an audit event, through node(id) too.
-HEALTH_DATA_TYPES = frozenset({"SurveyResponse", "SafeguardingAlert"})
 
 
 def ids_of(global_ids: list[strawberry.ID] | None, type_name: str, field: str) -> tuple[uuid.UUID, ...] | None:
@@ -210,7 +210,10 @@ class Query:
 
 
 async def resolve_node(info: Info, global_id: str) -> Node | None:
-    """Unknown, malformed and other tenants' IDs all answer null: nothing leaks about what exists."""
+    """Unknown, malformed and other tenants' IDs all answer null: nothing leaks about what exists.
+
+    Reads of health data and personal fields are recorded by the fields themselves (``schema/audited.py``).
+    """
     info.context.require_principal()
     try:
         type_name, row_id = from_global_id(global_id)
@@ -220,6 +223,4 @@ async def resolve_node(info: Info, global_id: str) -> Node | None:
         return None
     model, graphql_type = NODE_TYPES[type_name]
     node: Node | None = await load_node(info, model, row_id, graphql_type.from_model)
-    if node is not None and type_name in HEALTH_DATA_TYPES:
-        await info.context.run(surveys.audit_health_read, type_name, rows=1, via="node")
     return node

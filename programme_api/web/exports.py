@@ -1,7 +1,8 @@
 """Evaluator bulk exports over HTTP: CSV, Parquet and the codebook, behind a bearer token with evaluation:read.
 
-Authorisation happens before the response starts (so refusals get a status code); the body then streams from
-a server-side cursor, and the export's audit event is written when the stream ends.
+Authorisation happens before the response starts (so refusals get a status code), and so does the export's
+audit event, in its own transaction: when it cannot be written the answer is 503 and no data is sent. The body
+then streams from a server-side cursor.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..domain.audit import AuditUnavailable
 from ..domain.errors import DomainError, ErrorCode
-from ..domain.exports import codebook_json, export_body, prepare_export
+from ..domain.exports import audit_export, codebook_json, export_body, prepare_export
 from ..domain.principal import Principal
 from ..runtime import Runtime
 
@@ -51,9 +53,13 @@ async def _export(request: Request, export_format: str) -> Response:
         prepared = await prepare_export(runtime.session_maker, principal)
     except DomainError as error:
         return _refusal(error)
+    try:
+        await audit_export(runtime.audit, principal, prepared, export_format)
+    except AuditUnavailable as unavailable:
+        return _problem(503, unavailable.message)
     filename = f"{prepared.project.slug}-surveys.{export_format}"
     return StreamingResponse(
-        export_body(runtime.session_maker, principal, prepared, export_format),
+        export_body(runtime.session_maker, prepared, export_format),
         media_type=MEDIA_TYPES[export_format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )

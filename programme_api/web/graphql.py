@@ -4,6 +4,8 @@ Follows the GraphQL-over-HTTP draft: ``application/graphql-response+json`` (4xx 
 ``application/json`` (200 with ``errors``); 400 for unparseable JSON, 405 for a mutation over GET, 406 for an
 unacceptable ``Accept``, 413 for bodies over the limit, 415 for other media types. The operation commits
 only when it produced no error; any error, including a mutation's user errors, rolls everything back.
+Audited reads are written in their own transaction once the unit of work has ended, before the answer is
+sent; if they cannot be, the answer is withheld (``domain.audit``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..domain.access import install_guard
+from ..domain.audit import AuditUnavailable, ReadLog, write_reads
 from ..domain.errors import DomainError
 from ..domain.principal import Principal
 from ..domain.tenancy import bind_principal
@@ -42,6 +45,7 @@ from ..explorer.page import explorer_page, prefers_html
 from ..oauth.errors import AuthenticationError
 from ..runtime import Runtime
 from ..schema import schema
+from ..schema.audited import selects_audited_field
 from ..schema.compiled import QueryOperation, Unsupported, execute_compiled
 from ..schema.context import RequestContext
 from ..schema.errors import UNEXPECTED, format_error
@@ -168,6 +172,14 @@ def validation_errors(query: str) -> tuple[GraphQLError, ...]:
     return tuple(validate(schema._schema, document, VALIDATION_RULES))
 
 
+@lru_cache(maxsize=512)
+def selects_audited(query: str) -> bool:
+    """Whether a (parsed, valid) document reads an audited field: the compiled paths do not record reads."""
+    document = parse_document(query)
+    assert isinstance(document, DocumentNode)
+    return selects_audited_field(schema._schema, document)
+
+
 def respond(payload: dict[str, Any], status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type=media_type, headers=headers)
 
@@ -224,17 +236,21 @@ async def run_operation(
     media_type: str,
     request_id: str,
 ) -> Response:
-    """Execute in one unit of work: commit when the operation raised no error, else roll back."""
+    """Execute in one unit of work: commit when the operation raised no error, else roll back; then write the
+    audited reads (their own transaction) before anything is sent."""
     query = QueryOperation.of(document, params.query, params.operation_name, params.variables)
-    if query is not None and runtime.settings.compiled_reads:
+    if query is not None and (not runtime.settings.compiled_reads or selects_audited(params.query)):
+        query = None  # the full executor answers: it records audited reads
+    if query is not None:
         text = await _read_as_json(runtime, principal, query)
         if text is not None:
             return respond({"data": orjson.Fragment(text)}, 200, media_type)
     async with runtime.session_maker() as session:
         install_guard(session)
         await bind_principal(session, principal)
-        context = RequestContext(principal=principal, session=session, request_id=request_id)
-        result = await _compiled(query, context) if query is not None and runtime.settings.compiled_reads else None
+        reads = ReadLog()
+        context = RequestContext(principal=principal, session=session, request_id=request_id, reads=reads)
+        result = await _compiled(query, context) if query is not None else None
         if result is None:
             result = await _execute(document, params, context)
         await context.finish()
@@ -249,6 +265,14 @@ async def run_operation(
             await session.rollback()
             error = {"message": UNEXPECTED, "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}}
             return respond({"data": None, "errors": [error]}, 200, media_type)
+    try:
+        await write_reads(runtime.audit, reads, principal)
+    except AuditUnavailable as unavailable:
+        error = {
+            "message": unavailable.message,
+            "extensions": {"code": unavailable.code.value, "requestId": request_id},
+        }
+        return respond({"data": None, "errors": [error]}, 200, media_type)
     payload: dict[str, Any] = {"data": result.data}
     if result.errors:
         payload["errors"] = [format_error(error, request_id) for error in result.errors]
