@@ -57,7 +57,7 @@ def audit_event(
 
     The request id comes from the request's context variable, so domain code need not carry it around.
     """
-    from ..web.request_id import current_request_id
+    from ..request_context import current_request_id
 
     session.add(
         AuditEvent(
