@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .access import compile_read, cursor_batches, mark_checked
+from . import access
+from .access import compile_read, cursor_batches
 from .consent import audit_event
 from .evaluation import evaluator_rows
 from .models import EvaluationProject, SurveyInstrument
@@ -45,7 +46,11 @@ FIXED_COLUMNS: list[tuple[str, str, pa.DataType]] = [
 
 
 async def project_instruments(session: AsyncSession, project: EvaluationProject) -> list[SurveyInstrument]:
-    """Every version of the project's instruments visible to the project (shipped or the owner's own)."""
+    """Every version of the project's instruments visible to the project (shipped or the owner's own).
+
+    Trusted filter: the instrument rule applied to the project's owning organisation, narrowed to the
+    project's instrument codes (the codebook and the answer columns come from these definitions).
+    """
     statement = (
         sa.select(SurveyInstrument)
         .where(
@@ -56,7 +61,8 @@ async def project_instruments(session: AsyncSession, project: EvaluationProject)
         )
         .order_by(SurveyInstrument.code, SurveyInstrument.version)
     )
-    return list((await session.execute(mark_checked(statement))).scalars())
+    trusted = access.trusted(statement, reason="the instrument rule applied to the project's owning organisation")
+    return list((await session.execute(trusted)).scalars())
 
 
 def item_columns(instruments: list[SurveyInstrument]) -> list[str]:
@@ -148,7 +154,8 @@ def export_statement(project: EvaluationProject, answers: list[str], dialect: st
         items, source = [record.c[key] for key in keys], rows.join(record, sa.true())
     else:
         items, source = [rows.c.answers[key].as_integer() for key in keys], rows  # type: ignore[assignment]
-    statement = sa.select(
+    # Reads only through evaluator_rows, so it is checked by construction: no declaration needed.
+    return sa.select(
         rows.c.participant_id,
         rows.c.region,
         sa.type_coerce(rows.c.group_topic, sa.String),
@@ -161,7 +168,6 @@ def export_statement(project: EvaluationProject, answers: list[str], dialect: st
         rows.c.sessions_attended,
         *items,
     ).select_from(source)
-    return mark_checked(statement)
 
 
 async def stream_rows(
@@ -178,6 +184,7 @@ async def stream_rows(
     flatten = row_flattener(project.pseudonym_key)
     connection = await session.connection()
     statement = export_statement(project, answers, connection.dialect.name)
+    access.require_checked(statement, "an export")
     batches: AsyncIterator[Sequence[Any]]
     if connection.dialect.name == "postgresql":
         # The per-row sessions count makes the planner's estimate large enough to switch JIT compilation on,
