@@ -9,6 +9,11 @@ execution alike (``install_guard``), and so do this module's own executors (``ex
 ``compile_read``), which pagination and the read paths go through: a query that forgot its filter fails
 loudly instead of leaking rows.
 
+Sessions that act for a principal are guarded: the GraphQL request's unit of work and the evaluator
+exports. The authorization server (``oauth/``), the CLI and the demo loader read across tenants by design
+(finding a token, a client, a user by email before any principal exists); they open their own sessions,
+which are never guarded, so that reading across tenants is visible where it happens.
+
 Declaring a hand-written filter checked is a privilege: ``trusted(statement, reason)``. Every place that
 calls it is listed in one test (``tests/test_access_allow_list.py``), so a new one is reviewed before it
 merges, and says in its docstring why its filter is equivalent to the rules here.
@@ -392,6 +397,9 @@ def install_guard(session: AsyncSession) -> None:
     event.listen(sync_session, "do_orm_execute", _refuse_unchecked_selects)
     event.listen(sync_session, "after_begin", _guard_connection)
     event.listen(sync_session, "after_transaction_end", _unguard_connections)
+    transaction = sync_session.get_transaction()
+    if transaction is not None:  # already begun: guard the connection it holds now
+        _guard_connection(sync_session, transaction, sync_session.connection())
 
 
 def _refuse_unchecked_selects(state: ORMExecuteState) -> None:

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import access
-from .access import compile_read, cursor_batches
+from .access import compile_read, cursor_batches, install_guard
 from .consent import audit_event
 from .evaluation import evaluator_rows
 from .models import EvaluationProject, SurveyInstrument
@@ -310,6 +310,7 @@ async def prepare_export(session_maker: async_sessionmaker[AsyncSession], princi
     from .evaluation import project_for
 
     async with session_maker() as session:
+        install_guard(session)
         project = await project_for(session, principal)
         return PreparedExport(project, await project_instruments(session, project))
 
@@ -324,6 +325,7 @@ async def export_body(
     complete = False
     try:
         async with session_maker() as session:
+            install_guard(session)
             async for chunk in encode(
                 stream_rows(session, prepared.project, answers), answers, lambda n: count.__setitem__(0, n)
             ):
