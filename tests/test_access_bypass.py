@@ -153,3 +153,23 @@ def test_a_trusted_statement_needs_a_reason() -> None:
         access.trusted(sa.select(Participant.id), reason=" ")
     assert access.is_checked(access.trusted(sa.select(Participant.id), reason="a test of the marker"))
     assert not access.is_checked(sa.select(Participant.id))
+
+
+async def test_export_sessions_are_guarded(
+    db: AsyncSession, session_maker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An evaluator's export reads in its own sessions: those refuse unchecked reads like a request's does."""
+    from programme_api.domain import exports
+
+    from .factories import evaluator_for, make_project
+
+    organisation = await make_organisation(db)
+    project = await make_project(db, organisation)
+    await db.commit()
+
+    async def unfiltered_instruments(session: AsyncSession, _project: Any) -> list[Any]:
+        return list((await session.execute(sa.select(Participant))).scalars())
+
+    monkeypatch.setattr(exports, "project_instruments", unfiltered_instruments)
+    with pytest.raises(AccessBypassError, match="participants"):
+        await exports.prepare_export(session_maker, evaluator_for(organisation, project))
