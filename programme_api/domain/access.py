@@ -426,11 +426,10 @@ def _unguard_connections(session: Session, transaction: SessionTransaction) -> N
 
 
 def _refuse_unchecked_core(
-    _connection: Connection, statement: Any, multiparams: Any, params: Any, _options: Any
-) -> tuple[Any, Any, Any]:
+    _connection: Connection, statement: Any, _multiparams: Any, _params: Any, _options: Any
+) -> None:
     if getattr(statement, "is_select", False):
         require_checked(statement, "Core execution on a guarded connection")
-    return statement, multiparams, params
 
 
 def _tenant_tables() -> frozenset[str]:
