@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .config import LogFormat
-from .web.request_id import current_request_id
+from .request_context import current_request_id
 
 
 class JsonFormatter(logging.Formatter):

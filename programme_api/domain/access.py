@@ -2,12 +2,26 @@
 
 Every query that reads rows on behalf of a caller starts from ``readable(principal, Model)``: it applies the
 organisation, the principal's regions, a facilitator's own groups, and the scope the rows need. Statements
-built here carry an execution option; request sessions refuse any SELECT on a tenant table without it
-(``install_guard``), so a query that forgot its filter fails loudly in tests instead of leaking rows.
+built here carry an execution option (they are *checked*). A statement is accepted for execution when it is
+checked, or when every tenant table it reads lies inside a checked statement (a count or a page over a
+``readable`` subquery is safe by construction). Request sessions refuse anything else, in ORM and Core
+execution alike (``install_guard``), and so do this module's own executors (``execute``, ``fetch_rows``,
+``compile_read``), which pagination and the read paths go through: a query that forgot its filter fails
+loudly instead of leaking rows.
+
+Sessions that act for a principal are guarded: the GraphQL request's unit of work and the evaluator
+exports. The authorization server (``oauth/``), the CLI and the demo loader read across tenants by design
+(finding a token, a client, a user by email before any principal exists); they open their own sessions,
+which are never guarded, so that reading across tenants is visible where it happens.
+
+Declaring a hand-written filter checked is a privilege: ``trusted(statement, reason)``. Every place that
+calls it is listed in one test (``tests/test_access_allow_list.py``), so a new one is reviewed before it
+merges, and says in its docstring why its filter is equivalent to the rules here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -16,10 +30,11 @@ from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine import Connection, Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.orm import ORMExecuteState, Session
-from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.util import find_tables
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
+from sqlalchemy.sql.selectable import TableClause
 
 from .errors import DomainError, ErrorCode, NotFound
 from .models import (
@@ -38,7 +53,7 @@ from .models import (
 from .principal import Principal
 
 M = TypeVar("M")
-ACCESS_CHECKED = "access_checked"
+_ACCESS_CHECKED = "access_checked"
 
 
 class AccessBypassError(RuntimeError):
@@ -146,6 +161,22 @@ RULES: dict[type[Any], tuple[str, Callable[[Principal], ColumnElement[bool]]]] =
 }
 
 
+def attendance_for_counts(principal: Principal) -> sa.Select[Attendance]:
+    """Attendance marks of the sessions ``principal`` reads, for counting only.
+
+    Counts need only ``programme:read`` (they name no participant), where the marks themselves need
+    ``participants:read``; callers aggregate the rows (``with_only_columns(..., func.count())``) and
+    return numbers, never marks.
+    """
+    require_scope(principal, "programme:read")
+    return _mark_checked(
+        sa.select(Attendance).where(
+            Attendance.organisation_id == principal.organisation_id,
+            Attendance.session_id.in_(sa.select(GroupSession.id).where(_session_filter(principal))),
+        )
+    )
+
+
 def register_rule(model: type[Any], scope: str, row_filter: Callable[[Principal], ColumnElement[bool]]) -> None:
     """Other domain modules (surveys, evaluation) add the rules for their own tables here."""
     RULES[model] = (scope, row_filter)
@@ -168,25 +199,82 @@ def readable(principal: Principal, model: type[M]) -> sa.Select[M]:
 def _readable(principal: Principal, model: type[Any]) -> sa.Select[Any]:
     """Built once per principal and model: statements are immutable, and composing the filters anew on
     every request costs more than running the query (measured ~0.7 ms for a region-bound session list)."""
-    return mark_checked(sa.select(model).where(row_filter(principal, model)))
+    return _mark_checked(sa.select(model).where(row_filter(principal, model)))
 
 
 S = TypeVar("S", bound=sa.Executable)
 
 
-def mark_checked(statement: S) -> S:
-    """Mark a statement built from access filters (aggregates over ``readable`` subqueries use this too)."""
-    return statement.execution_options(**{ACCESS_CHECKED: True})
+def _mark_checked(statement: S) -> S:
+    """Mark a statement built here from the rules (private: elsewhere, ``trusted`` names the exception)."""
+    return statement.execution_options(**{_ACCESS_CHECKED: True})
+
+
+def trusted(statement: S, reason: str) -> S:
+    """Declare a hand-written filter equivalent to the access rules, for the few reads the rules cannot express
+    (an organisation-wide uniqueness check, an evaluator's project filter, the caller's own idempotency record).
+
+    ``reason`` says why the filter is safe; it is required so that the call site reads as a decision. Every
+    caller is on the allow-list in ``tests/test_access_allow_list.py``: a new one fails CI until reviewed.
+    """
+    if not reason.strip():
+        raise ValueError("a trusted statement needs the reason its filter is equivalent to the access rules")
+    return _mark_checked(statement)
+
+
+def _is_marked(element: object) -> bool:
+    return isinstance(element, sa.Executable) and bool(element.get_execution_options().get(_ACCESS_CHECKED))
+
+
+def unchecked_tenant_tables(statement: object) -> frozenset[str]:
+    """The tenant tables ``statement`` reads outside any checked statement: empty when it is safe to run.
+
+    Walks the statement's parts (select list, FROM, joins, WHERE, subqueries, CTEs, unions) and stops at a
+    checked statement, whose rows are already filtered: so ``SELECT count(*) FROM (<readable>)`` or a page of
+    ``<readable>`` as a LATERAL subquery is accepted, while the same around ``SELECT participants`` is not.
+    """
+    if _is_marked(statement) or not isinstance(statement, ClauseElement):
+        return frozenset()
+    found: set[str] = set()
+    stack: list[Any] = [statement]
+    seen: set[int] = set()
+    while stack:
+        element = stack.pop()
+        if id(element) in seen or _is_marked(element):
+            continue
+        seen.add(id(element))
+        if isinstance(element, TableClause):
+            if element.name in _TENANT_TABLES:
+                found.add(element.name)
+            continue
+        stack.extend(element.get_children())
+    return frozenset(found)
+
+
+def is_checked(statement: object) -> bool:
+    return not unchecked_tenant_tables(statement)
+
+
+def require_checked(statement: object, what: str) -> None:
+    """Refuse ``statement`` unless it is checked or reads tenant tables only through checked statements."""
+    touched = unchecked_tenant_tables(statement)
+    if touched:
+        raise AccessBypassError(f"{what}: unfiltered read of {', '.join(sorted(touched))}")
+
+
+async def execute(session: AsyncSession, statement: sa.Executable) -> Result[*tuple[Any, ...]]:
+    """Run a checked statement on ``session`` (refused otherwise, whether or not the session is guarded)."""
+    require_checked(statement, "execution outside the access module")
+    return await session.execute(statement)
 
 
 async def fetch_rows(session: AsyncSession, statement: sa.Executable) -> Sequence[Any]:
-    """Plain rows of an access-checked statement, executed at the Core level (no ORM result processing).
+    """Plain rows of a checked statement, executed at the Core level (no ORM result processing).
 
-    The read paths that build their answers from plain rows use this; it refuses statements that did not
-    come from this module, as the request sessions' guard does for ORM execution.
+    The read paths that build their answers from plain rows use this; it refuses statements that are not
+    checked, as the request sessions' guard does.
     """
-    if not statement.get_execution_options().get(ACCESS_CHECKED):
-        raise AccessBypassError("Core execution of a statement that did not come from the access module")
+    require_checked(statement, "Core execution")
     connection = await session.connection()
     return (await connection.execute(statement)).all()
 
@@ -202,15 +290,24 @@ class CompiledRead:
 
     sql: str
     parameters: tuple[Any, ...]
+    origin: object = dataclasses.field(default=None, repr=False, compare=False)
+
+
+# Only ``compile_read`` makes reads the executors below accept: SQL text written elsewhere is refused.
+_COMPILED_HERE = object()
 
 
 def compile_read(statement: sa.Select[Any], dialect: sa.Dialect) -> CompiledRead:
     """The statement as SQL text with its values written in (SQLAlchemy's literal rendering, which quotes
     them): a statement without parameters is planned once when the driver prepares it, not per execution."""
-    if not statement.get_execution_options().get(ACCESS_CHECKED):
-        raise AccessBypassError("compiling a statement that did not come from the access module")
+    require_checked(statement, "compiling a read")
     compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-    return CompiledRead(compiled.string, ())
+    return CompiledRead(compiled.string, (), _COMPILED_HERE)
+
+
+def _require_compiled_here(read: CompiledRead) -> None:
+    if read.origin is not _COMPILED_HERE:
+        raise AccessBypassError("SQL text that was not compiled from a checked statement by compile_read")
 
 
 async def fetch_compiled(bind: AsyncEngine | AsyncConnection, read: CompiledRead) -> Sequence[Any]:
@@ -221,6 +318,7 @@ async def fetch_compiled(bind: AsyncEngine | AsyncConnection, read: CompiledRead
     no session machinery per request. On a connection (the tests' rolled-back transaction) it runs inside
     that connection's transaction.
     """
+    _require_compiled_here(read)
     if isinstance(bind, AsyncConnection):
         return (await bind.exec_driver_sql(read.sql, read.parameters)).all()
     pooled = await bind.raw_connection()
@@ -234,6 +332,7 @@ async def fetch_compiled(bind: AsyncEngine | AsyncConnection, read: CompiledRead
 async def cursor_batches(connection: AsyncConnection, read: CompiledRead, size: int) -> AsyncIterator[Sequence[Any]]:
     """A compiled read's rows, ``size`` at a time, from a server-side cursor of the driver (PostgreSQL) in
     the connection's open transaction: for bulk reads, without SQLAlchemy's per-row result processing."""
+    _require_compiled_here(read)
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
     cursor = await driver.cursor(read.sql, *read.parameters)
@@ -262,7 +361,7 @@ def reach_filter(principal: Principal, model: type[Any]) -> sa.ColumnElement[boo
 
 def in_reach(principal: Principal, model: type[M]) -> sa.Select[M]:
     """``SELECT model`` limited to the rows ``principal`` reaches."""
-    return mark_checked(sa.select(model).where(reach_filter(principal, model)))
+    return _mark_checked(sa.select(model).where(reach_filter(principal, model)))
 
 
 async def get_in_reach(
@@ -286,19 +385,51 @@ async def get_in_reach(
 
 
 def install_guard(session: AsyncSession) -> None:
-    """Make this (request) session refuse SELECTs on tenant tables that did not come from ``readable``."""
-    event.listen(session.sync_session, "do_orm_execute", _refuse_unchecked_selects)
+    """Make this (request) session refuse SELECTs on tenant tables that are not checked.
+
+    ORM execution is checked as the session runs it; Core execution (``connection.execute`` on the
+    session's connection, which the ORM hook never sees) by a ``before_execute`` listener put on each
+    connection the session begins a transaction on and taken off when that transaction ends, so other
+    users of a pooled connection are not affected. Driver-level SQL text is not inspected: the only reads
+    sent that way are compiled by ``compile_read``, which refuses unchecked statements.
+    """
+    sync_session = session.sync_session
+    event.listen(sync_session, "do_orm_execute", _refuse_unchecked_selects)
+    event.listen(sync_session, "after_begin", _guard_connection)
+    event.listen(sync_session, "after_transaction_end", _unguard_connections)
+    transaction = sync_session.get_transaction()
+    if transaction is not None:  # already begun: guard the connection it holds now
+        _guard_connection(sync_session, transaction, sync_session.connection())
 
 
 def _refuse_unchecked_selects(state: ORMExecuteState) -> None:
-    if not state.is_select or state.execution_options.get(ACCESS_CHECKED):
-        return
-    statement = state.statement
-    if not isinstance(statement, sa.ClauseElement):
-        return
-    touched = {table.name for table in find_tables(statement)} & _TENANT_TABLES
-    if touched:
-        raise AccessBypassError(f"unfiltered SELECT on {', '.join(sorted(touched))}")
+    if state.is_select:
+        require_checked(state.statement, "ORM execution")
+
+
+_GUARDED_CONNECTIONS = "access_guarded_connections"
+
+
+def _guard_connection(session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
+    guarded: list[Connection] = session.info.setdefault(_GUARDED_CONNECTIONS, [])
+    if not event.contains(connection, "before_execute", _refuse_unchecked_core):
+        event.listen(connection, "before_execute", _refuse_unchecked_core)
+        guarded.append(connection)
+
+
+def _unguard_connections(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None:
+        return  # a savepoint or subtransaction: the connection stays in the request's unit of work
+    for connection in session.info.pop(_GUARDED_CONNECTIONS, []):
+        if event.contains(connection, "before_execute", _refuse_unchecked_core):
+            event.remove(connection, "before_execute", _refuse_unchecked_core)
+
+
+def _refuse_unchecked_core(
+    _connection: Connection, statement: Any, _multiparams: Any, _params: Any, _options: Any
+) -> None:
+    if getattr(statement, "is_select", False):
+        require_checked(statement, "Core execution on a guarded connection")
 
 
 def _tenant_tables() -> frozenset[str]:
@@ -313,4 +444,6 @@ _TENANT_TABLES = _tenant_tables()
 
 
 def is_guarded(session: Session) -> bool:
-    return event.contains(session, "do_orm_execute", _refuse_unchecked_selects)
+    return event.contains(session, "do_orm_execute", _refuse_unchecked_selects) and event.contains(
+        session, "after_begin", _guard_connection
+    )

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import access, audit
-from .access import mark_checked, require_scope
+from .access import require_scope
 from .errors import DomainError, ErrorCode, NotFound
 from .models import (
     Attendance,
@@ -69,15 +69,16 @@ async def _check_enrolled(
     """Every listed participant within reach (else NOT_FOUND) and enrolled in the group (else NOT_ENROLLED)."""
     ids = [entry.participant_id for entry in entries]
     statement = (
-        sa.select(Participant.id, Enrolment.status, Enrolment.left_at)
+        access.in_reach(principal, Participant)
+        .with_only_columns(Participant.id, Enrolment.status, Enrolment.left_at)
         .select_from(Participant)
         .outerjoin(
             Enrolment,
             sa.and_(Enrolment.participant_id == Participant.id, Enrolment.group_id == meeting.group_id),
         )
-        .where(access.reach_filter(principal, Participant), Participant.id.in_(ids))
+        .where(Participant.id.in_(ids))
     )
-    found = {row.id: row for row in (await session.execute(mark_checked(statement))).all()}
+    found = {row.id: row for row in (await session.execute(statement)).all()}
     for index, entry in enumerate(entries):
         field = f"entries.{index}.participant_id"
         row = found.get(entry.participant_id)

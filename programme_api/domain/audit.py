@@ -37,7 +37,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..web.request_id import current_request_id
+from ..request_context import current_request_id
 from .errors import DomainError, ErrorCode
 from .models import AuditEvent
 from .principal import Principal

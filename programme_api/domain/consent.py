@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import access
-from .access import mark_checked, require_scope
+from .access import require_scope
 from .errors import DomainError, ErrorCode, NotFound
 from .models import AuditEvent, Consent, ConsentPurpose, Participant, utcnow
 from .principal import Principal
@@ -57,7 +57,7 @@ def audit_event(
 
     The request id comes from the request's context variable, so domain code need not carry it around.
     """
-    from ..web.request_id import current_request_id
+    from ..request_context import current_request_id
 
     session.add(
         AuditEvent(
@@ -140,8 +140,7 @@ async def withdraw_consent(
 
 async def _writable_participant(session: AsyncSession, principal: Principal, participant_id: uuid.UUID) -> Participant:
     """A participant in the writer's reach; writes need the read reach too (no writing blind)."""
-    reach = sa.and_(access.RULES[Participant][1](principal))
-    statement = mark_checked(sa.select(Participant).where(reach, Participant.id == participant_id))
+    statement = access.in_reach(principal, Participant).where(Participant.id == participant_id)
     participant = (await session.execute(statement)).scalar_one_or_none()
     if participant is None:
         raise NotFound("participant", "participantId")
@@ -151,13 +150,19 @@ async def _writable_participant(session: AsyncSession, principal: Principal, par
 async def _open_consents(
     session: AsyncSession, principal: Principal, participant_id: uuid.UUID, purpose: ConsentPurpose
 ) -> list[Consent]:
-    statement = mark_checked(
+    """The consents in force for a purpose, to be withdrawn.
+
+    Trusted filter: ``participant_id`` was found through ``in_reach`` by the caller, and the consents of a
+    participant in reach are the writer's to close; the organisation is pinned as every rule pins it.
+    """
+    statement = access.trusted(
         sa.select(Consent).where(
             Consent.organisation_id == principal.organisation_id,
             Consent.participant_id == participant_id,
             Consent.purpose == purpose,
             Consent.withdrawn_at.is_(None),
-        )
+        ),
+        reason="consents of a participant already found in the writer's reach",
     )
     return list((await session.execute(statement)).scalars())
 
@@ -185,18 +190,23 @@ async def erase_participant(session: AsyncSession, principal: Principal, partici
     lists how many responses were removed per instrument version and timepoint, so any published ``n`` equals
     today's ``n`` plus the erased counts. Consents stay as the record of what was agreed (they hold no
     personal data beyond the link to the now-empty row).
+
+    Trusted filter (the count of removed responses): an admin's erasure covers every response of a
+    participant found in reach, whatever group it was given in, so it is filtered by participant and
+    organisation rather than by the survey rules' groups.
     """
     from .models import SafeguardingAlert, SurveyInstrument, SurveyResponse
 
     require_scope(principal, "admin")
     participant = await _writable_participant(session, principal, participant_id)
-    removed = mark_checked(
+    removed = access.trusted(
         sa.select(SurveyInstrument.code, SurveyInstrument.version, SurveyResponse.timepoint, sa.func.count())
         .join(SurveyInstrument, SurveyInstrument.id == SurveyResponse.instrument_id)
         .where(
             SurveyResponse.organisation_id == principal.organisation_id, SurveyResponse.participant_id == participant.id
         )
-        .group_by(SurveyInstrument.code, SurveyInstrument.version, SurveyResponse.timepoint)
+        .group_by(SurveyInstrument.code, SurveyInstrument.version, SurveyResponse.timepoint),
+        reason="counts of the responses an admin erases for a participant found in reach",
     )
     counts = {f"{code}@{version}/{timepoint}": int(n) for code, version, timepoint, n in await session.execute(removed)}
     owned = (

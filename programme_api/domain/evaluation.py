@@ -4,7 +4,8 @@ Every read (GraphQL page, aggregate, export) starts from ``evaluator_rows``: one
 the project's rules at query time (organisations, instruments, date range, consent in force, not erased).
 Because consent is checked on every read, a withdrawal removes that person's rows, past ones included, from
 the next request on. Evaluators are not tenants of one organisation, so these statements are built from the
-project, not from ``readable``; they are marked checked because the project filter is their access filter.
+project, not from ``readable``: ``evaluator_rows`` declares the project filter trusted (it is the evaluator's
+access rule), and pages, counts and aggregates read only through it, so they need no declaration of their own.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from . import access
-from .access import mark_checked, require_scope
+from .access import require_scope
 from .consent import in_force_clause
 from .errors import DomainError, ErrorCode
 from .models import (
@@ -157,7 +158,13 @@ def _first_baselines(project: EvaluationProject, organisations: sa.Select[Any]) 
 
 
 def evaluator_rows(project: EvaluationProject) -> sa.Select[Any]:
-    """All responses the project may see, as labelled columns, with the project's rules applied."""
+    """All responses the project may see, as labelled columns, with the project's rules applied.
+
+    Trusted filter: evaluators are not tenants of one organisation, so ``readable`` cannot express their
+    reach. The project is the rule: its organisations, its instruments, its date range, consent for its
+    purpose in force at query time, and no erased participant. Everything an evaluator reads is derived
+    from this statement.
+    """
     response, instrument = SurveyResponse, SurveyInstrument
     organisations = sa.select(EvaluationProjectOrganisation.organisation_id).where(
         EvaluationProjectOrganisation.evaluation_project_id == project.id
@@ -218,7 +225,7 @@ def evaluator_rows(project: EvaluationProject) -> sa.Select[Any]:
             in_force_clause(response.participant_id, project.consent_purpose),
         )
     )
-    return mark_checked(statement)
+    return access.trusted(statement, reason="an evaluation project's own rule: its organisations, consent, range")
 
 
 def to_row(key: bytes, raw: Any) -> EvaluationRow:
@@ -253,7 +260,7 @@ async def response_page(
         completed, row_id = open_cursor(project.pseudonym_key, after, "after")
         statement = statement.where(sa.tuple_(rows.c.completed_at, rows.c.response_id) > sa.tuple_(completed, row_id))
     statement = statement.order_by(rows.c.completed_at, rows.c.response_id).limit(size + 1)
-    found = (await session.execute(mark_checked(statement))).all()
+    found = (await access.execute(session, statement)).all()
     window = found[:size]
     return RowPage(
         rows=[to_row(project.pseudonym_key, raw) for raw in window],
@@ -265,14 +272,18 @@ async def response_page(
 
 async def response_count(session: AsyncSession, project: EvaluationProject) -> int:
     rows = evaluator_rows(project).subquery()
-    return int((await session.execute(mark_checked(sa.select(sa.func.count()).select_from(rows)))).scalar_one())
+    return int((await access.execute(session, sa.select(sa.func.count()).select_from(rows))).scalar_one())
 
 
 async def instrument_definition(session: AsyncSession, project: EvaluationProject, code: str) -> dict[str, Any]:
-    """The latest definition of a project instrument (direction of improvement, reliable change)."""
+    """The latest definition of a project instrument (direction of improvement, reliable change).
+
+    Trusted filter: the instrument rule (shipped, or the organisation's own) applied to the project's
+    owning organisation, for one of the project's instrument codes.
+    """
     if code not in [str(item) for item in project.instrument_codes]:
         raise DomainError(ErrorCode.INVALID, "this instrument is not part of the evaluation project", "instrumentCode")
-    statement = mark_checked(
+    statement = access.trusted(
         sa.select(SurveyInstrument.definition)
         .where(
             SurveyInstrument.code == code,
@@ -282,7 +293,8 @@ async def instrument_definition(session: AsyncSession, project: EvaluationProjec
             ),
         )
         .order_by(SurveyInstrument.version.desc())
-        .limit(1)
+        .limit(1),
+        reason="the instrument rule applied to the project's owning organisation",
     )
     definition = (await session.execute(statement)).scalar_one_or_none()
     if definition is None:
@@ -326,7 +338,7 @@ async def aggregate(
     )
     if timepoint is not None:
         statement = statement.where(rows.c.timepoint == timepoint)
-    sums = {str(row[0]): tuple(row[1:]) for row in (await session.execute(mark_checked(statement))).all()}
+    sums = {str(row[0]): tuple(row[1:]) for row in (await access.execute(session, statement)).all()}
     decision = suppress({cell: int(values[0]) for cell, values in sums.items()}, threshold)
     cells = [_cell(cell, values, decision.hides(cell)) for cell, values in sums.items()]
     totals = tuple(sum(float(values[i] or 0) for values in sums.values()) for i in range(7))

@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .access import compile_read, cursor_batches, mark_checked
+from . import access
+from .access import compile_read, cursor_batches, install_guard
 from .audit import AuditWriter, ReadLog, record_read, write_reads
 from .evaluation import evaluator_rows
 from .models import EvaluationProject, SurveyInstrument
@@ -46,7 +47,11 @@ FIXED_COLUMNS: list[tuple[str, str, pa.DataType]] = [
 
 
 async def project_instruments(session: AsyncSession, project: EvaluationProject) -> list[SurveyInstrument]:
-    """Every version of the project's instruments visible to the project (shipped or the owner's own)."""
+    """Every version of the project's instruments visible to the project (shipped or the owner's own).
+
+    Trusted filter: the instrument rule applied to the project's owning organisation, narrowed to the
+    project's instrument codes (the codebook and the answer columns come from these definitions).
+    """
     statement = (
         sa.select(SurveyInstrument)
         .where(
@@ -57,7 +62,8 @@ async def project_instruments(session: AsyncSession, project: EvaluationProject)
         )
         .order_by(SurveyInstrument.code, SurveyInstrument.version)
     )
-    return list((await session.execute(mark_checked(statement))).scalars())
+    trusted = access.trusted(statement, reason="the instrument rule applied to the project's owning organisation")
+    return list((await session.execute(trusted)).scalars())
 
 
 def item_columns(instruments: list[SurveyInstrument]) -> list[str]:
@@ -149,7 +155,8 @@ def export_statement(project: EvaluationProject, answers: list[str], dialect: st
         items, source = [record.c[key] for key in keys], rows.join(record, sa.true())
     else:
         items, source = [rows.c.answers[key].as_integer() for key in keys], rows  # type: ignore[assignment]
-    statement = sa.select(
+    # Reads only through evaluator_rows, so it is checked by construction: no declaration needed.
+    return sa.select(
         rows.c.participant_id,
         rows.c.region,
         sa.type_coerce(rows.c.group_topic, sa.String),
@@ -162,7 +169,6 @@ def export_statement(project: EvaluationProject, answers: list[str], dialect: st
         rows.c.sessions_attended,
         *items,
     ).select_from(source)
-    return mark_checked(statement)
 
 
 async def stream_rows(
@@ -179,6 +185,7 @@ async def stream_rows(
     flatten = row_flattener(project.pseudonym_key)
     connection = await session.connection()
     statement = export_statement(project, answers, connection.dialect.name)
+    access.require_checked(statement, "an export")
     batches: AsyncIterator[Sequence[Any]]
     if connection.dialect.name == "postgresql":
         # The per-row sessions count makes the planner's estimate large enough to switch JIT compilation on,
@@ -290,6 +297,7 @@ async def prepare_export(session_maker: async_sessionmaker[AsyncSession], princi
     from .evaluation import project_for
 
     async with session_maker() as session:
+        install_guard(session)
         project = await project_for(session, principal)
         return PreparedExport(project, await project_instruments(session, project))
 
@@ -313,5 +321,6 @@ async def export_body(
     answers = item_columns(prepared.instruments)
     encode = csv_chunks if export_format == "csv" else parquet_chunks
     async with session_maker() as session:
+        install_guard(session)
         async for chunk in encode(stream_rows(session, prepared.project, answers), answers):
             yield chunk

@@ -99,16 +99,19 @@ async def run_once(
 
 
 async def _find(session: AsyncSession, principal: Principal, once: Once) -> IdempotencyRecord | None:
-    """The caller's own record for this key: keys are scoped to one actor, so actors cannot collide."""
+    """The caller's own record for this key: keys are scoped to one actor, so actors cannot collide.
+
+    Trusted filter: idempotency records have no access rule of their own; a caller reads only the records
+    it wrote itself (its organisation and actor id), which is narrower than any rule would be.
+    """
     statement = sa.select(IdempotencyRecord).where(
         IdempotencyRecord.organisation_id == principal.organisation_id,
         IdempotencyRecord.actor_id == principal.actor_id,
         IdempotencyRecord.operation == once.operation,
         IdempotencyRecord.key == once.key,
     )
-    found: IdempotencyRecord | None = await session.scalar(
-        access.mark_checked(statement).execution_options(populate_existing=True)
-    )
+    trusted = access.trusted(statement, reason="the caller's own idempotency record")
+    found: IdempotencyRecord | None = await session.scalar(trusted.execution_options(populate_existing=True))
     return found
 
 

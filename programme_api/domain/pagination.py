@@ -4,6 +4,11 @@ Cursors hold the sort key of a row, never an offset, so pages stay stable while 
 deep in a list costs the same as the first. Nested lists are fetched for many parents in one statement
 (``LATERAL`` pages on PostgreSQL, ``ROW_NUMBER() OVER (PARTITION BY parent ...)`` on SQLite), so statement
 counts do not grow with list sizes.
+
+Every function here takes a statement that is already checked (built from ``access.readable`` or another
+access function) and refuses one that is not (``AccessBypassError``): pagination never vouches for a
+statement itself. What it derives (a page, a count, LATERAL pages) reads the tenant tables only through
+the checked statement, and runs through the access module's executors, which check that again.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
-from .access import fetch_rows, mark_checked
+from . import access
 from .errors import DomainError, ErrorCode
 
 M = TypeVar("M")
@@ -182,6 +187,7 @@ async def fetch_page(
     With ``as_rows`` the page holds plain rows of the entity's columns (plus whatever ``extend_rows`` adds,
     e.g. per-row aggregates) instead of ORM objects.
     """
+    access.require_checked(statement, "a page")
     if as_rows:
         statement = columns_only(statement)
         if extend_rows is not None:
@@ -189,14 +195,16 @@ async def fetch_page(
     paged = _apply_cursors(statement, ordering, request)
     paged = paged.order_by(*sort_keys(ordering, request.backwards)).limit(request.size + 1)
     if as_rows:
-        return _to_page(await fetch_rows(session, mark_checked(paged)), ordering, request)
-    rows = (await session.execute(mark_checked(paged))).scalars().all()
+        return _to_page(await access.fetch_rows(session, paged), ordering, request)
+    rows = (await access.execute(session, paged)).scalars().all()
     return _to_page(rows, ordering, request)
 
 
 async def count(session: AsyncSession, statement: sa.Select[Any]) -> int:
+    """The number of rows of a checked statement."""
+    access.require_checked(statement, "a count")
     counted = sa.select(sa.func.count()).select_from(statement.order_by(None).subquery())
-    return int((await session.execute(mark_checked(counted))).scalar_one())
+    return int((await access.execute(session, counted)).scalar_one())
 
 
 async def fetch_grouped_pages(
@@ -217,6 +225,7 @@ async def fetch_grouped_pages(
     only the rows it returns, through the parent's index, however long the lists are; SQLite has no
     ``LATERAL`` and numbers every parent's rows with ``ROW_NUMBER()`` instead.
     """
+    access.require_checked(statement, "nested pages")
     dialect = _dialect(session)
     page, query = _grouped_page_query(dialect, statement, parent_column, parent_ids, ordering, request)
     if as_rows:
@@ -224,10 +233,10 @@ async def fetch_grouped_pages(
         query = query.with_only_columns(*columns)
         if extend_rows is not None:
             query = extend_rows(query, page.c, dialect)
-        items: Sequence[Any] = await fetch_rows(session, mark_checked(query))
+        items: Sequence[Any] = await access.fetch_rows(session, query)
     else:
         query = query.with_only_columns(aliased(model, page))
-        items = (await session.execute(mark_checked(query))).scalars().all()
+        items = (await access.execute(session, query)).scalars().all()
     grouped: dict[Any, list[Any]] = {parent: [] for parent in parent_ids}
     for item in items:
         grouped[getattr(item, parent_column.key)].append(item)
@@ -288,9 +297,10 @@ async def grouped_counts(
     parent_ids: Sequence[Any],
 ) -> dict[Any, int]:
     """Row counts of a nested list for many parents, in one statement."""
+    access.require_checked(statement, "nested counts")
     filtered = statement.where(parent_column.in_(parent_ids)).order_by(None).subquery()
     query = sa.select(filtered.c[parent_column.key], sa.func.count()).group_by(filtered.c[parent_column.key])
     counts = dict.fromkeys(parent_ids, 0)
-    for parent, number in (await session.execute(mark_checked(query))).all():
+    for parent, number in (await access.execute(session, query)).all():
         counts[parent] = int(number)
     return counts

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import access, audit, enrolments
-from .access import mark_checked, require_scope
+from .access import require_scope
 from .errors import DomainError, ErrorCode
 from .models import Enrolment, Group, Participant, Region
 from .principal import Principal
@@ -57,6 +57,11 @@ def _checked(value: str | None, pattern: re.Pattern[str], limit: int, field: str
 
 
 async def register_participant(session: AsyncSession, principal: Principal, data: NewParticipant) -> Registered:
+    """Register (and optionally enrol) a participant in a region within the writer's reach.
+
+    Trusted filter (the reference check): references are unique across the organisation, so the check spans
+    it beyond the writer's regions; only the existence of a participant with that reference leaves here.
+    """
     require_scope(principal, SCOPE)
     reference = data.reference.strip()
     if not REFERENCE.match(reference):
@@ -75,7 +80,8 @@ async def register_participant(session: AsyncSession, principal: Principal, data
     taken = sa.select(Participant.id).where(
         Participant.organisation_id == principal.organisation_id, Participant.reference == reference
     )
-    if (await session.execute(mark_checked(taken))).first() is not None:
+    trusted = access.trusted(taken, reason="organisation-wide reference uniqueness")
+    if (await session.execute(trusted)).first() is not None:
         raise DomainError(ErrorCode.DUPLICATE, f"the reference {reference!r} is already registered", "reference")
     participant = Participant(
         id=uuid.uuid4(),

@@ -17,7 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .access import fetch_rows, mark_checked, readable, row_filter
+from . import access
+from .access import fetch_rows, readable
 from .models import (
     Attendance,
     AttendanceStatus,
@@ -156,20 +157,16 @@ class AttendanceCounts:
     unexcused: int = 0
 
 
-def _attendance_of_readable_sessions(principal: Principal) -> sa.ColumnElement[bool]:
-    """Attendance counts need only programme:read: they are aggregates, no participant is named."""
-    return sa.and_(
-        Attendance.organisation_id == principal.organisation_id,
-        Attendance.session_id.in_(sa.select(GroupSession.id).where(row_filter(principal, GroupSession))),
-    )
-
-
 def attendance_tallies(session_columns: Any) -> sa.Select[Any]:
     """One row of attendance counts (``attendance_present`` ...) of the session whose columns are given.
 
     A correlated aggregate over that session's marks of the same organisation, found through the attendance
     index: never a scan of all marks. The session row itself came through the access filter, which is all
     counts need (``programme:read``), so the marks are not filtered again.
+
+    Trusted filter: equivalent to ``access.attendance_for_counts`` for that one session, provided the
+    session row it is correlated to is read through the access module (every caller adds it to a page of
+    ``readable`` sessions).
     """
     counts: list[Any] = [
         sa.func.count().filter(Attendance.status == status).label(f"attendance_{status.value}")
@@ -179,7 +176,7 @@ def attendance_tallies(session_columns: Any) -> sa.Select[Any]:
         Attendance.session_id == session_columns.id,
         Attendance.organisation_id == session_columns.organisation_id,
     )
-    return tallies
+    return access.trusted(tallies, reason="counts of one session row that was itself read through the rules")
 
 
 def with_attendance_counts(query: sa.Select[Any], session_columns: Any, dialect: str) -> sa.Select[Any]:
@@ -206,12 +203,13 @@ async def attendance_counts(
     session: AsyncSession, principal: Principal, session_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, AttendanceCounts]:
     query = (
-        sa.select(Attendance.session_id, Attendance.status, sa.func.count())
-        .where(_attendance_of_readable_sessions(principal), Attendance.session_id.in_(session_ids))
+        access.attendance_for_counts(principal)
+        .with_only_columns(Attendance.session_id, Attendance.status, sa.func.count())
+        .where(Attendance.session_id.in_(session_ids))
         .group_by(Attendance.session_id, Attendance.status)
     )
     tallies: dict[uuid.UUID, dict[str, int]] = {sid: {} for sid in session_ids}
-    for session_id, status, number in await fetch_rows(session, mark_checked(query)):
+    for session_id, status, number in await fetch_rows(session, query):
         tallies[session_id][AttendanceStatus(status).value] = int(number)
     return {sid: AttendanceCounts(**tally) for sid, tally in tallies.items()}
 
@@ -230,10 +228,11 @@ async def attendance_rates(
     """Share of recorded places that were present, at held sessions in the period (None: nothing recorded)."""
     present = sa.func.sum(sa.case((Attendance.status == AttendanceStatus.PRESENT, 1), else_=0))
     query = (
-        sa.select(GroupSession.group_id, present, sa.func.count(Attendance.id))
+        access.attendance_for_counts(principal)
+        .with_only_columns(GroupSession.group_id, present, sa.func.count(Attendance.id))
+        .select_from(Attendance)
         .join(GroupSession, GroupSession.id == Attendance.session_id)
         .where(
-            _attendance_of_readable_sessions(principal),
             GroupSession.group_id.in_(group_ids),
             GroupSession.status == SessionStatus.HELD,
             GroupSession.starts_at >= period.starts,
@@ -242,7 +241,7 @@ async def attendance_rates(
         .group_by(GroupSession.group_id)
     )
     rates: dict[uuid.UUID, float | None] = dict.fromkeys(group_ids)
-    for group_id, present_count, recorded in await fetch_rows(session, mark_checked(query)):
+    for group_id, present_count, recorded in await fetch_rows(session, query):
         rates[group_id] = round(int(present_count) / int(recorded), 4) if recorded else None
     return rates
 
@@ -257,7 +256,12 @@ class RegionTotals:
 async def region_totals(
     session: AsyncSession, principal: Principal, region_ids: Sequence[uuid.UUID], period: Period
 ) -> dict[uuid.UUID, RegionTotals]:
-    """Active groups now, and sessions held and distinct attendees in the period, per region."""
+    """Active groups now, and sessions held and distinct attendees in the period, per region.
+
+    Trusted filter: every count is over ``readable`` groups (``visible_groups``); the sessions and marks
+    joined to them are those of the readable groups, which is what the session rule and the counting rule
+    (``access.attendance_for_counts``) allow; only counts leave here.
+    """
     visible_groups = groups(principal).where(Group.region_id.in_(region_ids)).subquery()
     active = sa.select(visible_groups.c.region_id, sa.func.count()).where(
         visible_groups.c.status == GroupStatus.ACTIVE.value
@@ -281,7 +285,8 @@ async def region_totals(
     totals: dict[uuid.UUID, dict[str, int]] = {rid: {} for rid in region_ids}
     for name, query in (("active_groups", active), ("sessions_held", held), ("unique_attendees", attendees)):
         grouped = query.group_by(visible_groups.c.region_id)
-        for region_id, number in await fetch_rows(session, mark_checked(grouped)):
+        trusted = access.trusted(grouped, reason="counts over sessions and marks of readable groups")
+        for region_id, number in await fetch_rows(session, trusted):
             totals[region_id][name] = int(number)
     return {rid: RegionTotals(**values) for rid, values in totals.items()}
 
@@ -290,11 +295,12 @@ async def consecutive_absences(
     session: AsyncSession, principal: Principal, participant_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
     """Absences (excused or not) at held sessions since each participant was last present."""
+    marks = readable(principal, Attendance)
     last_present = (
-        sa.select(Attendance.participant_id, sa.func.max(GroupSession.starts_at).label("seen"))
+        marks.with_only_columns(Attendance.participant_id, sa.func.max(GroupSession.starts_at).label("seen"))
+        .select_from(Attendance)
         .join(GroupSession, GroupSession.id == Attendance.session_id)
         .where(
-            row_filter(principal, Attendance),
             Attendance.participant_id.in_(participant_ids),
             Attendance.status == AttendanceStatus.PRESENT,
         )
@@ -302,11 +308,11 @@ async def consecutive_absences(
         .subquery()
     )
     query = (
-        sa.select(Attendance.participant_id, sa.func.count())
+        marks.with_only_columns(Attendance.participant_id, sa.func.count())
+        .select_from(Attendance)
         .join(GroupSession, GroupSession.id == Attendance.session_id)
         .outerjoin(last_present, last_present.c.participant_id == Attendance.participant_id)
         .where(
-            row_filter(principal, Attendance),
             Attendance.participant_id.in_(participant_ids),
             Attendance.status != AttendanceStatus.PRESENT,
             GroupSession.status == SessionStatus.HELD,
@@ -315,7 +321,7 @@ async def consecutive_absences(
         .group_by(Attendance.participant_id)
     )
     counts = dict.fromkeys(participant_ids, 0)
-    for participant_id, number in await fetch_rows(session, mark_checked(query)):
+    for participant_id, number in await fetch_rows(session, query):
         counts[participant_id] = int(number)
     return counts
 

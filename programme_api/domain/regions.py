@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import access, audit
-from .access import mark_checked, require_scope
+from .access import require_scope
 from .errors import DomainError, ErrorCode
 from .models import Region
 from .principal import Principal
@@ -56,11 +56,16 @@ def _clean_slug(slug: str) -> str:
 async def _refuse_taken_slug(
     session: AsyncSession, principal: Principal, slug: str, other_than: uuid.UUID | None = None
 ) -> None:
-    """Slugs are unique across the organisation, so the check spans it (it reveals only that the slug is taken)."""
+    """Slugs are unique across the organisation, so the check spans it (it reveals only that the slug is taken).
+
+    Trusted filter: the organisation, without the caller's regions, because uniqueness is organisation-wide;
+    only the existence of a row leaves this function.
+    """
     statement = sa.select(Region.id).where(Region.organisation_id == principal.organisation_id, Region.slug == slug)
     if other_than is not None:
         statement = statement.where(Region.id != other_than)
-    if (await session.execute(mark_checked(statement))).first() is not None:
+    trusted = access.trusted(statement, reason="organisation-wide slug uniqueness; reveals only existence")
+    if (await session.execute(trusted)).first() is not None:
         raise DomainError(ErrorCode.DUPLICATE, f"the organisation already has a region {slug!r}", "slug")
 
 

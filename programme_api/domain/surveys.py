@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import access
-from .access import mark_checked, readable, require_scope
+from .access import readable, require_scope
 from .consent import audit_event
 from .demo.outcomes import ensure_shipped_instruments
 from .errors import DomainError, ErrorCode, NotFound
@@ -93,6 +93,9 @@ async def define_custom_instrument(
 
     Needs ``admin`` or ``programme:write``: instruments shape what every facilitator collects, like groups do.
     Codes are prefixed ``custom_`` so they can never shadow a shipped instrument in evaluators' data.
+
+    Trusted filter (the latest version): the organisation's own instruments of one code, a subset of what
+    the instrument rule lets anyone in the organisation read.
     """
     if not (principal.has_scope("admin") or principal.has_scope("programme:write")):
         require_scope(principal, "programme:write")
@@ -107,10 +110,11 @@ async def define_custom_instrument(
         validate_definition(definition)
     except DefinitionError as error:
         raise InstrumentDefinitionError(error) from error
-    latest = mark_checked(
+    latest = access.trusted(
         sa.select(sa.func.max(SurveyInstrument.version)).where(
             SurveyInstrument.organisation_id == principal.organisation_id, SurveyInstrument.code == code
-        )
+        ),
+        reason="the organisation's own instrument versions (a subset of the instrument rule)",
     )
     version = ((await session.execute(latest)).scalar_one_or_none() or 0) + 1
     instrument = SurveyInstrument(
@@ -152,13 +156,13 @@ async def submit_response(
     completed = completed_at or utcnow()
     if completed.tzinfo is None or completed > utcnow():
         raise DomainError(ErrorCode.INVALID, "must carry a timezone and not be in the future", "completedAt")
-    participant = await _one(session, Participant, access.RULES[Participant][1](principal), participant_id)
+    participant = await _one(session, principal, Participant, participant_id)
     if participant is None:
         raise NotFound("participant", "participantId")
-    group = await _one(session, Group, access.group_filter(principal), group_id)
+    group = await _one(session, principal, Group, group_id)
     if group is None:
         raise NotFound("group", "groupId")
-    instrument = await _one(session, SurveyInstrument, instrument_filter(principal), instrument_id)
+    instrument = await _one(session, principal, SurveyInstrument, instrument_id)
     if instrument is None:
         raise NotFound("instrument", "instrumentId")
     await _require_enrolment(session, principal, participant.id, group.id)
@@ -227,21 +231,18 @@ async def acknowledge_alert(
     return alert
 
 
-async def _one(session: AsyncSession, model: Any, reach: ColumnElement[bool], row_id: uuid.UUID) -> Any:
+async def _one(session: AsyncSession, principal: Principal, model: Any, row_id: uuid.UUID) -> Any:
     """One row within the writer's reach (scope already checked by the caller), or None."""
-    statement = mark_checked(sa.select(model).where(reach, model.id == row_id))
+    statement = access.in_reach(principal, model).where(model.id == row_id)
     return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def _require_enrolment(
     session: AsyncSession, principal: Principal, participant_id: uuid.UUID, group_id: uuid.UUID
 ) -> None:
-    statement = mark_checked(
-        sa.select(Enrolment.id).where(
-            Enrolment.organisation_id == principal.organisation_id,
-            Enrolment.participant_id == participant_id,
-            Enrolment.group_id == group_id,
-        )
+    """The participant is enrolled in the group (both already found in reach)."""
+    statement = access.in_reach(principal, Enrolment).where(
+        Enrolment.participant_id == participant_id, Enrolment.group_id == group_id
     )
     if (await session.execute(statement)).first() is None:
         raise DomainError(ErrorCode.NOT_ENROLLED, "the participant is not enrolled in this group", "groupId")
@@ -254,13 +255,20 @@ async def _refuse_duplicate(
     instrument_id: uuid.UUID,
     timepoint: Timepoint,
 ) -> None:
-    statement = mark_checked(
+    """One response per participant, instrument and timepoint.
+
+    Trusted filter: the rule is organisation-wide (a response given in a group outside the writer's reach
+    counts too), so it spans the organisation of a participant found in reach, and reveals only that a
+    response exists.
+    """
+    statement = access.trusted(
         sa.select(SurveyResponse.id).where(
             SurveyResponse.organisation_id == principal.organisation_id,
             SurveyResponse.participant_id == participant_id,
             SurveyResponse.instrument_id == instrument_id,
             SurveyResponse.timepoint == timepoint,
-        )
+        ),
+        reason="organisation-wide uniqueness of a response; reveals only that one exists",
     )
     if (await session.execute(statement)).first() is not None:
         raise DomainError(

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .access import mark_checked
+from . import access
 from .models import EvaluationProjectOrganisation
 from .principal import Principal
 
@@ -58,13 +58,15 @@ def bound_read(statement: sa.Select[Any], organisation_id: uuid.UUID) -> sa.Sele
 async def bind_principal(session: AsyncSession, principal: Principal) -> None:
     """Bind the transaction to the caller's organisation and, for an evaluator, the project's other members.
 
-    The member lookup runs before the binding (unbound transactions see every row) and is itself a trusted,
-    principal-derived query, hence ``mark_checked``.
+    Trusted filter (the member lookup): it runs before the binding (unbound transactions see every row)
+    and reads only the member organisations of the evaluation project the principal's token is bound to,
+    the same list the evaluator's rule (``evaluation.evaluator_rows``) reads through.
     """
     also: list[uuid.UUID] = []
     if principal.evaluation_project_id is not None and session.get_bind().dialect.name == "postgresql":
         members = sa.select(EvaluationProjectOrganisation.organisation_id).where(
             EvaluationProjectOrganisation.evaluation_project_id == principal.evaluation_project_id
         )
-        also = list((await session.execute(mark_checked(members))).scalars())
+        trusted = access.trusted(members, reason="the member organisations of the caller's own evaluation project")
+        also = list((await session.execute(trusted)).scalars())
     await bind_tenant(session, principal.organisation_id, also=also)

@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..domain import programme
-from ..domain.access import CompiledRead, compile_read, fetch_compiled, mark_checked, readable
+from ..domain.access import CompiledRead, compile_read, fetch_compiled, readable
 from ..domain.pagination import columns_only, page_request, sort_keys
 from ..domain.principal import Principal
 from ..domain.tenancy import bound_read
@@ -115,7 +115,7 @@ def _build(dialect: sa.Dialect, principal: Principal, schema: Any, query: QueryO
             raise Unsupported(f"Query.{name}")
     data = Builder(selection, principal).object(root, None, selected)
     statement = sa.select(sa.cast(data, sa.Text))  # the text as PostgreSQL wrote it, not parsed here
-    return compile_read(mark_checked(bound_read(statement, principal.organisation_id)), dialect)
+    return compile_read(bound_read(statement, principal.organisation_id), dialect)
 
 
 class Builder:

@@ -7,9 +7,13 @@ then streams from a server-side cursor.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from typing import cast
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ..domain.audit import AuditUnavailable
 from ..domain.errors import DomainError, ErrorCode
@@ -18,6 +22,18 @@ from ..domain.principal import Principal
 from ..runtime import Runtime
 
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """A streamed file whose generator is closed as soon as the response ends, however it ends: a client that
+    leaves mid-file must not keep the export's database session (and its connection) open until the garbage
+    collector finds the abandoned generator."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await cast(AsyncGenerator[bytes, None], self.body_iterator).aclose()
 
 
 def _problem(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -58,7 +74,7 @@ async def _export(request: Request, export_format: str) -> Response:
     except AuditUnavailable as unavailable:
         return _problem(503, unavailable.message)
     filename = f"{prepared.project.slug}-surveys.{export_format}"
-    return StreamingResponse(
+    return ClosingStreamingResponse(
         export_body(runtime.session_maker, prepared, export_format),
         media_type=MEDIA_TYPES[export_format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},

@@ -1,17 +1,19 @@
-"""The request id: given to every response, every log line and every audit event of one request."""
+"""The request id: given to every response, every log line and every audit event of one request.
+
+The id lives in ``request_context`` (so the domain can read it without importing the web layer); this
+module decides what the id of an incoming request is.
+"""
 
 from __future__ import annotations
 
-import contextvars
 import re
 import secrets
 
-_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+from ..request_context import bind_request_id, current_request_id, reset_request_id
+
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
-
-def current_request_id() -> str | None:
-    return _request_id.get()
+__all__ = ["bind_request_id", "current_request_id", "new_request_id", "reset_request_id"]
 
 
 def new_request_id(offered: str | None) -> str:
@@ -19,11 +21,3 @@ def new_request_id(offered: str | None) -> str:
     if offered and _ACCEPTABLE.match(offered):
         return offered
     return secrets.token_hex(12)
-
-
-def bind_request_id(request_id: str) -> contextvars.Token[str | None]:
-    return _request_id.set(request_id)
-
-
-def reset_request_id(token: contextvars.Token[str | None]) -> None:
-    _request_id.reset(token)

@@ -1,0 +1,25 @@
+"""What the current request is, for the layers that must not know what a request is.
+
+The HTTP edge (``web/request_id.py``) decides a request's id and binds it here; the domain (audit events)
+and the log formatter read it from here. Keeping the context variable in a module of its own lets
+``domain/`` record which request did something without importing anything of the web layer.
+"""
+
+from __future__ import annotations
+
+import contextvars
+
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served, or None outside a request (CLI, worker, tests)."""
+    return _request_id.get()
+
+
+def bind_request_id(request_id: str) -> contextvars.Token[str | None]:
+    return _request_id.set(request_id)
+
+
+def reset_request_id(token: contextvars.Token[str | None]) -> None:
+    _request_id.reset(token)
