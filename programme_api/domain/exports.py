@@ -26,6 +26,7 @@ from .access import compile_read, cursor_batches, mark_checked
 from .consent import audit_event
 from .evaluation import evaluator_rows
 from .models import EvaluationProject, SurveyInstrument
+from .outcome_tables import SUPPRESSION_RULES
 from .principal import Principal
 from .pseudonyms import pseudonym, week_start
 
@@ -68,8 +69,9 @@ def item_columns(instruments: list[SurveyInstrument]) -> list[str]:
     return list(seen)
 
 
-def codebook(project: EvaluationProject, instruments: list[SurveyInstrument]) -> dict[str, Any]:
-    """Column names, labels, value labels and instrument versions: what an analyst needs to read the files."""
+def codebook(project: EvaluationProject, instruments: list[SurveyInstrument], threshold: int) -> dict[str, Any]:
+    """Column names, labels, value labels and instrument versions: what an analyst needs to read the files;
+    and the suppression applied to the project's aggregates (GraphQL ``evaluation.aggregates``)."""
     columns: list[dict[str, Any]] = [
         {"name": name, "label": label, "type": str(kind)} for name, label, kind in FIXED_COLUMNS
     ]
@@ -86,7 +88,14 @@ def codebook(project: EvaluationProject, instruments: list[SurveyInstrument]) ->
             "consent_purpose": project.consent_purpose.value,
             "starts_on": project.starts_on.isoformat(),
             "ends_on": project.ends_on.isoformat(),
-            "suppression_threshold": project.suppression_threshold,
+            "suppression_threshold": threshold,
+        },
+        "suppression": {
+            "applies_to": "aggregates (GraphQL evaluation.aggregates); the row-level files are not suppressed",
+            "threshold": threshold,
+            "threshold_source": "the strictest of the project's own threshold and that of every organisation "
+            "the project covers",
+            "rules": SUPPRESSION_RULES,
         },
         "columns": columns,
         "instruments": [_instrument_entry(instrument) for instrument in instruments],
@@ -286,8 +295,8 @@ def export_audit_details(export_format: str, rows: int, complete: bool) -> dict[
     return {"format": export_format, "rows": rows, "complete": complete}
 
 
-def codebook_json(project: EvaluationProject, instruments: list[SurveyInstrument]) -> bytes:
-    return orjson.dumps(codebook(project, instruments), option=orjson.OPT_INDENT_2)
+def codebook_json(project: EvaluationProject, instruments: list[SurveyInstrument], threshold: int) -> bytes:
+    return orjson.dumps(codebook(project, instruments, threshold), option=orjson.OPT_INDENT_2)
 
 
 @dataclass(frozen=True)
@@ -296,15 +305,17 @@ class PreparedExport:
 
     project: EvaluationProject
     instruments: list[SurveyInstrument]
+    threshold: int
 
 
 async def prepare_export(session_maker: async_sessionmaker[AsyncSession], principal: Principal) -> PreparedExport:
     """Authorise (``evaluation:read`` and a bound project) before streaming, so refusals get a proper status."""
-    from .evaluation import project_for
+    from .evaluation import project_for, suppression_threshold
 
     async with session_maker() as session:
         project = await project_for(session, principal)
-        return PreparedExport(project, await project_instruments(session, project))
+        instruments = await project_instruments(session, project)
+        return PreparedExport(project, instruments, await suppression_threshold(session, project))
 
 
 async def export_body(
