@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from programme_api.domain.models import AttendanceStatus, Timepoint, Topic
+from programme_api.domain.models import AttendanceStatus, Region, Timepoint, Topic
+from programme_api.domain.outcome_tables import AggregateCell, AggregateTable, Dimension
 from programme_api.domain.pseudonyms import pseudonym
 from programme_api.domain.suppression import Line, determined, protect
 from programme_api.schema.relay import to_global_id
@@ -211,3 +212,61 @@ async def test_project_rules_and_refusals(db: AsyncSession, gql: GraphQLClient) 
     assert body["errors"][0]["extensions"]["code"] == "INSUFFICIENT_SCOPE"
     bad_cursor = await gql.execute(RESPONSES, {"after": "bm90LWEtY3Vyc29y"}, as_=c["evaluator"])
     assert bad_cursor["errors"][0]["extensions"]["code"] == "INVALID"
+
+
+ALL_AGGREGATES = """query A($by: AggregateDimension!, $tp: Timepoint) { evaluation {
+  aggregates(instrumentCode: "phq9", by: $by, timepoint: $tp) { instrumentCode dimension threshold
+    cells { key suppressed n mean sd nWithBaseline meanChange reliableImprovement reliableDeterioration }
+    total { key suppressed n mean sd nWithBaseline meanChange reliableImprovement reliableDeterioration } } } }"""
+
+
+async def test_a_region_total_and_its_other_timepoints_do_not_give_away_the_hidden_one(
+    db: AsyncSession, gql: GraphQLClient
+) -> None:
+    """The reported pattern: a region's n over all timepoints shown, all its timepoints but EXIT shown, so EXIT
+    was the difference. Every answer the API allows is collected over HTTP and no hidden figure may follow."""
+    from .test_suppression_properties import derivable_figures
+
+    organisation = await make_organisation(db, suppression_threshold=1)
+    plan = {"North": (Topic.ANXIETY, {Timepoint.BASELINE: 4, Timepoint.FOLLOW_UP_1: 3, Timepoint.EXIT: 1}),
+            "South": (Topic.DEPRESSION, {Timepoint.BASELINE: 3, Timepoint.FOLLOW_UP_1: 4, Timepoint.EXIT: 3})}  # fmt: skip
+    for name, (topic, counts) in plan.items():
+        group = await make_group(db, await make_region(db, organisation, name=name), topic=topic)
+        people = [await make_participant(db, await db.get(Region, group.region_id)) for _ in range(4)]
+        for person in people:
+            await make_consent(db, person)
+        for timepoint, count in counts.items():
+            for person in people[:count]:
+                await make_response(db, person, group, timepoint=timepoint)
+    project = await make_project(db, organisation, suppression_threshold=3)
+    evaluator = evaluator_for(organisation, project)
+
+    answers = []
+    for by in Dimension:
+        for tp in [None, *Timepoint]:
+            variables = {"by": by.name, "tp": tp.name if tp else None}
+            table = (await gql.data(ALL_AGGREGATES, variables, as_=evaluator))["evaluation"]["aggregates"]
+            answers.append((by, tp, _as_table(table)))
+    north_exit = next(t for by, tp, t in answers if by is Dimension.REGION and tp is Timepoint.EXIT).cells[0]
+    assert (north_exit.key, north_exit.suppressed, north_exit.n) == ("North", True, None)
+    north = [
+        next(c for c in t.cells if c.key == "North").n
+        for by, tp, t in answers
+        if by is Dimension.REGION and tp in (None, Timepoint.BASELINE, Timepoint.FOLLOW_UP_1)
+    ]
+    assert None in north  # the region's total or one of its other timepoints is hidden with it
+    assert derivable_figures(answers) == []
+
+
+def _as_table(table: dict[str, Any]) -> AggregateTable:
+    def cell(raw: dict[str, Any]) -> AggregateCell:
+        return AggregateCell(**{_snake(name): value for name, value in raw.items()})
+
+    return AggregateTable(
+        table["instrumentCode"], Dimension[table["dimension"]], table["threshold"],
+        [cell(raw) for raw in table["cells"]], cell(table["total"]),
+    )  # fmt: skip
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
