@@ -36,7 +36,7 @@ from .models import (
     SurveyResponse,
     Timepoint,
 )
-from .outcome_tables import AggregateCell, AggregateTable, CubeKey, Dimension, OutcomeCube, Sums
+from .outcome_tables import AggregateCell, AggregateTable, CubeKey, Dimension, OutcomeCube, Sums, decided_cube
 from .pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from .principal import Principal
 from .pseudonyms import open_cursor, pseudonym, seal_cursor, week_start
@@ -331,7 +331,7 @@ async def outcome_cube(session: AsyncSession, project: EvaluationProject, instru
             int(improved or 0),
             int(deteriorated or 0),
         )
-    return OutcomeCube(cells, threshold)
+    return decided_cube(threshold, tuple(sorted(cells.items())))
 
 
 async def aggregate(

@@ -30,6 +30,7 @@ Rules (also in the export codebook, ``SUPPRESSION_RULES``):
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -252,6 +253,13 @@ class OutcomeCube:
             reliable_deterioration=sums.deteriorated if shown["deteriorated"] else None,
             suppressed_statistics=tuple(withheld),
         )
+
+
+@functools.lru_cache(maxsize=64)
+def decided_cube(threshold: int, cells: tuple[tuple[CubeKey, Sums], ...]) -> OutcomeCube:
+    """The cube of these sums, its suppression decided once: a report asks for many tables of the same data,
+    and the decision is a pure function of the sums (cubes are never changed after they are built)."""
+    return OutcomeCube(dict(cells), threshold)
 
 
 def _rounded(value: float | None) -> float | None:
