@@ -33,6 +33,7 @@ from programme_api.domain.models import (
     Organisation,
     Timepoint,
     Topic,
+    User,
 )
 from programme_api.domain.pseudonyms import pseudonym
 
@@ -218,6 +219,14 @@ def test_cli_refuses_a_client_for_an_organisation_outside_the_project_in_one_lin
     assert "Traceback" not in err
     assert query(cli_settings, sa.select(OAuthClient)) == []
     assert query(cli_settings, sa.select(AuditEvent)) == []
+    code, out, err = invoke(
+        "users", "create", "--organisation", "acme", "--email", "eve@acme.example", "--role", "evaluator",
+        "--evaluation-project", "shared-eval", "--password-stdin", stdin="a long enough password\n",
+    )  # fmt: skip
+    assert code != 0
+    assert err.strip().count("\n") == 0
+    assert "does not take part in evaluation project 'shared-eval'" in err
+    assert query(cli_settings, sa.select(User)) == []
 
     code, out, err = invoke("organisations", "list", "--json")
     acme = next(o for o in json.loads(out) if o["slug"] == "acme")
