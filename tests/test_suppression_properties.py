@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from fractions import Fraction
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -217,3 +218,14 @@ def dataclass_copy(cell: AggregateCell, key: str) -> AggregateCell:
     import dataclasses
 
     return dataclasses.replace(cell, key=key)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(populations(), st.randoms(use_true_random=False))
+def test_the_decision_depends_on_the_figures_only(population: tuple[dict[CubeKey, Sums], int], rng: Any) -> None:
+    """The same population in any order (as the database may return it) gives the same answers, so answers
+    asked for at different times are drawn from one decision."""
+    cells, threshold = population
+    shuffled = list(cells.items())
+    rng.shuffle(shuffled)
+    assert every_answer(OutcomeCube(dict(shuffled), threshold)) == every_answer(OutcomeCube(cells, threshold))
