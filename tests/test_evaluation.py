@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from programme_api.domain.models import AttendanceStatus, Timepoint, Topic
+from programme_api.domain.models import AttendanceStatus, Region, Timepoint, Topic
+from programme_api.domain.outcome_tables import AggregateCell, AggregateTable, Dimension
 from programme_api.domain.pseudonyms import pseudonym
-from programme_api.domain.suppression import suppress
+from programme_api.domain.suppression import Line, determined, protect
 from programme_api.schema.relay import to_global_id
 
 from .api import GraphQLClient
@@ -34,14 +35,15 @@ RESPONSES = """query P($after: String) { evaluation { responses(first: 2, after:
   completedWeek sessionsAttended } } pageInfo { hasNextPage endCursor } } } }"""
 AGGREGATES = """query A($by: AggregateDimension!, $tp: Timepoint) { evaluation {
   aggregates(instrumentCode: "phq9", by: $by, timepoint: $tp) { threshold
-    cells { key suppressed n mean sd nWithBaseline meanChange reliableImprovement reliableDeterioration }
+    cells { key suppressed n mean sd nWithBaseline meanChange reliableImprovement reliableDeterioration
+      suppressedStatistics }
     total { suppressed n mean } } } }"""
 WITHDRAW = """mutation W($p: ID!) { withdrawConsent(participantId: $p, purpose: EVALUATION) { userErrors { code } } }"""
 
 
 async def cohort(db: AsyncSession, people: int = 3) -> dict[str, Any]:
     """People with PHQ-9 at baseline (value 2: score 18) and follow-up (value 0: score 0), two sessions attended."""
-    organisation = await make_organisation(db)
+    organisation = await make_organisation(db, suppression_threshold=1)
     region = await make_region(db, organisation, name="North")
     group = await make_group(db, region, topic=Topic.ANXIETY)
     baseline_at = datetime(2026, 3, 4, 12, tzinfo=UTC)  # a Wednesday
@@ -126,24 +128,45 @@ async def test_aggregates_by_timepoint_show_change_from_baseline(db: AsyncSessio
     table = (await gql.data(AGGREGATES, {"by": "TIMEPOINT"}, as_=c["evaluator"]))["evaluation"]["aggregates"]
     cells = {cell["key"]: cell for cell in table["cells"]}
     assert cells["baseline"] == {"key": "baseline", "suppressed": False, "n": 3, "mean": 18.0, "sd": 0.0,
-        "nWithBaseline": 0, "meanChange": None, "reliableImprovement": 0, "reliableDeterioration": 0}  # fmt: skip
+        "nWithBaseline": 0, "meanChange": None, "reliableImprovement": 0, "reliableDeterioration": 0,
+        "suppressedStatistics": []}  # fmt: skip
     assert cells["follow_up_1"]["meanChange"] == -18.0
     assert cells["follow_up_1"]["reliableImprovement"] == 3  # PHQ-9: lower is better, reliable change 6
 
 
-def test_secondary_suppression_hides_the_next_smallest_cell() -> None:
-    decision = suppress({"a": 3, "b": 12, "c": 40}, threshold=10)
-    assert decision.primary == {"a"}
-    assert decision.secondary == {"b"}
-    assert not decision.total_suppressed
-    assert suppress({"a": 3, "b": 4, "c": 40}, 10).secondary == frozenset()
-    assert suppress({"a": 3, "b": 4}, 10).total_suppressed
-    assert suppress({"a": 0, "b": 30}, 10).primary == frozenset()
+def test_a_lone_hidden_cell_in_a_line_gets_a_complement_and_differencing_recovers_nothing() -> None:
+    """The reported pattern: a region's total (108) shown, three of its timepoints shown (60, 43, 0), the
+    fourth (5) hidden; a second hidden figure must join it in the region's line."""
+    line = Line("north", ("baseline", "follow_up_1", "follow_up_2", "exit"))
+    values = {"north": 108, "baseline": 60, "follow_up_1": 43, "follow_up_2": 0, "exit": 5}
+    hidden = protect(values, [line], {"exit"}, list(values))
+    assert hidden == {"exit", "follow_up_1"}  # the smallest non-zero figure beside it, not the empty one
+    assert determined(hidden, [line], {key: i for i, key in enumerate(values)}) == set()
+    assert determined({"exit"}, [line], {key: i for i, key in enumerate(values)}) == {"exit"}
+
+
+def test_a_cell_pinned_by_two_tables_is_found_and_protected() -> None:
+    """Two hidden cells in each line, yet a bridge: a, b in row 1 and c, d in row 2, and a, c in column 1 but
+    b and d each alone with a hidden partner outside the table. Only linear algebra sees what is pinned."""
+    lines = [
+        Line("r1", ("a", "b")),
+        Line("r2", ("c", "d")),
+        Line("c1", ("a", "c")),
+        Line("c2", ("b", "e")),
+        Line("c3", ("d", "f")),
+        Line("t", ("r1", "r2")),
+    ]
+    order = ["a", "b", "c", "d", "e", "f", "r1", "r2", "c1", "c2", "c3", "t"]
+    values = dict.fromkeys(order, 20) | {"a": 2}
+    rank = {key: i for i, key in enumerate(order)}
+    hidden = protect(values, lines, {"a"}, order)
+    assert "a" in hidden
+    assert determined(hidden, lines, rank) == set()
 
 
 async def test_small_cells_are_suppressed_with_a_secondary_cell(db: AsyncSession, gql: GraphQLClient) -> None:
     c = await cohort(db, people=2)
-    for topic, people in ((Topic.BURNOUT, 3), (Topic.LONELINESS, 4)):
+    for topic, people in ((Topic.BURNOUT, 3), (Topic.LONELINESS, 4)):  # anxiety: 2 at baseline, 2 at follow-up
         group = await make_group(db, c["region"], topic=topic)
         for _ in range(people):
             participant = await make_participant(db, c["region"])
@@ -152,14 +175,17 @@ async def test_small_cells_are_suppressed_with_a_secondary_cell(db: AsyncSession
     c["project"].suppression_threshold = 3
     await db.flush()
     table = await gql.data(AGGREGATES, {"by": "GROUP_TOPIC", "tp": "BASELINE"}, as_=c["evaluator"])
-    cells = {cell["key"]: cell for cell in table["evaluation"]["aggregates"]["cells"]}
+    aggregates = table["evaluation"]["aggregates"]
+    cells = {cell["key"]: cell for cell in aggregates["cells"]}
     assert cells["anxiety"]["suppressed"]
     assert cells["anxiety"]["n"] is None
-    assert cells["burnout"]["suppressed"]
-    assert cells["burnout"]["mean"] is None
-    assert not cells["loneliness"]["suppressed"]
-    assert cells["loneliness"]["n"] == 4
-    assert table["evaluation"]["aggregates"]["total"]["n"] == 9
+    assert cells["anxiety"]["mean"] is None
+    assert cells["anxiety"]["suppressedStatistics"] == [
+        "N", "MEAN", "SD", "N_WITH_BASELINE", "MEAN_CHANGE", "RELIABLE_IMPROVEMENT", "RELIABLE_DETERIORATION"]  # fmt: skip
+    # Anxiety's 2 cannot be had as the total minus the shown cells: a second figure of the line is hidden.
+    line = [cells["burnout"], cells["loneliness"], aggregates["total"]]
+    assert any(figure["suppressed"] for figure in line)
+    assert all(figure["n"] is None for figure in line if figure["suppressed"])
 
 
 async def test_project_rules_and_refusals(db: AsyncSession, gql: GraphQLClient) -> None:
@@ -186,3 +212,61 @@ async def test_project_rules_and_refusals(db: AsyncSession, gql: GraphQLClient) 
     assert body["errors"][0]["extensions"]["code"] == "INSUFFICIENT_SCOPE"
     bad_cursor = await gql.execute(RESPONSES, {"after": "bm90LWEtY3Vyc29y"}, as_=c["evaluator"])
     assert bad_cursor["errors"][0]["extensions"]["code"] == "INVALID"
+
+
+ALL_AGGREGATES = """query A($by: AggregateDimension!, $tp: Timepoint) { evaluation {
+  aggregates(instrumentCode: "phq9", by: $by, timepoint: $tp) { instrumentCode dimension threshold
+    cells { key suppressed n mean sd nWithBaseline meanChange reliableImprovement reliableDeterioration }
+    total { key suppressed n mean sd nWithBaseline meanChange reliableImprovement reliableDeterioration } } } }"""
+
+
+async def test_a_region_total_and_its_other_timepoints_do_not_give_away_the_hidden_one(
+    db: AsyncSession, gql: GraphQLClient
+) -> None:
+    """The reported pattern: a region's n over all timepoints shown, all its timepoints but EXIT shown, so EXIT
+    was the difference. Every answer the API allows is collected over HTTP and no hidden figure may follow."""
+    from .test_suppression_properties import derivable_figures
+
+    organisation = await make_organisation(db, suppression_threshold=1)
+    plan = {"North": (Topic.ANXIETY, {Timepoint.BASELINE: 4, Timepoint.FOLLOW_UP_1: 3, Timepoint.EXIT: 1}),
+            "South": (Topic.DEPRESSION, {Timepoint.BASELINE: 3, Timepoint.FOLLOW_UP_1: 4, Timepoint.EXIT: 3})}  # fmt: skip
+    for name, (topic, counts) in plan.items():
+        group = await make_group(db, await make_region(db, organisation, name=name), topic=topic)
+        people = [await make_participant(db, await db.get(Region, group.region_id)) for _ in range(4)]
+        for person in people:
+            await make_consent(db, person)
+        for timepoint, count in counts.items():
+            for person in people[:count]:
+                await make_response(db, person, group, timepoint=timepoint)
+    project = await make_project(db, organisation, suppression_threshold=3)
+    evaluator = evaluator_for(organisation, project)
+
+    answers = []
+    for by in Dimension:
+        for tp in [None, *Timepoint]:
+            variables = {"by": by.name, "tp": tp.name if tp else None}
+            table = (await gql.data(ALL_AGGREGATES, variables, as_=evaluator))["evaluation"]["aggregates"]
+            answers.append((by, tp, _as_table(table)))
+    north_exit = next(t for by, tp, t in answers if by is Dimension.REGION and tp is Timepoint.EXIT).cells[0]
+    assert (north_exit.key, north_exit.suppressed, north_exit.n) == ("North", True, None)
+    north = [
+        next(c for c in t.cells if c.key == "North").n
+        for by, tp, t in answers
+        if by is Dimension.REGION and tp in (None, Timepoint.BASELINE, Timepoint.FOLLOW_UP_1)
+    ]
+    assert None in north  # the region's total or one of its other timepoints is hidden with it
+    assert derivable_figures(answers) == []
+
+
+def _as_table(table: dict[str, Any]) -> AggregateTable:
+    def cell(raw: dict[str, Any]) -> AggregateCell:
+        return AggregateCell(**{_snake(name): value for name, value in raw.items()})
+
+    return AggregateTable(
+        table["instrumentCode"], Dimension[table["dimension"]], table["threshold"],
+        [cell(raw) for raw in table["cells"]], cell(table["total"]),
+    )  # fmt: skip
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)

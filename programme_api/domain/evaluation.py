@@ -10,10 +10,7 @@ access rule), and pages, counts and aggregates read only through it, so they nee
 
 from __future__ import annotations
 
-import enum
-import math
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -33,31 +30,38 @@ from .models import (
     EvaluationProjectOrganisation,
     Group,
     GroupSession,
+    Organisation,
     Participant,
     Region,
     SurveyInstrument,
     SurveyResponse,
     Timepoint,
 )
+from .outcome_tables import AggregateCell, AggregateTable, CubeKey, Dimension, OutcomeCube, Sums, decided_cube
 from .pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from .principal import Principal
 from .pseudonyms import open_cursor, pseudonym, seal_cursor, week_start
-from .suppression import suppress
 
-access.register_rule(
-    EvaluationProject,
-    "evaluation:read",
-    lambda p: sa.and_(
-        EvaluationProject.organisation_id == p.organisation_id,
-        EvaluationProject.id == (p.evaluation_project_id or uuid.UUID(int=0)),
-    ),
-)
+__all__ = ["AggregateCell", "AggregateTable", "Dimension"]
 
 
-class Dimension(enum.StrEnum):
-    REGION = "region"
-    GROUP_TOPIC = "group_topic"
-    TIMEPOINT = "timepoint"
+def _project_filter(principal: Principal) -> sa.ColumnElement[bool]:
+    """The project the principal is bound to, if the principal's organisation owns it or takes part in it.
+
+    A project shared by several organisations is one project: a client of any participating organisation
+    reads the same rows under the same pseudonyms (the project's key), never a per-organisation view.
+    """
+    participates = sa.exists().where(
+        EvaluationProjectOrganisation.evaluation_project_id == EvaluationProject.id,
+        EvaluationProjectOrganisation.organisation_id == principal.organisation_id,
+    )
+    return sa.and_(
+        EvaluationProject.id == (principal.evaluation_project_id or uuid.UUID(int=0)),
+        sa.or_(EvaluationProject.organisation_id == principal.organisation_id, participates),
+    )
+
+
+access.register_rule(EvaluationProject, "evaluation:read", _project_filter)
 
 
 @dataclass(frozen=True)
@@ -83,30 +87,6 @@ class RowPage:
     cursors: list[str]
     has_next_page: bool
     has_previous_page: bool
-
-
-@dataclass(frozen=True)
-class AggregateCell:
-    """One cell of an outcome table; every statistic is None when the cell is suppressed."""
-
-    key: str
-    suppressed: bool
-    n: int | None
-    mean: float | None
-    sd: float | None
-    n_with_baseline: int | None
-    mean_change: float | None
-    reliable_improvement: int | None
-    reliable_deterioration: int | None
-
-
-@dataclass(frozen=True)
-class AggregateTable:
-    instrument_code: str
-    dimension: Dimension
-    threshold: int
-    cells: list[AggregateCell]
-    total: AggregateCell
 
 
 async def project_for(session: AsyncSession, principal: Principal) -> EvaluationProject:
@@ -302,28 +282,39 @@ async def instrument_definition(session: AsyncSession, project: EvaluationProjec
     return dict(definition)
 
 
-async def aggregate(
-    session: AsyncSession,
-    project: EvaluationProject,
-    instrument_code: str,
-    dimension: Dimension,
-    timepoint: Timepoint | None = None,
-) -> AggregateTable:
-    """Outcome statistics by one dimension, computed in SQL (sums) and suppressed before anyone sees them.
+async def suppression_threshold(session: AsyncSession, project: EvaluationProject) -> int:
+    """The threshold the project's tables are suppressed at: the strictest of the project's own and that of
+    every organisation whose data it covers (each organisation sets the smallest count its data may show).
+
+    Trusted filter: it reads only the settings of the project's own participating organisations, the rows the
+    evaluator's binding covers, and returns one number."""
+    organisations = sa.select(EvaluationProjectOrganisation.organisation_id).where(
+        EvaluationProjectOrganisation.evaluation_project_id == project.id
+    )
+    statement = sa.select(sa.func.max(Organisation.suppression_threshold)).where(
+        sa.or_(Organisation.id == project.organisation_id, Organisation.id.in_(organisations))
+    )
+    trusted = access.trusted(statement, reason="the thresholds of the project's participating organisations")
+    strictest = (await access.execute(session, trusted)).scalar_one_or_none()
+    return max(project.suppression_threshold, strictest or 1)
+
+
+async def outcome_cube(session: AsyncSession, project: EvaluationProject, instrument_code: str) -> OutcomeCube:
+    """The instrument's sums by region x group topic x timepoint, computed in SQL, with suppression decided.
 
     Reliable change counts a change of at least the instrument's ``reliable_change`` in the improving
     direction (``higher_is_better``) as improvement, the same size the other way as deterioration.
     """
     definition = await instrument_definition(session, project, instrument_code)
-    threshold = project.suppression_threshold
+    threshold = await suppression_threshold(session, project)
     rows = evaluator_rows(project).subquery()
     change = (rows.c.score - rows.c.baseline_score).label("change")
     signed = change if definition["higher_is_better"] else -change
     reliable = float(definition["reliable_change"])
-    key = rows.c[dimension.value]
+    keys = (rows.c.region, rows.c.group_topic, rows.c.timepoint)
     statement = (
         sa.select(
-            key,
+            *keys,
             sa.func.count(rows.c.score),
             sa.func.sum(rows.c.score),
             sa.func.sum(rows.c.score * rows.c.score),
@@ -333,33 +324,33 @@ async def aggregate(
             sa.func.sum(sa.case((signed <= -reliable, 1), else_=0)),
         )
         .where(rows.c.instrument_code == instrument_code, rows.c.score.is_not(None))
-        .group_by(key)
-        .order_by(key)
+        .group_by(*keys)
     )
-    if timepoint is not None:
-        statement = statement.where(rows.c.timepoint == timepoint)
-    sums = {str(row[0]): tuple(row[1:]) for row in (await access.execute(session, statement)).all()}
-    decision = suppress({cell: int(values[0]) for cell, values in sums.items()}, threshold)
-    cells = [_cell(cell, values, decision.hides(cell)) for cell, values in sums.items()]
-    totals = tuple(sum(float(values[i] or 0) for values in sums.values()) for i in range(7))
-    total = _cell("total", totals, decision.total_suppressed)
-    return AggregateTable(instrument_code, dimension, threshold, cells, total)
+    cells: dict[CubeKey, Sums] = {}
+    for region, topic, timepoint, n, total, squares, n_change, change_total, improved, deteriorated in (
+        await access.execute(session, statement)
+    ).all():
+        key = (str(region), str(topic), Timepoint(timepoint))
+        cells[key] = cells.get(key, Sums()) + Sums(
+            int(n),
+            float(total or 0),
+            float(squares or 0),
+            int(n_change),
+            float(change_total or 0),
+            int(improved or 0),
+            int(deteriorated or 0),
+        )
+    return decided_cube(threshold, tuple(sorted(cells.items())))
 
 
-def _cell(key: str, values: Sequence[Any], hidden: bool) -> AggregateCell:
-    if hidden:
-        return AggregateCell(key, True, None, None, None, None, None, None, None)
-    n, total, squares, n_change, change_total, improved, deteriorated = (float(v or 0) for v in values)
-    mean = total / n if n else None
-    sd = math.sqrt(max(squares - total * total / n, 0.0) / (n - 1)) if n > 1 else None
-    return AggregateCell(
-        key=key,
-        suppressed=False,
-        n=int(n),
-        mean=None if mean is None else round(mean, 4),
-        sd=None if sd is None else round(sd, 4),
-        n_with_baseline=int(n_change),
-        mean_change=round(change_total / n_change, 4) if n_change else None,
-        reliable_improvement=int(improved),
-        reliable_deterioration=int(deteriorated),
-    )
+async def aggregate(
+    session: AsyncSession,
+    project: EvaluationProject,
+    instrument_code: str,
+    dimension: Dimension,
+    timepoint: Timepoint | None = None,
+) -> AggregateTable:
+    """Outcome statistics by one dimension, read from the suppression decided on the instrument's whole cube
+    (``outcome_tables``), so that no combination of answers recovers a hidden figure."""
+    cube = await outcome_cube(session, project, instrument_code)
+    return cube.table(instrument_code, dimension, timepoint)

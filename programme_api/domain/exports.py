@@ -28,6 +28,7 @@ from .access import compile_read, cursor_batches, install_guard
 from .audit import AuditWriter, ReadLog, record_read, write_reads
 from .evaluation import evaluator_rows
 from .models import EvaluationProject, SurveyInstrument
+from .outcome_tables import SUPPRESSION_RULES
 from .principal import Principal
 from .pseudonyms import pseudonym, week_start
 
@@ -75,8 +76,9 @@ def item_columns(instruments: list[SurveyInstrument]) -> list[str]:
     return list(seen)
 
 
-def codebook(project: EvaluationProject, instruments: list[SurveyInstrument]) -> dict[str, Any]:
-    """Column names, labels, value labels and instrument versions: what an analyst needs to read the files."""
+def codebook(project: EvaluationProject, instruments: list[SurveyInstrument], threshold: int) -> dict[str, Any]:
+    """Column names, labels, value labels and instrument versions: what an analyst needs to read the files;
+    and the suppression applied to the project's aggregates (GraphQL ``evaluation.aggregates``)."""
     columns: list[dict[str, Any]] = [
         {"name": name, "label": label, "type": str(kind)} for name, label, kind in FIXED_COLUMNS
     ]
@@ -93,7 +95,14 @@ def codebook(project: EvaluationProject, instruments: list[SurveyInstrument]) ->
             "consent_purpose": project.consent_purpose.value,
             "starts_on": project.starts_on.isoformat(),
             "ends_on": project.ends_on.isoformat(),
-            "suppression_threshold": project.suppression_threshold,
+            "suppression_threshold": threshold,
+        },
+        "suppression": {
+            "applies_to": "aggregates (GraphQL evaluation.aggregates); the row-level files are not suppressed",
+            "threshold": threshold,
+            "threshold_source": "the strictest of the project's own threshold and that of every organisation "
+            "the project covers",
+            "rules": SUPPRESSION_RULES,
         },
         "columns": columns,
         "instruments": [_instrument_entry(instrument) for instrument in instruments],
@@ -280,8 +289,8 @@ async def parquet_chunks(batches: AsyncIterator[list[list[Any]]], answers: list[
     yield drain.take()
 
 
-def codebook_json(project: EvaluationProject, instruments: list[SurveyInstrument]) -> bytes:
-    return orjson.dumps(codebook(project, instruments), option=orjson.OPT_INDENT_2)
+def codebook_json(project: EvaluationProject, instruments: list[SurveyInstrument], threshold: int) -> bytes:
+    return orjson.dumps(codebook(project, instruments, threshold), option=orjson.OPT_INDENT_2)
 
 
 @dataclass(frozen=True)
@@ -290,16 +299,18 @@ class PreparedExport:
 
     project: EvaluationProject
     instruments: list[SurveyInstrument]
+    threshold: int
 
 
 async def prepare_export(session_maker: async_sessionmaker[AsyncSession], principal: Principal) -> PreparedExport:
     """Authorise (``evaluation:read`` and a bound project) before streaming, so refusals get a proper status."""
-    from .evaluation import project_for
+    from .evaluation import project_for, suppression_threshold
 
     async with session_maker() as session:
         install_guard(session)
         project = await project_for(session, principal)
-        return PreparedExport(project, await project_instruments(session, project))
+        instruments = await project_instruments(session, project)
+        return PreparedExport(project, instruments, await suppression_threshold(session, project))
 
 
 async def audit_export(writer: AuditWriter, principal: Principal, prepared: PreparedExport, export_format: str) -> None:

@@ -137,7 +137,10 @@ class Evaluation:
     ends_on: date
     instrument_codes: list[str]
     consent_purpose: models.ConsentPurpose
-    suppression_threshold: int
+    suppression_threshold: int = strawberry.field(
+        description="Smallest count of people the tables show: the strictest of the project's own threshold "
+        "and that of every organisation the project covers."
+    )
 
     @strawberry.field(description="Responses of consenting participants, oldest first.")
     async def responses(
@@ -168,8 +171,9 @@ class Evaluation:
         )
 
     @strawberry.field(
-        description="Outcome statistics of one instrument by region, group topic or timepoint, "
-        "with cells under the project's threshold (and secondary cells) suppressed."
+        description="Outcome statistics of one instrument by region, group topic or timepoint. Figures under "
+        "the threshold, and the complementary figures that would let them be derived from any other answer, "
+        "are suppressed; the rules are in `/exports/codebook.json`."
     )
     async def aggregates(
         self, info: Info, instrument_code: str, by: evaluation.Dimension, timepoint: models.Timepoint | None = None
@@ -242,7 +246,11 @@ class OutcomesQuery:
         "Requires `evaluation:read` and a token bound to an evaluation project."
     )
     async def evaluation(self, info: Info) -> Evaluation:
-        project = await info.context.run(evaluation.project_for)
+        async def load(session: AsyncSession, principal: Principal) -> tuple[models.EvaluationProject, int]:
+            project = await evaluation.project_for(session, principal)
+            return project, await evaluation.suppression_threshold(session, project)
+
+        project, threshold = await info.context.run(load)
         return Evaluation(
             project=project,
             slug=project.slug,
@@ -251,7 +259,7 @@ class OutcomesQuery:
             ends_on=project.ends_on,
             instrument_codes=[str(code) for code in project.instrument_codes],
             consent_purpose=project.consent_purpose,
-            suppression_threshold=project.suppression_threshold,
+            suppression_threshold=threshold,
         )
 
 

@@ -97,7 +97,8 @@ async def codebook(request: Request) -> Response:
         prepared = await prepare_export(Runtime.of(request).session_maker, principal)
     except DomainError as error:
         return _refusal(error)
-    return Response(codebook_json(prepared.project, prepared.instruments), media_type="application/json")
+    body = codebook_json(prepared.project, prepared.instruments, prepared.threshold)
+    return Response(body, media_type="application/json")
 
 
 routes = [

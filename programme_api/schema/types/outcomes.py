@@ -15,6 +15,7 @@ from strawberry.scalars import JSON
 
 from ...domain import consent, evaluation, models
 from ...domain.evaluation import Dimension
+from ...domain.outcome_tables import Statistic
 from ..context import Info
 from ..lists import load_children, load_node
 from ..relay import Node, to_global_id
@@ -26,6 +27,10 @@ ConsentPurpose = strawberry.enum(models.ConsentPurpose, description="What a part
 Timepoint = strawberry.enum(models.Timepoint, description="When in a participant's journey a survey was taken.")
 AggregateDimension = strawberry.enum(
     Dimension, name="AggregateDimension", description="What outcome aggregates are broken down by."
+)
+
+AggregateStatistic = strawberry.enum(
+    Statistic, name="AggregateStatistic", description="A statistic of an outcome table cell."
 )
 
 
@@ -196,7 +201,11 @@ class EvaluationResponseConnection:
     total_count: int
 
 
-@strawberry.type(description="One cell of an outcome table; all statistics are null when `suppressed`.")
+@strawberry.type(
+    description="One cell of an outcome table; all statistics are null when `suppressed`, and any statistic "
+    "withheld on its own (a small count of people inside the cell, or its complement) is null and listed in "
+    "`suppressedStatistics`."
+)
 class AggregateCell:
     key: str
     suppressed: bool
@@ -207,13 +216,19 @@ class AggregateCell:
     mean_change: float | None = strawberry.field(description="Mean change from the same person's baseline score.")
     reliable_improvement: int | None
     reliable_deterioration: int | None
+    suppressed_statistics: list[Statistic] = strawberry.field(
+        description="The statistics withheld in this cell (null above); empty when everything is shown."
+    )
 
     @classmethod
     def from_domain(cls, cell: evaluation.AggregateCell) -> AggregateCell:
-        return cls(**vars(cell))
+        return cls(**(vars(cell) | {"suppressed_statistics": list(cell.suppressed_statistics)}))
 
 
-@strawberry.type(description="Outcomes by one dimension with small-number (primary and secondary) suppression.")
+@strawberry.type(
+    description="Outcomes by one dimension with small-number suppression decided once on every table the "
+    "project can ask for (primary and complementary), so no difference of answers recovers a hidden figure."
+)
 class AggregateTable:
     instrument_code: str
     dimension: Dimension
