@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from ..domain.models import ActorType, OAuthAuthorizationCode, OAuthClient, OAuthToken, User
 from ..domain.passwords import hash_secret
-from . import audit
+from . import audit, invalidation
 from .clients import ClientRecord, ensure_explorer_anchor, find_client, public_client_id
 from .errors import AuthenticationError
 from .keys import KeyRing
@@ -321,6 +321,7 @@ def revoke_family(context: OAuthContext, family_id: uuid.UUID | None) -> int:
         .execution_options(synchronize_session="fetch")
     )
     context.session.flush()
+    invalidation.announce(context.session, invalidation.family_tag(family_id))
     return int(getattr(result, "rowcount", 0) or 0)
 
 
