@@ -209,3 +209,41 @@ async def test_disabling_a_person_or_changing_their_role_or_regions_applies_at_o
     await admin.set_user_active(db, person.email, False)
     await db.commit()
     assert (await probe(live, tokens["access_token"])).status_code == 401
+
+
+async def test_a_known_client_gets_a_token_in_one_statement(
+    live: httpx.AsyncClient, world: World, statement_counter: StatementCounter, backend: str
+) -> None:
+    """The client comes from the worker's view; the token row and its audit event are one write."""
+    machine = world.clients["machine"]
+    await machine_token(live, world)
+    statement_counter.reset()
+    response = await client_credentials(live, machine, scope="programme:read")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"
+    body = response.json()
+    assert set(body) == {"token_type", "access_token", "expires_in", "scope"}
+    assert (body["token_type"], body["expires_in"], body["scope"]) == ("Bearer", 3600, "programme:read")
+    written = [s.split()[0].upper() for s in statement_counter.statements]
+    assert written == (["WITH"] if backend == "postgresql" else ["INSERT", "INSERT"])
+    principal = (await probe(live, body["access_token"])).json()
+    assert principal["scopes"] == ["programme:read"]
+    assert principal["region_ids"] == [str(world.north.id)]
+
+
+async def test_the_token_endpoint_sees_a_changed_or_disabled_client_at_once(
+    live: httpx.AsyncClient, world: World, db: AsyncSession
+) -> None:
+    machine = world.clients["machine"]
+    await machine_token(live, world)
+    await admin.set_client_scopes(db, machine.client_id, "programme:read")
+    await db.commit()
+    narrowed = await client_credentials(live, machine, scope="attendance:write")
+    assert narrowed.status_code == 400
+    assert narrowed.json()["error"] == "invalid_scope"
+    await admin.set_client_enabled(db, machine.client_id, False)
+    await db.commit()
+    refused = await client_credentials(live, machine)
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
