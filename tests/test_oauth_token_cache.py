@@ -10,6 +10,7 @@ worker processes are in ``test_oauth_workers.py``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,7 +24,7 @@ from programme_api.domain.models import AuditEvent
 from programme_api.oauth import admin, listeners
 from programme_api.oauth.views import CachedViews
 
-from .conftest import StatementCounter
+from .conftest import MigratedDatabase, StatementCounter
 from .oauth_support import (
     ISSUER,
     World,
@@ -247,3 +248,45 @@ async def test_the_token_endpoint_sees_a_changed_or_disabled_client_at_once(
     refused = await client_credentials(live, machine)
     assert refused.status_code == 401
     assert refused.json()["error"] == "invalid_client"
+
+
+async def wait_for(condition: Any, seconds: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.only_backend("postgresql")
+async def test_a_worker_whose_listener_connection_dies_checks_the_database_until_it_has_resubscribed(
+    running: Starlette,
+    live: httpx.AsyncClient,
+    world: World,
+    statement_counter: StatementCounter,
+    migrated_database: MigratedDatabase,
+) -> None:
+    token = await machine_token(live, world)
+    await probe(live, token)
+    channel = views(running).channel
+    assert isinstance(channel, listeners.Listener)
+    async with migrated_database.engine.connect() as connection:
+        killed = await connection.scalar(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = :name AND datname = current_database()"
+            ),
+            {"name": listeners.APPLICATION_NAME},
+        )
+    assert killed == 1
+    await wait_for(lambda: not channel.healthy)
+    statement_counter.reset()
+    assert (await probe(live, token)).status_code == 200
+    assert statement_counter.count > 0  # nothing remembered is trusted while deaf
+
+    await wait_for(lambda: channel.healthy)  # reconnected and subscribed again
+    statement_counter.reset()
+    assert (await probe(live, token)).status_code == 200
+    assert statement_counter.count > 0  # what was remembered before was dropped on resubscription
+    statement_counter.reset()
+    assert (await probe(live, token)).status_code == 200
+    assert statement_counter.count == 0

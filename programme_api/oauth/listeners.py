@@ -39,6 +39,8 @@ MAX_TRUST_SECONDS = 30.0
 HEARTBEAT_SECONDS = 1.0
 HEALTHY_WINDOW_SECONDS = 2.5
 RECONNECT_SECONDS = 0.5
+#: How the listening connection names itself in ``pg_stat_activity``.
+APPLICATION_NAME = "programme-api listener"
 
 
 class Channel(Protocol):
@@ -137,6 +139,8 @@ class PostgresListener(Listener):
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__()
         _args, self._connect_kwargs = engine.dialect.create_connect_args(engine.url)
+        settings = dict(self._connect_kwargs.get("server_settings") or {})
+        self._connect_kwargs["server_settings"] = {**settings, "application_name": APPLICATION_NAME}
 
     async def _listen(self) -> None:
         connection: Any = await asyncio.wait_for(asyncpg.connect(**self._connect_kwargs), HEALTHY_WINDOW_SECONDS * 4)
