@@ -290,3 +290,20 @@ async def test_a_worker_whose_listener_connection_dies_checks_the_database_until
     statement_counter.reset()
     assert (await probe(live, token)).status_code == 200
     assert statement_counter.count == 0
+
+
+@pytest.mark.only_backend("postgresql")
+async def test_a_listener_is_healthy_only_while_its_own_notifications_come_back(
+    migrated_database: MigratedDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection that runs queries but hears no notifications (LISTEN behind a transaction pooler) must
+    not count as listening: the heartbeat is a notification to itself."""
+    listener = listeners.PostgresListener(migrated_database.engine)
+    await listener.start()
+    try:
+        await wait_for(lambda: listener.healthy)
+        monkeypatch.setattr(listener, "_heard", lambda: None)  # its notifications stop arriving
+        await wait_for(lambda: not listener.healthy, listeners.HEALTHY_WINDOW_SECONDS + 2)
+        assert not listener.trusts(listener.subscribed_at + 0.001)
+    finally:
+        await listener.stop()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from typing import Any, Protocol
 
@@ -100,11 +101,10 @@ class Listener:
             self._task = None
 
     def _subscribed(self) -> None:
-        """Called once the subscription is in place: what was cached before may have missed changes."""
+        """Called once the subscription is in place: what was cached before may have missed changes.
+        The listener counts as healthy from its first heartbeat answered on this subscription."""
         invalidation.deliver_locally([invalidation.EVERYTHING])
-        now = time.monotonic()
-        self.subscribed_at = now
-        self.healthy_until = now + HEALTHY_WINDOW_SECONDS
+        self.subscribed_at = time.monotonic()
 
     def _heard(self) -> None:
         self.healthy_until = time.monotonic() + HEALTHY_WINDOW_SECONDS
@@ -132,7 +132,12 @@ class Listener:
 
 
 class PostgresListener(Listener):
-    """``LISTEN`` on its own asyncpg connection, with the engine's connection arguments."""
+    """``LISTEN`` on its own asyncpg connection, with the engine's connection arguments.
+
+    The heartbeat is a notification to a channel only this worker listens to: it is healthy only while its
+    own notifications come back, so a connection that can run queries but not receive notifications
+    (``LISTEN`` through PgBouncer in transaction mode) fails safe instead of trusting a deaf cache.
+    """
 
     name = "PostgreSQL listener"
 
@@ -141,17 +146,19 @@ class PostgresListener(Listener):
         _args, self._connect_kwargs = engine.dialect.create_connect_args(engine.url)
         settings = dict(self._connect_kwargs.get("server_settings") or {})
         self._connect_kwargs["server_settings"] = {**settings, "application_name": APPLICATION_NAME}
+        self._beacon = f"{invalidation.CHANNEL}_{secrets.token_hex(6)}"
 
     async def _listen(self) -> None:
         connection: Any = await asyncio.wait_for(asyncpg.connect(**self._connect_kwargs), HEALTHY_WINDOW_SECONDS * 4)
         try:
             connection.add_termination_listener(lambda _connection: self._lost())
             await connection.add_listener(invalidation.CHANNEL, lambda *args: self._deliver(args[3]))
+            await connection.add_listener(self._beacon, lambda *_args: self._heard())
             self._subscribed()
             while True:
+                beacon = connection.execute("SELECT pg_notify($1, '')", self._beacon)
+                await asyncio.wait_for(beacon, HEALTHY_WINDOW_SECONDS)
                 await asyncio.sleep(HEARTBEAT_SECONDS)
-                await asyncio.wait_for(connection.fetchval("SELECT 1"), HEALTHY_WINDOW_SECONDS)
-                self._heard()
         finally:
             self._lost()
             with contextlib.suppress(Exception):
@@ -190,6 +197,7 @@ class RedisListener(Listener):
         kind = message.get("type")
         if kind == "subscribe":
             self._subscribed()
+            self._heard()  # confirmed on the subscribed connection itself
         elif kind == "pong":
             self._heard()
         elif kind == "message":
