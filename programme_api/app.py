@@ -18,6 +18,7 @@ from .explorer import page as explorer
 from .logging import configure_logging
 from .oauth import resource as oauth_resource
 from .oauth import routes as oauth_routes
+from .oauth.views import build_views
 from .runtime import Authenticator, Runtime
 from .web import exports, graphql, health, login, metrics
 from .web.metrics import MetricsMiddleware
@@ -39,16 +40,23 @@ def create_app(
     engine = engine or create_engine(settings)
     runtime = Runtime(settings=settings, engine=engine, session_maker=session_maker or session_factory(engine))
     runtime.authenticate = authenticate if authenticate is not None else oauth_resource.authenticate
+    views = build_views(settings, engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        yield
-        if owns_engine:
-            await engine.dispose()
+        # Cached token and client views are trusted only while their change notifications are subscribed.
+        await views.start()
+        try:
+            yield
+        finally:
+            await views.stop()
+            if owns_engine:
+                await engine.dispose()
 
     middleware = [Middleware(RequestContextMiddleware), Middleware(MetricsMiddleware)]
     app = Starlette(routes=build_routes(), middleware=middleware, lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.cached_views = views
     return app
 
 

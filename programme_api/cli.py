@@ -24,6 +24,7 @@ from .domain import directory
 from .domain.errors import DomainError
 from .domain.models import ActorType
 from .oauth.cli import clients_app, keys_app, users_app
+from .oauth.invalidation import publish_committed
 
 T = TypeVar("T")
 
@@ -86,6 +87,7 @@ def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
             async with session_factory(engine)() as session:
                 result = await work(session)
                 await session.commit()
+                await publish_committed(session, settings().redis_url)
                 return result
         finally:
             await engine.dispose()

@@ -18,7 +18,15 @@ from programme_api.app import create_app
 from programme_api.cli import app as cli_app
 from programme_api.config import Settings, get_settings
 from programme_api.db import create_engine
-from programme_api.domain.models import AuditEvent, OAuthClient, OAuthClientRegion, Organisation, Region, User
+from programme_api.domain.models import (
+    AuditEvent,
+    OAuthClient,
+    OAuthClientRegion,
+    Organisation,
+    Region,
+    User,
+    UserRegion,
+)
 from programme_api.domain.passwords import hash_secret, verify_password
 
 from .oauth_support import ISSUER
@@ -227,3 +235,49 @@ def test_keys_rotate_with_a_broken_file_fails_in_one_line(cli_settings: Settings
     assert code == 1
     assert err.startswith("error: ")
     assert "not a valid key file" in err
+
+
+def test_clients_disable_enable_and_set_regions_change_the_client_and_are_audited(cli_settings: Settings) -> None:
+    code, out, err = invoke(
+        "clients", "create", "--organisation", "acme", "--name", "App", "--scope", "programme:read", "--json"
+    )
+    assert code == 0, err
+    client_id = json.loads(out)["client_id"]
+
+    assert invoke("clients", "set-regions", client_id, "--region", "south")[0] == 0
+    (binding,) = query(cli_settings, sa.select(Region.slug).join(OAuthClientRegion))
+    assert binding.slug == "south"
+    assert invoke("clients", "set-scopes", client_id, "--scope", "programme:read attendance:write")[0] == 0
+    assert invoke("clients", "disable", client_id)[0] == 0
+    (row,) = query(cli_settings, sa.select(OAuthClient.revoked_at, OAuthClient.scope))
+    assert row.revoked_at is not None
+    assert row.scope == "attendance:write programme:read"
+    assert invoke("clients", "enable", client_id)[0] == 0
+    assert query(cli_settings, sa.select(OAuthClient.revoked_at))[0].revoked_at is None
+    events = query(cli_settings, sa.select(AuditEvent.details).where(AuditEvent.action == "oauth.client_changed"))
+    assert [event.details for event in events] == [
+        {"regions": ["south"]},
+        {"scope": "attendance:write programme:read"},
+        {"enabled": False},
+        {"enabled": True},
+    ]
+    code, _out, err = invoke("clients", "disable", "no-such-client")
+    assert code == 1
+    assert err.strip() == "error: client 'no-such-client' not found"
+
+
+def test_users_disable_set_regions_and_set_role(cli_settings: Settings) -> None:
+    email = "coordinator@acme.example"
+    created = invoke(
+        "users", "create", "--organisation", "acme", "--email", email, "--role", "coordinator",
+        "--region", "north", "--password-stdin", stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert created[0] == 0, created[2]
+    assert invoke("users", "set-regions", email, "--region", "south")[0] == 0
+    assert invoke("users", "set-role", email, "--role", "facilitator")[0] == 0
+    assert invoke("users", "disable", email)[0] == 0
+    (user,) = query(cli_settings, sa.select(User.is_active, User.role))
+    assert (user.is_active, user.role.value) == (False, "facilitator")
+    (region,) = query(cli_settings, sa.select(Region.slug).join(UserRegion, UserRegion.region_id == Region.id))
+    assert region.slug == "south"
+    assert invoke("users", "set-role", email, "--role", "root")[0] == 1

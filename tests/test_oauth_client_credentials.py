@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 
 from programme_api.domain.models import AuditEvent, OAuthClient, OAuthToken
 from programme_api.domain.passwords import hash_secret
+from programme_api.oauth import admin
 
 from .oauth_support import (
     ISSUER,
@@ -247,9 +248,7 @@ async def test_a_revoked_client_gets_no_tokens_and_its_tokens_stop(
 ) -> None:
     machine = world.clients["machine"]
     token = (await client_credentials(web, machine)).json()["access_token"]
-    await db.execute(
-        sa.update(OAuthClient).where(OAuthClient.client_id == machine.client_id).values(revoked_at=sa.func.now())
-    )
+    await admin.set_client_enabled(db, machine.client_id, False)  # what `programme-api clients disable` does
     await db.commit()
     assert (await client_credentials(web, machine)).status_code == 401
     assert (await web.get("/_probe", headers={"Authorization": f"Bearer {token}"})).status_code == 401

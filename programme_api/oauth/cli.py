@@ -1,4 +1,7 @@
-"""``programme-api clients create``, ``users create`` and ``keys rotate`` (contract section 5).
+"""``programme-api clients …``, ``users …`` and ``keys rotate`` (contract section 5).
+
+Changes to an existing client or person (``disable``, ``enable``, ``set-scopes``, ``set-regions``, ``set-role``)
+are announced to every running worker when they commit (``admin.py``), so they apply to tokens already issued.
 
 The shared CLI helpers (``one_line_errors``, ``run_in_session``) live in ``programme_api.cli``, which imports
 this module to register the sub-apps; they are therefore looked up when a command runs, not at import.
@@ -13,6 +16,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from . import admin
 from .clients import GRANT_CHOICES, create_client
 from .keys import KeyFileError, rotate
 from .users import create_user
@@ -108,6 +112,81 @@ def users_create(
         cli.print_json({"id": str(user.id), "email": user.email, "role": user.role.value})
     else:
         typer.echo(f"created {user.role.value} {user.email} ({user.id})")
+
+
+@clients_app.command("disable")
+@_one_line_errors
+def clients_disable(client_id: str = typer.Argument(..., help="The client's id.")) -> None:
+    """Disable a client: it gets no new tokens and the tokens it holds stop working."""
+    _change(lambda session: admin.set_client_enabled(session, client_id, False), f"disabled client {client_id}")
+
+
+@clients_app.command("enable")
+@_one_line_errors
+def clients_enable(client_id: str = typer.Argument(..., help="The client's id.")) -> None:
+    """Enable a disabled client again."""
+    _change(lambda session: admin.set_client_enabled(session, client_id, True), f"enabled client {client_id}")
+
+
+@clients_app.command("set-scopes")
+@_one_line_errors
+def clients_set_scopes(
+    client_id: str = typer.Argument(..., help="The client's id."),
+    scope: str = typer.Option(..., "--scope", help='Allowed scopes, space-separated: "programme:read".'),
+) -> None:
+    """Replace a client's allowed scopes (its tokens keep only scopes still allowed)."""
+    _change(lambda session: admin.set_client_scopes(session, client_id, scope), f"client {client_id}: scopes set")
+
+
+@clients_app.command("set-regions")
+@_one_line_errors
+def clients_set_regions(
+    client_id: str = typer.Argument(..., help="The client's id."),
+    regions: list[str] = typer.Option([], "--region", help="Region slug (repeatable; none: the whole organisation)."),
+) -> None:
+    """Bind a client to exactly these regions."""
+    _change(lambda session: admin.set_client_regions(session, client_id, regions), f"client {client_id}: regions set")
+
+
+@users_app.command("disable")
+@_one_line_errors
+def users_disable(email: str = typer.Argument(..., help="Sign-in email.")) -> None:
+    """Disable a person: no sign-in, no refresh, and their tokens stop working."""
+    _change(lambda session: admin.set_user_active(session, email, False), f"disabled {email}")
+
+
+@users_app.command("enable")
+@_one_line_errors
+def users_enable(email: str = typer.Argument(..., help="Sign-in email.")) -> None:
+    """Enable a disabled person again."""
+    _change(lambda session: admin.set_user_active(session, email, True), f"enabled {email}")
+
+
+@users_app.command("set-regions")
+@_one_line_errors
+def users_set_regions(
+    email: str = typer.Argument(..., help="Sign-in email."),
+    regions: list[str] = typer.Option([], "--region", help="Region slug (repeatable)."),
+) -> None:
+    """Assign a person to exactly these regions."""
+    _change(lambda session: admin.set_user_regions(session, email, regions), f"{email}: regions set")
+
+
+@users_app.command("set-role")
+@_one_line_errors
+def users_set_role(
+    email: str = typer.Argument(..., help="Sign-in email."),
+    role: str = typer.Option(..., "--role", help="org_admin, coordinator, facilitator or evaluator."),
+) -> None:
+    """Change a person's role."""
+    _change(lambda session: admin.set_user_role(session, email, role), f"{email}: role set to {role}")
+
+
+def _change(work: Callable[[Any], Any], done: str) -> None:
+    from .. import cli
+
+    cli.run_in_session(work)
+    typer.echo(done)
 
 
 @keys_app.command("rotate")

@@ -1,9 +1,9 @@
 """Token revocation (RFC 7009) and introspection (RFC 7662).
 
 Revoking either token of a grant ends the grant: the whole family (the original issue and every rotation)
-is revoked, so the access token stops working on every worker at its next request (the resource server
-checks ``revoked_at``). Introspection answers only confidential clients, about their own tokens (or, for a
-client holding ``admin``, about tokens of its organisation).
+is revoked, and the revocation is announced (``invalidation.py``): the access token stops working at once
+on the worker that revoked it and within a second on every other. Introspection answers only confidential
+clients, about their own tokens (or, for a client holding ``admin``, about tokens of its organisation).
 """
 
 from __future__ import annotations

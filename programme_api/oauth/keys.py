@@ -194,6 +194,7 @@ class KeyRing:
         self._file = load_or_create(path, clock())
         self._fingerprint = self._stat_fingerprint()
         self._checked_at = time.monotonic()
+        self._generation = 0
 
     def _stat_fingerprint(self) -> tuple[int, int, int]:
         """Identity of the file's current content: rotation replaces the file, so the inode changes too."""
@@ -216,8 +217,14 @@ class KeyRing:
             try:
                 self._file = read_key_file(self.path)
                 self._fingerprint = fingerprint
+                self._generation += 1
             except KeyFileError as exc:
                 log.error("keeping previously loaded signing keys: %s", exc)
+
+    def generation(self) -> int:
+        """Counts reloads of the file: a verdict cached under an older generation is checked again."""
+        self._refresh()
+        return self._generation
 
     @property
     def session_secret(self) -> str:

@@ -4,11 +4,16 @@
 token (the GraphQL layer decides what anonymous callers get; other protected endpoints use
 ``unauthorized_response``), and raises ``AuthenticationError`` for anything else that is not a valid token.
 
-After the signature and claims check (``validation.py``) it reads the token's row with its client, person
-and facilitator record in one statement, and the bound regions in a second. Reading the database on every
-request is deliberate: revocation (of the token, its family, its client) and changes to a person's role,
-regions or active flag take effect at the very next request on every worker, and the same row supplies
-what the principal needs, so a revocation cache (e.g. in Redis) would save nothing.
+The first time a worker sees a token it checks the signature and claims (``validation.py``), reads the
+token's row with its client, person and facilitator record, and the bound regions, and remembers the
+verdict (the principal, or why the token is refused) keyed by the token exactly as presented. Later
+requests with that token cost a dictionary lookup and an expiry check: no signature check and no database
+round trip. The remembered verdict is dropped when anything it was built from changes: revocation of the
+token's family, a disabled or changed client, a disabled person or a changed role or regions. Those changes
+announce themselves in their own transaction (``invalidation.py``) and reach every worker through
+PostgreSQL ``LISTEN``/``NOTIFY`` or Redis pub/sub, and the worker that made the change at commit. A worker
+whose notification connection is down trusts nothing it remembered and reads the database on every
+request until it has subscribed again (``listeners.py``).
 
 Effective access: scopes = token ∩ client ∩ role; regions = client's regions ∩ person's regions, where
 "no binding" means every region of the organisation (``None``); a coordinator without regions reaches none.
@@ -16,7 +21,9 @@ Effective access: scopes = token ∩ client ∩ role; regions = client's regions
 
 from __future__ import annotations
 
+import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -38,8 +45,10 @@ from ..domain.principal import ALL_SCOPES, Principal, effective_scopes
 from ..runtime import Runtime
 from .clients import client_region_ids, is_explorer_anchor, parse_scope, public_client_id
 from .errors import AuthenticationError
+from .invalidation import client_tag, family_tag, user_tag
 from .service import oauth_service
 from .validation import AccessTokenClaims, verify_access_token
+from .views import TokenView, views_of
 
 #: Roles whose reach is the regions they are assigned to (an org admin or evaluator is not region-bound).
 _REGION_BOUND_ROLES = frozenset({Role.COORDINATOR, Role.FACILITATOR})
@@ -66,9 +75,32 @@ async def authenticate(connection: HTTPConnection) -> Principal | None:
     if token is None:
         return None
     service = oauth_service(connection)
+    views = views_of(connection)
+    generation = service.keyring.generation()
+    cached = views.tokens.get(token)
+    if cached is not None and cached.value.key_generation == generation and views.channel.trusts(cached.loaded_at):
+        return _verdict(cached.value)
     claims = verify_access_token(token, service.keyring, issuer=service.issuer, audience=service.tokens.audience)
+    epoch = views.tokens.epoch
     async with Runtime.of(connection).session_maker() as session:
-        return await load_principal(session, claims)
+        found = await load_token(session, claims)
+    if found.cacheable:
+        view = TokenView(found.principal, found.refusal, claims.expires_at, generation)
+        views.tokens.put(token, view, found.tags, epoch)
+    if found.refusal is not None:
+        raise AuthenticationError(found.refusal)
+    assert found.principal is not None
+    return found.principal
+
+
+def _verdict(view: TokenView) -> Principal:
+    """A remembered verdict, with the one check that changes by the clock alone: expiry."""
+    if view.expires_at <= time.time():
+        raise AuthenticationError("The access token has expired.")
+    if view.refusal is not None:
+        raise AuthenticationError(view.refusal)
+    assert view.principal is not None
+    return view.principal
 
 
 def _person_reach(role: Role | None, regions: frozenset[uuid.UUID]) -> frozenset[uuid.UUID] | None:
@@ -89,8 +121,31 @@ def _intersect(first: frozenset[uuid.UUID] | None, second: frozenset[uuid.UUID] 
     return first & second
 
 
+@dataclass(frozen=True)
+class LoadedToken:
+    """A token as the database has it: the principal or the refusal, and the tags of the rows it came from.
+
+    Only refusals that a later change could lift (a re-enabled client, say) or that are final (revocation)
+    are remembered; an unknown or expired token is not (``cacheable`` is false).
+    """
+
+    principal: Principal | None
+    refusal: str | None
+    tags: tuple[str, ...] = ()
+    cacheable: bool = True
+
+
 async def load_principal(session: AsyncSession, claims: AccessTokenClaims, now: datetime | None = None) -> Principal:
     """The principal for verified claims, from the current rows (raises if revoked or no longer valid)."""
+    found = await load_token(session, claims, now)
+    if found.refusal is not None:
+        raise AuthenticationError(found.refusal)
+    assert found.principal is not None
+    return found.principal
+
+
+async def load_token(session: AsyncSession, claims: AccessTokenClaims, now: datetime | None = None) -> LoadedToken:
+    """What the current rows say about verified claims."""
     found = (
         await session.execute(
             sa.select(OAuthToken, OAuthClient, User, Facilitator.id)
@@ -104,16 +159,17 @@ async def load_principal(session: AsyncSession, claims: AccessTokenClaims, now: 
         )
     ).first()
     if found is None:
-        raise AuthenticationError("The access token is not known.")
+        return LoadedToken(None, "The access token is not known.", cacheable=False)
     token, client, user, facilitator_id = found
+    tags = (family_tag(token.family_id), client_tag(client.id)) + ((user_tag(user.id),) if user is not None else ())
     if token.revoked_at is not None:
-        raise AuthenticationError("The access token has been revoked.")
+        return LoadedToken(None, "The access token has been revoked.", tags)
     if token.access_expires_at <= (now or utcnow()):
-        raise AuthenticationError("The access token has expired.")
+        return LoadedToken(None, "The access token has expired.", cacheable=False)
     if client.revoked_at is not None or public_client_id(client.client_id) != claims.client_id:
-        raise AuthenticationError("The access token's client is no longer valid.")
+        return LoadedToken(None, "The access token's client is no longer valid.", tags)
     if token.user_id is not None and (user is None or not user.is_active or str(user.id) != claims.subject):
-        raise AuthenticationError("The access token's user can no longer sign in.")
+        return LoadedToken(None, "The access token's user can no longer sign in.", tags, cacheable=user is not None)
 
     client_regions = await client_region_ids(session, client.id)
     user_regions: frozenset[uuid.UUID] = frozenset()
@@ -131,7 +187,7 @@ async def load_principal(session: AsyncSession, claims: AccessTokenClaims, now: 
         if project_id is not None and project_id != user.evaluation_project_id:
             scopes = scopes - {"evaluation:read"}  # client and person are bound to different projects
         project_id = project_id or user.evaluation_project_id
-    return Principal(
+    principal = Principal(
         subject=claims.subject,
         actor_type=ActorType.USER if user is not None else ActorType.CLIENT,
         organisation_id=token.organisation_id,
@@ -144,6 +200,7 @@ async def load_principal(session: AsyncSession, claims: AccessTokenClaims, now: 
         evaluation_project_id=project_id,
         token_id=claims.jti,
     )
+    return LoadedToken(principal, None, tags)
 
 
 def unauthorized_response(error: AuthenticationError | None = None) -> Response:

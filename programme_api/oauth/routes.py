@@ -23,6 +23,7 @@ from ..web.login import SignInSession, csrf_matches, read_session, render
 from . import store
 from .clients import ClientRecord
 from .grants import consent_scopes
+from .issuance import try_client_credentials
 from .server import OAuthResponse, ProgrammeAuthorizationServer, StarletteOAuth2Request, oauth2_request
 from .server import run_authorization_server as run
 from .service import oauth_service
@@ -70,6 +71,9 @@ async def _protocol_response(
 
 
 async def token(request: Request) -> Response:
+    quick = await try_client_credentials(request)
+    if quick is not None:
+        return quick
     return await _protocol_response(request, lambda server, prepared: server.create_token_response(prepared))
 
 

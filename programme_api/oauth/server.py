@@ -31,7 +31,7 @@ from ..domain.models import utcnow
 from ..domain.principal import ALL_SCOPES, effective_scopes
 from ..runtime import Runtime
 from ..web.request_id import current_request_id
-from . import store
+from . import invalidation, store
 from .clients import ClientRecord, format_scope, parse_scope
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
 from .grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256CodeChallenge
@@ -199,6 +199,7 @@ async def run_authorization_server(request: Request, work: Callable[[ProgrammeAu
         result, keep = await session.run_sync(run)
         if keep:
             await session.commit()
+            await invalidation.publish_committed(session, service.settings.redis_url)
         else:
             await session.rollback()
     return result

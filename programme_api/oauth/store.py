@@ -22,9 +22,9 @@ import sqlalchemy as sa
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, InvalidGrantError, TokenMixin
 from sqlalchemy.orm import Session
 
-from ..domain.models import ActorType, OAuthAuthorizationCode, OAuthClient, OAuthToken, User
+from ..domain.models import ActorType, AuditEvent, OAuthAuthorizationCode, OAuthClient, OAuthToken, User
 from ..domain.passwords import hash_secret
-from . import audit
+from . import audit, invalidation
 from .clients import ClientRecord, ensure_explorer_anchor, find_client, public_client_id
 from .errors import AuthenticationError
 from .keys import KeyRing
@@ -221,40 +221,71 @@ def save_token(
     if issued.refresh_token is not None:
         started = context.now if refreshed_family_id is None else _family_started(context, refreshed_family_id)
         refresh_expires_at = min(context.now + REFRESH_TOKEN_IDLE_LIFETIME, started + REFRESH_FAMILY_LIFETIME)
-    context.session.add(
-        OAuthToken(
-            organisation_id=organisation_id,
-            jti=issued.jti,
-            family_id=family_id,
-            client_pk=client_pk,
-            user_id=user.id if user is not None else None,
-            scope=issued.scope,
-            access_expires_at=issued.access_expires_at,
-            refresh_token_hash=hash_secret(issued.refresh_token) if issued.refresh_token is not None else None,
-            refresh_expires_at=refresh_expires_at,
-            created_at=context.now,
-        )
+    token, event = issuance_values(
+        issued,
+        client=client,
+        client_pk=client_pk,
+        organisation_id=organisation_id,
+        user=user,
+        grant_type=grant_type,
+        family_id=family_id,
+        refresh_expires_at=refresh_expires_at,
+        now=context.now,
+        request_id=context.request_id,
     )
-    context.session.add(
-        audit.audit_event(
-            audit.TOKEN_ISSUED,
-            organisation_id=organisation_id,
-            actor_type=ActorType.USER if user is not None else ActorType.CLIENT,
-            actor_id=issued.subject,
-            target_type="oauth_token",
-            target_id=issued.jti,
-            request_id=context.request_id,
-            details={
-                "grant_type": grant_type,
-                "client_id": client.client_id,
-                "scope": issued.scope,
-                "family_id": str(family_id),
-                "refresh_token": issued.refresh_token is not None,
-            },
-        )
-    )
+    context.session.add_all([OAuthToken(**token), AuditEvent(**event)])
     context.session.flush()
     return family_id
+
+
+def issuance_values(
+    issued: IssuedToken,
+    *,
+    client: ClientRecord,
+    client_pk: uuid.UUID,
+    organisation_id: uuid.UUID,
+    user: UserRecord | None,
+    grant_type: str,
+    family_id: uuid.UUID,
+    refresh_expires_at: datetime | None,
+    now: datetime,
+    request_id: str | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every column of the token row and of its ``oauth.token_issued`` event (one writer bypasses the ORM)."""
+    token = {
+        "id": uuid.uuid4(),
+        "organisation_id": organisation_id,
+        "jti": issued.jti,
+        "family_id": family_id,
+        "client_pk": client_pk,
+        "user_id": user.id if user is not None else None,
+        "scope": issued.scope,
+        "access_expires_at": issued.access_expires_at,
+        "refresh_token_hash": hash_secret(issued.refresh_token) if issued.refresh_token is not None else None,
+        "refresh_expires_at": refresh_expires_at,
+        "refresh_used_at": None,
+        "revoked_at": None,
+        "created_at": now,
+    }
+    event = {
+        "id": uuid.uuid4(),
+        "organisation_id": organisation_id,
+        "occurred_at": now,
+        "actor_type": ActorType.USER if user is not None else ActorType.CLIENT,
+        "actor_id": issued.subject,
+        "action": audit.TOKEN_ISSUED,
+        "target_type": "oauth_token",
+        "target_id": issued.jti,
+        "request_id": request_id,
+        "details": {
+            "grant_type": grant_type,
+            "client_id": client.client_id,
+            "scope": issued.scope,
+            "family_id": str(family_id),
+            "refresh_token": issued.refresh_token is not None,
+        },
+    }
+    return token, event
 
 
 def _token_query() -> sa.Select[OAuthToken, str, datetime | None, bool]:
@@ -321,6 +352,7 @@ def revoke_family(context: OAuthContext, family_id: uuid.UUID | None) -> int:
         .execution_options(synchronize_session="fetch")
     )
     context.session.flush()
+    invalidation.announce(context.session, invalidation.family_tag(family_id))
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -1,0 +1,202 @@
+"""The token endpoint's common case, client credentials that check out, without a round trip to spare.
+
+A machine client asking for a token is the endpoint's hot path (partner apps ask for one per job, some per
+request). authlib's general machinery costs a session, a transaction and four statements per token; this
+path costs one statement on PostgreSQL:
+
+- the client comes from the worker's client view (``views.py``), read from the database only the first
+  time and again after a change to the client is announced (``invalidation.py``); a disabled client is
+  never remembered;
+- its secret is a 256-bit random value checked against its SHA-256 hash (no slow KDF is needed for a
+  generated high-entropy secret, ``domain/passwords.py``);
+- the token row and its audit event are written by one statement that also binds the transaction to the
+  client's organisation (row-level security), sent alone in autocommit on a pooled driver connection.
+
+It answers only a request it is sure of: exactly one way of client authentication, no parameter beyond
+``grant_type``, ``scope`` and the credentials, each once, a client that checks out and a scope it may have.
+Anything else returns ``None`` and the request goes to authlib (``server.py``), which gives every refusal
+its exact RFC 6749 answer; the success answer here is the one authlib would give.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from authlib.common.security import is_secure_transport
+from authlib.consts import default_json_headers
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..domain.models import AuditEvent, OAuthClient, OAuthToken, utcnow
+from ..domain.tenancy import SETTING, setting_value
+from ..runtime import Runtime
+from ..web.request_id import current_request_id
+from .clients import ClientRecord, client_record, format_scope, is_explorer_anchor, parse_scope
+from .invalidation import client_tag
+from .service import oauth_service
+from .store import issuance_values
+from .tokens import access_token_lifetime
+from .views import views_of
+
+GRANT_TYPE = "client_credentials"
+_PARAMETERS = frozenset({"grant_type", "scope", "client_id", "client_secret"})
+
+_TOKEN_COLUMNS = (
+    "id", "organisation_id", "jti", "family_id", "client_pk", "user_id", "scope", "access_expires_at",
+    "refresh_token_hash", "refresh_expires_at", "refresh_used_at", "revoked_at", "created_at",
+)  # fmt: skip
+_AUDIT_COLUMNS = (
+    "id", "organisation_id", "occurred_at", "actor_type", "actor_id", "action", "target_type", "target_id",
+    "request_id", "details",
+)  # fmt: skip
+
+
+def _insert_sql() -> str:
+    """Bind the tenant, insert the token from the binding's row, then its audit event from the token's.
+
+    Each step selects from the one before, so PostgreSQL runs them in that order: the policies see the
+    binding, and the audit event exists exactly when the token does.
+    """
+    count = itertools.count(2)
+    token_values = ", ".join(f"${next(count)}" for _ in _TOKEN_COLUMNS)
+    audit_values = ", ".join(f"${next(count)}" + ("::json" if name == "details" else "") for name in _AUDIT_COLUMNS)
+    return (
+        f"WITH tenant_binding AS MATERIALIZED (SELECT set_config('{SETTING}', $1, true) AS bound), "
+        f"issued AS (INSERT INTO {OAuthToken.__tablename__} ({', '.join(_TOKEN_COLUMNS)}) "
+        f"SELECT {token_values} FROM tenant_binding RETURNING id) "
+        f"INSERT INTO {AuditEvent.__tablename__} ({', '.join(_AUDIT_COLUMNS)}) SELECT {audit_values} FROM issued"
+    )
+
+
+INSERT_SQL = _insert_sql()
+
+
+def _credentials(request: Request, form: dict[str, str]) -> tuple[str, str, str] | None:
+    """``(method, client id, secret)`` when the request authenticates exactly one way, else ``None``."""
+    basic_id, basic_secret = extract_basic_authorization(request.headers)
+    posted = "client_id" in form or "client_secret" in form
+    if basic_id and basic_secret and not posted:
+        return "client_secret_basic", basic_id, basic_secret
+    if "authorization" not in request.headers and form.get("client_id") and form.get("client_secret"):
+        return "client_secret_post", form["client_id"], form["client_secret"]
+    return None
+
+
+async def _plain_form(request: Request) -> dict[str, str] | None:
+    """The parameters of a plain client-credentials POST (nothing else, nothing twice, no query), or ``None``."""
+    if request.method != "POST" or request.url.query or not _secure_issuer(Runtime.of(request).settings.issuer):
+        return None
+    items = (await request.form()).multi_items()
+    form = {name: value for name, value in items if isinstance(value, str)}
+    if len(form) != len(items) or not set(form) <= _PARAMETERS or form.get("grant_type") != GRANT_TYPE:
+        return None
+    return form
+
+
+@lru_cache(maxsize=4)
+def _secure_issuer(issuer: str) -> bool:
+    """authlib's transport rule for the token endpoint (https, or plain http on loopback)."""
+    return bool(is_secure_transport(f"{issuer}/oauth/token"))
+
+
+async def _client(request: Request, client_id: str) -> ClientRecord | None:
+    """The active client from the worker's view, or from the database (then remembered)."""
+    views = views_of(request)
+    cached = views.clients.get(client_id)
+    if cached is not None and views.channel.trusts(cached.loaded_at):
+        return cached.value
+    epoch = views.clients.epoch
+    async with Runtime.of(request).session_maker() as session:
+        row = await session.scalar(sa.select(OAuthClient).where(OAuthClient.client_id == client_id))
+    if row is None or row.revoked_at is not None or is_explorer_anchor(row.client_id):
+        return None
+    record = client_record(row)
+    views.clients.put(client_id, record, (client_tag(row.id),), epoch)
+    return record
+
+
+async def try_client_credentials(request: Request) -> Response | None:
+    """The token response for a plain, valid client-credentials request; ``None`` hands it to authlib."""
+    form = await _plain_form(request)
+    if form is None:
+        return None
+    credentials = _credentials(request, form)
+    if credentials is None:
+        return None
+    method, client_id, secret = credentials
+    client = await _client(request, client_id)
+    if client is None or client.pk is None or client.organisation_id is None:
+        return None
+    if not (
+        client.check_endpoint_auth_method(method, "token")
+        and client.check_client_secret(secret)
+        and client.check_grant_type(GRANT_TYPE)
+    ):
+        return None
+    requested = form.get("scope")
+    if client.get_allowed_scope(requested) is None:
+        return None
+    granted = (parse_scope(requested) or client.scopes) & client.scopes
+    if not granted:
+        return None
+
+    service = oauth_service(request)
+    now = utcnow()
+    issued = service.tokens.issue(
+        client_id=client.client_id,
+        subject=client.client_id,
+        scope=format_scope(granted),
+        lifetime=access_token_lifetime(for_person=False, confidential_client=True),
+        now=now,
+        with_refresh_token=False,
+    )
+    token_row, event = issuance_values(
+        issued,
+        client=client,
+        client_pk=client.pk,
+        organisation_id=client.organisation_id,
+        user=None,
+        grant_type=GRANT_TYPE,
+        family_id=uuid.uuid4(),
+        refresh_expires_at=None,
+        now=now,
+        request_id=getattr(request.state, "request_id", None) or current_request_id(),
+    )
+    await _write(Runtime.of(request), token_row, event)
+    return JSONResponse(issued.response(), headers=dict(default_json_headers))
+
+
+async def _write(runtime: Runtime, token_row: dict[str, Any], event: dict[str, Any]) -> None:
+    bind: AsyncEngine | AsyncConnection = runtime.session_maker.kw.get("bind", runtime.engine)
+    if bind.dialect.name != "postgresql":
+        async with runtime.session_maker() as session:
+            session.add_all([OAuthToken(**token_row), AuditEvent(**event)])
+            await session.commit()
+        return
+    parameters = (
+        setting_value(token_row["organisation_id"]),
+        *(token_row[name] for name in _TOKEN_COLUMNS),
+        *(_driver_value(name, event[name]) for name in _AUDIT_COLUMNS),
+    )
+    if isinstance(bind, AsyncConnection):  # the tests' rolled-back transaction
+        await bind.exec_driver_sql(INSERT_SQL, parameters)
+        return
+    pooled = await bind.raw_connection()
+    try:
+        await pooled.driver_connection.execute(INSERT_SQL, *parameters)  # type: ignore[union-attr]
+    finally:
+        pooled.close()  # back to the pool; the statement committed on its own
+
+
+def _driver_value(name: str, value: Any) -> Any:
+    """An audit column as the driver takes it: JSON as text (cast in the statement), the enum as its value."""
+    if name == "details":
+        return json.dumps(value)
+    return str(value) if name == "actor_type" else value
