@@ -26,7 +26,7 @@ async def rows(db: AsyncSession, sql: str) -> set[uuid.UUID]:
 @pytest.mark.only_backend("sqlite")
 async def test_bind_tenant_is_a_no_op_on_sqlite(db: AsyncSession, backend: str) -> None:
     organisation = await make_organisation(db)
-    await bind_tenant(db, organisation.id)
+    await bind_tenant(db, organisation.id, regions=None)
     assert (await db.execute(sa.text("SELECT 1"))).scalar() == 1
 
 
@@ -43,7 +43,7 @@ async def test_an_unfiltered_query_sees_only_the_bound_organisation(
     role = await become_unprivileged_role(connection, "SELECT, INSERT ON regions, organisations")
     assert (await connection.execute(sa.text("SELECT current_user"))).scalar() == role
 
-    await bind_tenant(db, org_a.id)
+    await bind_tenant(db, org_a.id, regions=None)
     assert await rows(db, "SELECT organisation_id FROM regions") == {org_a.id}  # no WHERE clause, on purpose
     assert await rows(db, "SELECT id FROM organisations") == {org_a.id}
     assert len(await rows(db, "SELECT id FROM regions")) == 2
@@ -56,9 +56,9 @@ async def test_an_unfiltered_query_sees_only_the_bound_organisation(
     with pytest.raises(DBAPIError, match="row-level security"):
         await smuggle_a_row_into_the_other_organisation()
 
-    await bind_tenant(db, org_b.id)
+    await bind_tenant(db, org_b.id, regions=None)
     assert await rows(db, "SELECT organisation_id FROM regions") == {org_b.id}
-    await bind_tenant(db, org_a.id, also=[org_b.id])  # an evaluation project spanning both
+    await bind_tenant(db, org_a.id, regions=None, also=[org_b.id])  # an evaluation project spanning both
     assert await rows(db, "SELECT organisation_id FROM regions") >= {org_a.id, org_b.id}
 
     await connection.execute(sa.text("RESET ROLE"))
@@ -71,7 +71,7 @@ async def test_the_table_owner_is_not_limited_so_cli_and_migrations_keep_working
     org_a, org_b = await make_organisation(db), await make_organisation(db)
     await make_region(db, org_a)
     await make_region(db, org_b)
-    await bind_tenant(db, org_a.id)
+    await bind_tenant(db, org_a.id, regions=None)
     assert {org_a.id, org_b.id} <= await rows(db, "SELECT organisation_id FROM regions")
 
 

@@ -3,7 +3,8 @@
 Rows come from ``evaluation.evaluator_rows`` (the same statement and rules as the GraphQL view) through a
 streaming cursor (``yield_per``), are converted a batch at a time, and leave as bytes as soon as a batch is
 encoded, so memory does not grow with the export. The audit event carrying the row count is written when
-the stream ends, in its own short transaction (the export itself is read-only).
+the stream ends, in its own short transaction (the export itself is read-only). Each transaction is bound
+to the caller (``tenancy.bind_principal``) before it reads, for PostgreSQL's row-level security.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .evaluation import evaluator_rows
 from .models import EvaluationProject, SurveyInstrument
 from .principal import Principal
 from .pseudonyms import pseudonym, week_start
+from .tenancy import bind_principal
 
 BATCH_ROWS = 2000
 FIXED_COLUMNS: list[tuple[str, str, pa.DataType]] = [
@@ -303,6 +305,7 @@ async def prepare_export(session_maker: async_sessionmaker[AsyncSession], princi
     from .evaluation import project_for
 
     async with session_maker() as session:
+        await bind_principal(session, principal)
         project = await project_for(session, principal)
         return PreparedExport(project, await project_instruments(session, project))
 
@@ -317,6 +320,7 @@ async def export_body(
     complete = False
     try:
         async with session_maker() as session:
+            await bind_principal(session, principal)
             async for chunk in encode(
                 stream_rows(session, prepared.project, answers), answers, lambda n: count.__setitem__(0, n)
             ):
@@ -324,6 +328,7 @@ async def export_body(
         complete = True
     finally:
         async with session_maker() as session:
+            await bind_principal(session, principal)
             audit_event(
                 session,
                 principal,
