@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import migrations
 from .config import Settings, SettingsError, get_settings
-from .db import create_engine, session_factory
+from .db import create_engine, is_sqlite, row_security_applies, session_factory
 from .domain import directory
 from .domain.errors import DomainError
+from .domain.tenancy import bind_tenant_of
 from .oauth.cli import clients_app, keys_app, users_app
 
 T = TypeVar("T")
@@ -74,19 +75,31 @@ def settings() -> Settings:
 
 
 def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``work`` in one transaction against the configured database, committing if it returns."""
+    """Run system work (cross-tenant by nature: demo load, organisation listings) in one transaction as the
+    tables' owner (``OWNER_DATABASE_URL``, else ``DATABASE_URL``), committing if it returns."""
+    return asyncio.run(_in_session(settings().as_owner(), work))
 
-    async def main() -> T:
-        engine = create_engine(settings())
-        try:
-            async with session_factory(engine)() as session:
-                result = await work(session)
-                await session.commit()
-                return result
-        finally:
-            await engine.dispose()
 
-    return asyncio.run(main())
+def run_for_organisation(organisation_slug: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run work for one organisation as the service's role (``DATABASE_URL``), the transaction bound to that
+    organisation (every region) before ``work`` reads anything: row-level security applies as for requests."""
+
+    async def bound(session: AsyncSession) -> T:
+        await bind_tenant_of(session, "organisation_slug", organisation_slug)
+        return await work(session)
+
+    return asyncio.run(_in_session(settings(), bound))
+
+
+async def _in_session(configured: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    engine = create_engine(configured)
+    try:
+        async with session_factory(engine)() as session:
+            result = await work(session)
+            await session.commit()
+            return result
+    finally:
+        await engine.dispose()
 
 
 def print_json(value: Any) -> None:
@@ -113,6 +126,7 @@ def serve(
     import uvicorn
 
     configured = settings()
+    _warn_without_row_security(configured)
     uvicorn.run(
         "programme_api.app:create_default_app",
         factory=True,
@@ -125,6 +139,27 @@ def serve(
         env_file=None,
         log_config=None if configured.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
+
+
+def _warn_without_row_security(configured: Settings) -> None:
+    """On PostgreSQL, say so when the service's role is the tables' owner or a superuser: row-level security
+    (the backstop behind the access module) would not apply to it."""
+    if is_sqlite(configured.database_url):
+        return
+
+    async def check() -> bool:
+        engine = create_engine(configured)
+        try:
+            return await row_security_applies(engine)
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(check()):
+        typer.echo(
+            "warning: PROGRAMME_API_DATABASE_URL names a superuser or the tables' owner, so row-level security "
+            "does not apply to the service; run it as a role that does not own the tables (see README)",
+            err=True,
+        )
 
 
 @db_app.command("upgrade")
@@ -171,7 +206,8 @@ def regions_list(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List the regions of an organisation."""
-    print_listing(run_in_session(lambda session: directory.list_regions(session, organisation)), as_json)
+    print_listing(run_for_organisation(organisation, lambda session: directory.list_regions(session, organisation)),
+                  as_json)  # fmt: skip
 
 
 @schema_app.command("print")
@@ -204,6 +240,7 @@ def export_surveys(
         maker = session_factory(engine)
         try:
             async with maker() as session:
+                await bind_tenant_of(session, "client", client_id)
                 principal = await client_principal(session, client_id)
             prepared = await prepare_export(maker, principal)
             written = 0

@@ -52,7 +52,8 @@ def clients_create(
     """Register an OAuth client. The secret is printed once and stored only as a hash."""
     from .. import cli
 
-    created = cli.run_in_session(
+    created = cli.run_for_organisation(
+        organisation,
         lambda session: create_client(
             session,
             organisation_slug=organisation,
@@ -63,7 +64,7 @@ def clients_create(
             redirect_uris=redirect_uris,
             evaluation_project_slug=evaluation_project,
             public=public,
-        )
+        ),
     )
     if as_json:
         cli.print_json({"client_id": created.client_id, "client_secret": created.client_secret})
@@ -92,7 +93,8 @@ def users_create(
     if not password_stdin:
         raise cli.CommandError("give the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
-    user = cli.run_in_session(
+    user = cli.run_for_organisation(
+        organisation,
         lambda session: create_user(
             session,
             organisation_slug=organisation,
@@ -102,7 +104,7 @@ def users_create(
             password=password,
             display_name=name,
             evaluation_project_slug=evaluation_project,
-        )
+        ),
     )
     if as_json:
         cli.print_json({"id": str(user.id), "email": user.email, "role": user.role.value})
