@@ -23,7 +23,12 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     if is_sqlite(url):
         options["connect_args"] = {"timeout": 30}
     else:
-        options["connect_args"] = {"statement_cache_size": settings.statement_cache_size}
+        # JIT off: the service's statements are short, and row-level security's quals raise their estimated
+        # cost past ``jit_above_cost``, where compiling took seconds for a dashboard that runs in milliseconds.
+        options["connect_args"] = {
+            "statement_cache_size": settings.statement_cache_size,
+            "server_settings": {"jit": "off"},
+        }
         # No ping per checkout (a round trip on every request); connections are recycled instead, and a
         # connection that died in between fails its request once and is replaced.
         options["pool_recycle"] = 300

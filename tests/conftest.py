@@ -132,8 +132,13 @@ class AsAppRole:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        driver = (await self.connection.get_raw_connection()).driver_connection
+        raw = await self.connection.get_raw_connection()
+        driver = raw.driver_connection
         assert driver is not None
+        if not driver.is_in_transaction():
+            # The driver begins the test's transaction lazily; the role switch must happen inside it, or the
+            # rollback after the test would undo the RESET but not the SET, leaving a pooled connection switched.
+            await raw.dbapi_connection._start_transaction()  # type: ignore[union-attr]
         await driver.execute(self.ENTER)
         try:
             await self.app(scope, receive, send)

@@ -61,11 +61,18 @@ depends_on: str | Sequence[str] | None = None
 
 POLICY = "tenant_isolation"
 
-# Each setting is read once per statement (a scalar subquery becomes an InitPlan), not once per row.
-ORGANISATIONS = "(SELECT string_to_array(nullif(current_setting('app.organisation_id', true), ''), ','))::uuid[]"
+# Each setting is read once per statement, not once per row: a scalar subquery becomes an InitPlan, and the
+# outer cast to the type it already has only makes PostgreSQL parse ``= ANY (...)`` as an array comparison.
+ORGANISATIONS = (
+    "(SELECT string_to_array(nullif(current_setting('app.organisation_id', true), ''), ',')::uuid[])::uuid[]"
+)
 ALL_REGIONS = "(SELECT current_setting('app.region_ids', true) = '*')"
-REGIONS = "(SELECT string_to_array(nullif(nullif(current_setting('app.region_ids', true), ''), '*'), ','))::uuid[]"
+REGIONS = (
+    "(SELECT string_to_array(nullif(nullif(current_setting('app.region_ids', true), ''), '*'), ',')::uuid[])::uuid[]"
+)
 _GROUPS_IN_REGIONS = f"(SELECT g.id FROM groups g WHERE g.region_id = ANY ({REGIONS}))"
+# The sessions of those groups, found through the (group, start) index rather than by scanning the organisation's.
+_SESSIONS_IN_REGIONS = f"(SELECT s.id FROM group_sessions s WHERE s.group_id = ANY (ARRAY{_GROUPS_IN_REGIONS}))"
 
 # Every table whose rows belong to one organisation (through ``organisation_id``).
 TENANT_TABLES = [
@@ -99,7 +106,7 @@ REGION_SCOPED = {
     "group_sessions": f"group_id IN {_GROUPS_IN_REGIONS}",
     "enrolments": f"group_id IN {_GROUPS_IN_REGIONS}",
     "safeguarding_alerts": f"group_id IN {_GROUPS_IN_REGIONS}",
-    "attendance": (f"session_id IN (SELECT s.id FROM group_sessions s WHERE s.group_id IN {_GROUPS_IN_REGIONS})"),
+    "attendance": f"session_id IN {_SESSIONS_IN_REGIONS}",
 }
 
 
