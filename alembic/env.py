@@ -1,7 +1,8 @@
 """Alembic environment: async engine from the service's settings, batch mode so SQLite can ALTER.
 
 A caller may hand in a ready connection via ``config.attributes["connection"]`` (the test fixtures and
-``/readyz`` do), otherwise an engine is made from ``PROGRAMME_API_DATABASE_URL``.
+``/readyz`` do), otherwise an engine is made from ``PROGRAMME_API_OWNER_DATABASE_URL`` (the tables' owner), or
+``PROGRAMME_API_DATABASE_URL`` when no owner URL is set.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def run_with_connection(connection: Connection) -> None:
 
 
 async def run_async() -> None:
-    engine = create_engine(load_settings())
+    engine = create_engine(load_settings().as_owner())
     async with engine.connect() as connection:
         await connection.run_sync(run_with_connection)
         await connection.commit()

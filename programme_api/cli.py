@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import migrations
 from .config import Settings, SettingsError, get_settings
-from .db import create_engine, session_factory
+from .db import create_engine, is_sqlite, row_security_applies, session_factory
 from .domain import directory
 from .domain.errors import DomainError
 from .domain.models import ActorType
+from .domain.tenancy import KeyKind, bind_tenant_of
 from .oauth.cli import clients_app, keys_app, users_app
 from .oauth.invalidation import publish_committed
 
@@ -79,20 +80,38 @@ def settings() -> Settings:
 
 
 def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``work`` in one transaction against the configured database, committing if it returns."""
+    """Run system work (cross-tenant by nature: demo load, organisation listings) in one transaction as the
+    tables' owner (``OWNER_DATABASE_URL``, else ``DATABASE_URL``), committing if it returns."""
+    return asyncio.run(_in_session(settings().as_owner(), work))
 
-    async def main() -> T:
-        engine = create_engine(settings())
-        try:
-            async with session_factory(engine)() as session:
-                result = await work(session)
-                await session.commit()
-                await publish_committed(session, settings().redis_url)
-                return result
-        finally:
-            await engine.dispose()
 
-    return asyncio.run(main())
+def run_for_organisation(organisation_slug: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run work for one organisation as the service's role (``DATABASE_URL``), the transaction bound to that
+    organisation (every region) before ``work`` reads anything: row-level security applies as for requests."""
+    return run_for_key("organisation_slug", organisation_slug, work)
+
+
+def run_for_key(kind: KeyKind, key: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run work as the service's role, bound to the organisation ``key`` (a client id, an email, ...) belongs
+    to: a key of no organisation binds nothing, so ``work`` then finds nothing."""
+
+    async def bound(session: AsyncSession) -> T:
+        await bind_tenant_of(session, kind, key)
+        return await work(session)
+
+    return asyncio.run(_in_session(settings(), bound))
+
+
+async def _in_session(configured: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    engine = create_engine(configured)
+    try:
+        async with session_factory(engine)() as session:
+            result = await work(session)
+            await session.commit()
+            await publish_committed(session, configured.redis_url)
+            return result
+    finally:
+        await engine.dispose()
 
 
 def print_json(value: Any) -> None:
@@ -119,6 +138,7 @@ def serve(
     import uvicorn
 
     configured = settings()
+    _warn_without_row_security(configured)
     uvicorn.run(
         "programme_api.app:create_default_app",
         factory=True,
@@ -131,6 +151,27 @@ def serve(
         env_file=None,
         log_config=None if configured.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
+
+
+def _warn_without_row_security(configured: Settings) -> None:
+    """On PostgreSQL, say so when the service's role is the tables' owner or a superuser: row-level security
+    (the backstop behind the access module) would not apply to it."""
+    if is_sqlite(configured.database_url):
+        return
+
+    async def check() -> bool:
+        engine = create_engine(configured)
+        try:
+            return await row_security_applies(engine)
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(check()):
+        typer.echo(
+            "warning: PROGRAMME_API_DATABASE_URL names a superuser or the tables' owner, so row-level security "
+            "does not apply to the service; run it as a role that does not own the tables (see README)",
+            err=True,
+        )
 
 
 @db_app.command("upgrade")
@@ -177,7 +218,8 @@ def regions_list(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List the regions of an organisation."""
-    print_listing(run_in_session(lambda session: directory.list_regions(session, organisation)), as_json)
+    print_listing(run_for_organisation(organisation, lambda session: directory.list_regions(session, organisation)),
+                  as_json)  # fmt: skip
 
 
 @schema_app.command("print")
@@ -211,13 +253,14 @@ def export_surveys(
         maker = session_factory(engine)
         try:
             async with maker() as session:
+                await bind_tenant_of(session, "client", client_id)
                 principal = await client_principal(session, client_id)
             prepared = await prepare_export(maker, principal)
             await audit_export(SessionAuditWriter(maker), principal, prepared, export_format.value)
             written = 0
             # A one-shot command: nothing else runs on this loop, so plain file writes block no one.
             with open(output, "wb") if output else contextlib.nullcontext(sys.stdout.buffer) as sink:  # noqa: ASYNC230
-                async for chunk in export_body(maker, prepared, export_format.value):
+                async for chunk in export_body(maker, principal, prepared, export_format.value):
                     sink.write(chunk)
                     written += len(chunk)
             return written

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROGRAMME_API_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./programme.db"
+    # The tables' owner, for system work that is cross-tenant by nature (migrations, demo load, organisation
+    # listings); unset: the same as ``database_url``. On PostgreSQL the service's own role should not own the
+    # tables, so that row-level security applies to it (migration 0006).
+    owner_database_url: str | None = None
     issuer: str = "http://127.0.0.1:8000"
     redis_url: str | None = None
     secret_key_file: Path = Path("./programme-keys.json")
@@ -38,6 +42,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Answer common read shapes from plain rows level by level (schema/compiled.py); off = always the full executor.
     compiled_reads: bool = True
+
+    @property
+    def owner_url(self) -> str:
+        return self.owner_database_url or self.database_url
+
+    def as_owner(self) -> Settings:
+        """These settings with the owner's database URL, for system work."""
+        return self.model_copy(update={"database_url": self.owner_url})
+
+    @field_validator("owner_database_url")
+    @classmethod
+    def _check_owner_database_url(cls, value: str | None) -> str | None:
+        return None if value is None or value == "" else cls._check_database_url(value)
 
     @field_validator("database_url")
     @classmethod

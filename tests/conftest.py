@@ -3,6 +3,16 @@
 Every test that takes ``db`` (or anything built on it) runs twice: on SQLite and on PostgreSQL. PostgreSQL is
 found at ``PROGRAMME_API_TEST_POSTGRES_URL`` (default: the local trust-auth server). When it cannot be reached
 the PostgreSQL half is skipped on a laptop but fails under ``CI=true``: CI must prove both databases.
+
+On PostgreSQL the app under test runs as the non-owner login role ``programme_app_test`` (created if missing,
+granted DML on the test database's tables and the tenant-lookup functions), so row-level security applies to
+every HTTP test as it does in production. The factories still write as the owner (several organisations in
+one test), and everything shares one connection in one rolled-back transaction. ``AsAppRole`` wraps the ASGI
+app: each request starts with ``SET ROLE programme_app_test`` and with the tenant settings cleared (a binding
+left by the previous request, whose savepoint was released, must not carry over), and ends with ``RESET
+ROLE``. Requests on the shared connection run one at a time anyway, so the role switch brackets exactly one
+request; it costs two round trips per request, sent straight to the driver (so statement counts do not see
+them), and the data stays uncommitted.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from programme_api.db import create_engine, session_factory
 
 from .api import GraphQLClient, TokenBook
 
+APP_ROLE = "programme_app_test"
 POSTGRES_URL = os.environ.get("PROGRAMME_API_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKENDS = ["sqlite", "postgresql"]
@@ -82,6 +93,64 @@ async def migrate(engine: AsyncEngine) -> None:
         await connection.commit()
 
 
+async def grant_app_role(engine: AsyncEngine) -> None:
+    """Create the non-owner login role if missing and let it do what the service's role may do here."""
+    statements = [
+        f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN; "
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+        f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}",
+        f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {APP_ROLE}",
+    ]
+    async with engine.connect() as connection:
+        for statement in statements:
+            await connection.execute(sa.text(statement))
+        await connection.commit()
+
+
+def app_role_url(url: str) -> str:
+    """The same database, reached as the non-owner role (trust authentication: no password)."""
+    return make_url(url).set(username=APP_ROLE, password=None).render_as_string(hide_password=False)
+
+
+class AsAppRole:
+    """The ASGI app with each request run as ``APP_ROLE`` on the tests' shared connection (see above)."""
+
+    ENTER = (
+        f"SET ROLE {APP_ROLE}; "
+        "SELECT set_config('app.organisation_id', '', false), set_config('app.region_ids', '', false)"
+    )
+
+    def __init__(self, app: Any, connection: AsyncConnection) -> None:
+        self.app = app
+        self.connection = connection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = await self.connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        if not driver.is_in_transaction():
+            # The driver begins the test's transaction lazily; the role switch must happen inside it, or the
+            # rollback after the test would undo the RESET but not the SET, leaving a pooled connection switched.
+            await raw.dbapi_connection._start_transaction()  # type: ignore[union-attr]
+        await driver.execute(self.ENTER)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            await driver.execute("RESET ROLE")
+
+
+def as_app_role(app: Any, backend: str, connection: AsyncConnection) -> Any:
+    """``app`` as the non-owner role on PostgreSQL; unchanged on SQLite (no row-level security there)."""
+    return AsAppRole(app, connection) if backend == "postgresql" else app
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 async def migrated_database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -91,6 +160,8 @@ async def migrated_database(
     url = await empty_database_url(backend, tmp_path_factory.mktemp("db"), "shared")
     engine = create_engine(Settings(database_url=url))
     await migrate(engine)
+    if backend == "postgresql":
+        await grant_app_role(engine)
     yield MigratedDatabase(backend=backend, url=url, engine=engine)
     await engine.dispose()
     if backend == "postgresql":
@@ -152,9 +223,10 @@ def statement_counter(connection: AsyncConnection) -> Iterator[StatementCounter]
 
 @pytest.fixture
 async def http(
-    migrated_database: MigratedDatabase, session_maker: Any
+    migrated_database: MigratedDatabase, session_maker: Any, connection: AsyncConnection
 ) -> AsyncIterator[tuple[httpx.AsyncClient, TokenBook]]:
-    """An HTTP client on the ASGI app, sharing the test's transaction; bearer tokens come from a TokenBook."""
+    """An HTTP client on the ASGI app (as the non-owner role on PostgreSQL), sharing the test's transaction;
+    bearer tokens come from a TokenBook."""
     tokens = TokenBook()
     app = create_app(
         migrated_database.settings,
@@ -162,7 +234,8 @@ async def http(
         session_maker=session_maker,
         authenticate=tokens.authenticate,
     )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+    served = as_app_role(app, migrated_database.backend, connection)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served), base_url="http://testserver") as client:
         yield client, tokens
 
 
@@ -198,7 +271,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture
-async def two_clients(migrated_database: MigratedDatabase, session_maker: Any):  # type: ignore[no-untyped-def]
+async def two_clients(migrated_database: MigratedDatabase, session_maker: Any, connection: AsyncConnection):  # type: ignore[no-untyped-def]
     """The same app twice: compiled reads on, and off (the full executor only)."""
     tokens = TokenBook()
     clients = []
@@ -206,7 +279,8 @@ async def two_clients(migrated_database: MigratedDatabase, session_maker: Any): 
         settings = migrated_database.settings.model_copy(update={"compiled_reads": compiled})
         app = create_app(settings, engine=migrated_database.engine, session_maker=session_maker,
                          authenticate=tokens.authenticate)  # fmt: skip
-        clients.append(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t"))
+        served = as_app_role(app, migrated_database.backend, connection)
+        clients.append(httpx.AsyncClient(transport=httpx.ASGITransport(app=served), base_url="http://t"))
     yield tokens, clients[0], clients[1]
     for client in clients:
         await client.aclose()

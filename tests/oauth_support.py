@@ -19,7 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -46,7 +46,7 @@ from programme_api.oauth.resource import unauthorized_response
 from programme_api.oauth.service import OAuthService
 from programme_api.runtime import Runtime
 
-from .conftest import MigratedDatabase
+from .conftest import MigratedDatabase, as_app_role
 from .factories import make_organisation, make_region
 
 ISSUER = "https://programme.test"
@@ -101,9 +101,11 @@ def app(settings: Settings, migrated_database: MigratedDatabase, session_maker: 
 
 
 @pytest.fixture
-async def web(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on the app, as a browser or partner app would reach it (cookies kept)."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as client:
+async def web(app: Starlette, backend: str, connection: AsyncConnection) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the app, as a browser or partner app would reach it (cookies kept); on PostgreSQL
+    every request runs as the non-owner role, under row-level security."""
+    served = as_app_role(app, backend, connection)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served), base_url=ISSUER) as client:
         yield client
 
 

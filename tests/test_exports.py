@@ -140,7 +140,7 @@ async def test_large_export_streams_in_constant_memory(db: AsyncSession, session
     size = rows = 0
     halfway_peak: int | None = None
     tracemalloc.start()
-    async for chunk in export_body(session_maker, prepared, "csv"):
+    async for chunk in export_body(session_maker, c["evaluator"], prepared, "csv"):
         size += len(chunk)
         rows += chunk.count(b"\n")
         if halfway_peak is None and rows >= 50_000:

@@ -193,7 +193,9 @@ async def test_the_statement_binds_its_own_tenant_for_row_level_security(
     await connection.execute(sa.text(f"SELECT set_config('{SETTING}', '', true)"))  # nothing bound beforehand
     unfiltered = sa.select(sa.select(sa.func.count()).select_from(models.Region).scalar_subquery())
     for organisation, expected in ((org_a, 2), (org_b, 1)):
-        read = compile_read(trusted(bound_read(unfiltered, organisation.id), reason="RLS alone"), connection.dialect)
+        read = compile_read(
+            trusted(bound_read(unfiltered, principal_for(organisation)), reason="RLS alone"), connection.dialect
+        )
         assert [tuple(row) for row in await fetch_compiled(connection, read)] == [(expected,)]
     await connection.execute(sa.text("RESET ROLE"))
 

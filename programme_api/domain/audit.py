@@ -180,14 +180,14 @@ class AuditWriter(Protocol):
 class SessionAuditWriter:
     """The service's writer: a new session (a pooled connection of the engine) per batch, committed at once.
 
-    The transaction is bound to the tenant first, so row-level security admits the rows (migration 0002).
+    The transaction is bound to the tenant first, so row-level security admits the rows (migration 0006).
     """
 
     session_maker: async_sessionmaker[AsyncSession]
 
     async def write(self, organisation_id: uuid.UUID, events: Sequence[AuditEvent]) -> None:
         async with self.session_maker() as session:
-            await bind_tenant(session, organisation_id)
+            await bind_tenant(session, organisation_id, regions=None)
             session.add_all(events)
             await session.commit()
 

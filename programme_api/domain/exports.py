@@ -2,9 +2,9 @@
 
 Rows come from ``evaluation.evaluator_rows`` (the same statement and rules as the GraphQL view) through a
 streaming cursor (``yield_per``), are converted a batch at a time, and leave as bytes as soon as a batch is
-encoded, so memory does not grow with the export. The export is an audited read: ``audit_export`` writes its
-event in a transaction of its own before the first byte is sent (the caller refuses the export when that
-fails), so a download cut off half-way, or a process that dies mid-stream, is on record all the same.
+encoded, so memory does not grow with the export. The export is audited in its own transaction before its
+first byte (``audit_export``). Each transaction is bound to the caller (``tenancy.bind_principal``) before it
+reads, for PostgreSQL's row-level security.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from .models import EvaluationProject, SurveyInstrument
 from .outcome_tables import SUPPRESSION_RULES
 from .principal import Principal
 from .pseudonyms import pseudonym, week_start
+from .tenancy import bind_principal
 
 BATCH_ROWS = 2000
 FIXED_COLUMNS: list[tuple[str, str, pa.DataType]] = [
@@ -308,6 +309,7 @@ async def prepare_export(session_maker: async_sessionmaker[AsyncSession], princi
 
     async with session_maker() as session:
         install_guard(session)
+        await bind_principal(session, principal)
         project = await project_for(session, principal)
         instruments = await project_instruments(session, project)
         return PreparedExport(project, instruments, await suppression_threshold(session, project))
@@ -326,12 +328,13 @@ async def audit_export(writer: AuditWriter, principal: Principal, prepared: Prep
 
 
 async def export_body(
-    session_maker: async_sessionmaker[AsyncSession], prepared: PreparedExport, export_format: str
+    session_maker: async_sessionmaker[AsyncSession], principal: Principal, prepared: PreparedExport, export_format: str
 ) -> AsyncIterator[bytes]:
     """The file's bytes (audited beforehand with ``audit_export``)."""
     answers = item_columns(prepared.instruments)
     encode = csv_chunks if export_format == "csv" else parquet_chunks
     async with session_maker() as session:
         install_guard(session)
+        await bind_principal(session, principal)
         async for chunk in encode(stream_rows(session, prepared.project, answers), answers):
             yield chunk

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import access, audit, enrolments
@@ -92,8 +93,14 @@ async def register_participant(session: AsyncSession, principal: Principal, data
         contact_email=email,
         contact_phone=phone,
     )
-    session.add(participant)
-    await session.flush()
+    try:
+        # A reference taken in a region this caller cannot see is invisible to the check above under
+        # row-level security; the unique constraint still finds it.
+        async with session.begin_nested():
+            session.add(participant)
+    except IntegrityError:
+        duplicate = f"the reference {reference!r} is already registered"
+        raise DomainError(ErrorCode.DUPLICATE, duplicate, "reference") from None
     details = {"region_id": str(region.id), "has_email": email is not None, "has_phone": phone is not None}
     await audit.record(session, principal, "participant.register", participant, details)
     enrolment = await enrolments.enrol_in(session, principal, participant, group) if group is not None else None

@@ -34,6 +34,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ..domain.models import User
 from ..domain.principal import ALL_SCOPES
+from ..domain.tenancy import bind_tenant_of
 from ..oauth.clients import EXPLORER_CLIENT_ID, explorer_redirect_uri
 from ..runtime import Runtime
 from ..schema import schema
@@ -129,6 +130,7 @@ async def _signed_in_user(request: Request) -> User | None:
     if session is None:
         return None
     async with Runtime.of(request).session_maker() as db:
+        await bind_tenant_of(db, "user", str(session.user_id))
         user: User | None = await db.scalar(sa.select(User).where(User.id == session.user_id, User.is_active))
     return user
 

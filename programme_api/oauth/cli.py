@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from ..domain.tenancy import KeyKind
 from . import admin
 from .clients import GRANT_CHOICES, create_client
 from .keys import KeyFileError, rotate
@@ -56,7 +57,8 @@ def clients_create(
     """Register an OAuth client. The secret is printed once and stored only as a hash."""
     from .. import cli
 
-    created = cli.run_in_session(
+    created = cli.run_for_organisation(
+        organisation,
         lambda session: create_client(
             session,
             organisation_slug=organisation,
@@ -67,7 +69,7 @@ def clients_create(
             redirect_uris=redirect_uris,
             evaluation_project_slug=evaluation_project,
             public=public,
-        )
+        ),
     )
     if as_json:
         cli.print_json({"client_id": created.client_id, "client_secret": created.client_secret})
@@ -96,7 +98,8 @@ def users_create(
     if not password_stdin:
         raise cli.CommandError("give the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
-    user = cli.run_in_session(
+    user = cli.run_for_organisation(
+        organisation,
         lambda session: create_user(
             session,
             organisation_slug=organisation,
@@ -106,7 +109,7 @@ def users_create(
             password=password,
             display_name=name,
             evaluation_project_slug=evaluation_project,
-        )
+        ),
     )
     if as_json:
         cli.print_json({"id": str(user.id), "email": user.email, "role": user.role.value})
@@ -118,14 +121,24 @@ def users_create(
 @_one_line_errors
 def clients_disable(client_id: str = typer.Argument(..., help="The client's id.")) -> None:
     """Disable a client: it gets no new tokens and the tokens it holds stop working."""
-    _change(lambda session: admin.set_client_enabled(session, client_id, False), f"disabled client {client_id}")
+    _change(
+        "client",
+        client_id,
+        lambda session: admin.set_client_enabled(session, client_id, False),
+        f"disabled client {client_id}",
+    )
 
 
 @clients_app.command("enable")
 @_one_line_errors
 def clients_enable(client_id: str = typer.Argument(..., help="The client's id.")) -> None:
     """Enable a disabled client again."""
-    _change(lambda session: admin.set_client_enabled(session, client_id, True), f"enabled client {client_id}")
+    _change(
+        "client",
+        client_id,
+        lambda session: admin.set_client_enabled(session, client_id, True),
+        f"enabled client {client_id}",
+    )
 
 
 @clients_app.command("set-scopes")
@@ -135,7 +148,12 @@ def clients_set_scopes(
     scope: str = typer.Option(..., "--scope", help='Allowed scopes, space-separated: "programme:read".'),
 ) -> None:
     """Replace a client's allowed scopes (its tokens keep only scopes still allowed)."""
-    _change(lambda session: admin.set_client_scopes(session, client_id, scope), f"client {client_id}: scopes set")
+    _change(
+        "client",
+        client_id,
+        lambda session: admin.set_client_scopes(session, client_id, scope),
+        f"client {client_id}: scopes set",
+    )
 
 
 @clients_app.command("set-regions")
@@ -145,21 +163,26 @@ def clients_set_regions(
     regions: list[str] = typer.Option([], "--region", help="Region slug (repeatable; none: the whole organisation)."),
 ) -> None:
     """Bind a client to exactly these regions."""
-    _change(lambda session: admin.set_client_regions(session, client_id, regions), f"client {client_id}: regions set")
+    _change(
+        "client",
+        client_id,
+        lambda session: admin.set_client_regions(session, client_id, regions),
+        f"client {client_id}: regions set",
+    )
 
 
 @users_app.command("disable")
 @_one_line_errors
 def users_disable(email: str = typer.Argument(..., help="Sign-in email.")) -> None:
     """Disable a person: no sign-in, no refresh, and their tokens stop working."""
-    _change(lambda session: admin.set_user_active(session, email, False), f"disabled {email}")
+    _change("email", email, lambda session: admin.set_user_active(session, email, False), f"disabled {email}")
 
 
 @users_app.command("enable")
 @_one_line_errors
 def users_enable(email: str = typer.Argument(..., help="Sign-in email.")) -> None:
     """Enable a disabled person again."""
-    _change(lambda session: admin.set_user_active(session, email, True), f"enabled {email}")
+    _change("email", email, lambda session: admin.set_user_active(session, email, True), f"enabled {email}")
 
 
 @users_app.command("set-regions")
@@ -169,7 +192,7 @@ def users_set_regions(
     regions: list[str] = typer.Option([], "--region", help="Region slug (repeatable)."),
 ) -> None:
     """Assign a person to exactly these regions."""
-    _change(lambda session: admin.set_user_regions(session, email, regions), f"{email}: regions set")
+    _change("email", email, lambda session: admin.set_user_regions(session, email, regions), f"{email}: regions set")
 
 
 @users_app.command("set-role")
@@ -179,13 +202,14 @@ def users_set_role(
     role: str = typer.Option(..., "--role", help="org_admin, coordinator, facilitator or evaluator."),
 ) -> None:
     """Change a person's role."""
-    _change(lambda session: admin.set_user_role(session, email, role), f"{email}: role set to {role}")
+    _change("email", email, lambda session: admin.set_user_role(session, email, role), f"{email}: role set to {role}")
 
 
-def _change(work: Callable[[Any], Any], done: str) -> None:
+def _change(kind: KeyKind, key: str, work: Callable[[Any], Any], done: str) -> None:
+    """One change for the organisation the client or person belongs to, as the service's role."""
     from .. import cli
 
-    cli.run_in_session(work)
+    cli.run_for_key(kind, key, work)
     typer.echo(done)
 
 

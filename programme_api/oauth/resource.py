@@ -42,6 +42,7 @@ from ..domain.models import (
     utcnow,
 )
 from ..domain.principal import ALL_SCOPES, Principal, effective_scopes
+from ..domain.tenancy import bind_tenant_of
 from ..runtime import Runtime
 from .clients import client_region_ids, is_explorer_anchor, parse_scope, public_client_id
 from .errors import AuthenticationError
@@ -145,7 +146,12 @@ async def load_principal(session: AsyncSession, claims: AccessTokenClaims, now: 
 
 
 async def load_token(session: AsyncSession, claims: AccessTokenClaims, now: datetime | None = None) -> LoadedToken:
-    """What the current rows say about verified claims."""
+    """What the current rows say about verified claims.
+
+    The token's organisation is not known until its row is read: the transaction is bound to it by the
+    token's ``jti`` first (``bind_tenant_of``), so the reads below run under row-level security.
+    """
+    await bind_tenant_of(session, "access_token", claims.jti)
     found = (
         await session.execute(
             sa.select(OAuthToken, OAuthClient, User, Facilitator.id)

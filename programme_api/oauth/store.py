@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 
 from ..domain.models import ActorType, AuditEvent, OAuthAuthorizationCode, OAuthClient, OAuthToken, User
 from ..domain.passwords import hash_secret
+from ..domain.tenancy import bind_tenant_of_sync
 from . import audit, invalidation
-from .clients import ClientRecord, ensure_explorer_anchor, find_client, public_client_id
+from .clients import EXPLORER_CLIENT_ID, ClientRecord, ensure_explorer_anchor, find_client, public_client_id
 from .errors import AuthenticationError
 from .keys import KeyRing
 from .lifetimes import AUTHORIZATION_CODE_LIFETIME, REFRESH_FAMILY_LIFETIME, REFRESH_TOKEN_IDLE_LIFETIME
@@ -118,6 +119,9 @@ class TokenRecord(TokenMixin):  # type: ignore[misc]
 
 
 def query_client(context: OAuthContext, client_id: str) -> ClientRecord | None:
+    """The client, read under its own organisation's binding (the built-in explorer has none yet)."""
+    if client_id != EXPLORER_CLIENT_ID:
+        bind_tenant_of_sync(context.session, "client", client_id)
     return find_client(context.session, client_id, context.issuer)
 
 
@@ -125,6 +129,7 @@ def load_user(context: OAuthContext, user_id: uuid.UUID | None) -> UserRecord | 
     """The user if they still exist and are active (a deactivated person's grants stop working)."""
     if user_id is None:
         return None
+    bind_tenant_of_sync(context.session, "user", str(user_id))
     row = context.session.get(User, user_id)
     return user_record(row) if row is not None and row.is_active else None
 
@@ -168,6 +173,7 @@ def save_code(
 
 def take_code(context: OAuthContext, code: str, client: ClientRecord) -> CodeRecord | None:
     """The unused, unexpired code issued to ``client``; a used one revokes what it issued and raises."""
+    bind_tenant_of_sync(context.session, "code", hash_secret(code))
     found = context.session.execute(
         sa.select(OAuthAuthorizationCode, OAuthClient.client_id)
         .join(OAuthClient, OAuthClient.id == OAuthAuthorizationCode.client_pk)
@@ -304,6 +310,7 @@ def _token_record(found: sa.Row[OAuthToken, str, datetime | None, bool], kind: T
 
 def take_refresh_token(context: OAuthContext, value: str) -> TokenRecord | None:
     """The live refresh token with this value; a used one revokes its family and raises."""
+    bind_tenant_of_sync(context.session, "refresh_token", hash_secret(value))
     found = context.session.execute(
         _token_query().where(OAuthToken.refresh_token_hash == hash_secret(value)).with_for_update(of=OAuthToken)
     ).first()
@@ -334,9 +341,11 @@ def find_token(context: OAuthContext, value: str, hint: str | None) -> TokenReco
         except AuthenticationError:
             claims = None
         if claims is not None:
+            bind_tenant_of_sync(context.session, "access_token", claims.jti)
             found = context.session.execute(_token_query().where(OAuthToken.jti == claims.jti)).first()
             if found is not None:
                 return _token_record(found, "access_token", context.now)
+    bind_tenant_of_sync(context.session, "refresh_token", hash_secret(value))
     found = context.session.execute(_token_query().where(OAuthToken.refresh_token_hash == hash_secret(value))).first()
     return None if found is None else _token_record(found, "refresh_token", context.now)
 

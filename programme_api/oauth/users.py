@@ -18,6 +18,7 @@ from ..domain.directory import organisation_by_slug
 from ..domain.errors import DomainError, ErrorCode
 from ..domain.models import ActorType, Role, User, UserRegion
 from ..domain.passwords import hash_password, verify_password
+from ..domain.tenancy import bind_tenant_of, tenant_of
 from . import audit
 from .lookups import evaluation_project_id, regions_by_slug
 
@@ -56,7 +57,11 @@ def user_record(row: User) -> UserRecord:
 
 
 async def check_password(email: str, password: str, session: AsyncSession) -> User | None:
-    """The active user with this email and password, else ``None`` (same cost whether or not the email exists)."""
+    """The active user with this email and password, else ``None`` (same cost whether or not the email exists).
+
+    Binds the session to the email's organisation (nothing, for an unknown email) before reading the person.
+    """
+    await bind_tenant_of(session, "email", normalise_email(email))
     row = await session.scalar(sa.select(User).where(User.email == normalise_email(email)))
     stored_hash = row.password_hash if row is not None and row.is_active else None
     matches = await anyio.to_thread.run_sync(verify_password, stored_hash, password[:MAX_PASSWORD_LENGTH])
@@ -64,7 +69,8 @@ async def check_password(email: str, password: str, session: AsyncSession) -> Us
 
 
 async def find_user_id_by_email(session: AsyncSession, email: str) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """``(user id, organisation id)`` for an email, used to attribute failed sign-ins."""
+    """``(user id, organisation id)`` for an email, used to attribute failed sign-ins (binds as above)."""
+    await bind_tenant_of(session, "email", normalise_email(email))
     row = (
         await session.execute(sa.select(User.id, User.organisation_id).where(User.email == normalise_email(email)))
     ).first()
@@ -94,7 +100,7 @@ async def create_user(
         raise DomainError(ErrorCode.INVALID, f"role must be one of {choices}", "role") from None
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise DomainError(ErrorCode.INVALID, f"password must be at least {MIN_PASSWORD_LENGTH} characters", "password")
-    if await session.scalar(sa.select(User.id).where(User.email == address)) is not None:
+    if await tenant_of(session, "email", address) is not None:  # taken in any organisation, not only this one
         raise DomainError(ErrorCode.DUPLICATE, f"a user with email {address!r} already exists", "email")
 
     project_id: uuid.UUID | None = None

@@ -115,7 +115,7 @@ def _build(dialect: sa.Dialect, principal: Principal, schema: Any, query: QueryO
             raise Unsupported(f"Query.{name}")
     data = Builder(selection, principal).object(root, None, selected)
     statement = sa.select(sa.cast(data, sa.Text))  # the text as PostgreSQL wrote it, not parsed here
-    return compile_read(bound_read(statement, principal.organisation_id), dialect)
+    return compile_read(bound_read(statement, principal), dialect)
 
 
 class Builder:

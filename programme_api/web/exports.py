@@ -75,7 +75,7 @@ async def _export(request: Request, export_format: str) -> Response:
         return _problem(503, unavailable.message)
     filename = f"{prepared.project.slug}-surveys.{export_format}"
     return ClosingStreamingResponse(
-        export_body(runtime.session_maker, prepared, export_format),
+        export_body(runtime.session_maker, principal, prepared, export_format),
         media_type=MEDIA_TYPES[export_format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )
