@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ from programme_api.db import session_factory
 from programme_api.domain.errors import DomainError
 from programme_api.domain.pseudonyms import open_cursor
 from programme_api.schema import schema
+from programme_api.schema.relay import to_global_id
 
 from .api import TokenBook
 from .conftest import MigratedDatabase
@@ -244,3 +246,21 @@ async def test_a_cursor_of_another_list_gets_the_resolvers_answer(apps: Apps, wh
     cursor = first["data"]["sessions"]["edges"][0]["cursor"]
     query = GeneratedQuery("query($c: String) { regions(before: $c) { totalCount nodes { name } } }", {"c": cursor}, [])
     await assert_same_answer(apps, who, query)
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(data=st.data())
+def test_the_generator_makes_only_valid_queries(data: st.DataObject) -> None:
+    """Without a database: whatever the pool holds, every drawn document passes the endpoint's validation
+    (``queries`` asserts it) and reads back its own IDs and cursors."""
+    pool = Pool(words=["Tuesday"])
+    pool.add_id(gid_of("Group", "0b5d3a4e-0000-4000-8000-000000000001"))
+    pool.add_cursor("GroupConnection", "WyJCIix7InUiOiIwIn1d")
+    who = data.draw(st.sampled_from(PRINCIPALS))
+    query = data.draw(queries(schema._schema, pool, WEIGHTS[who]))
+    assert query.text.lstrip().startswith(("{", "query"))
+    harvest(pool, query.selections, {})
+
+
+def gid_of(type_name: str, row_id: str) -> str:
+    return str(to_global_id(type_name, uuid.UUID(row_id)))
