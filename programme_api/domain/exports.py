@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ..db import read_only_session
 from .access import compile_read, cursor_batches, mark_checked
 from .consent import audit_event
 from .evaluation import evaluator_rows
@@ -302,7 +303,7 @@ async def prepare_export(session_maker: async_sessionmaker[AsyncSession], princi
     """Authorise (``evaluation:read`` and a bound project) before streaming, so refusals get a proper status."""
     from .evaluation import project_for
 
-    async with session_maker() as session:
+    async with read_only_session(session_maker) as session:
         project = await project_for(session, principal)
         return PreparedExport(project, await project_instruments(session, project))
 
@@ -316,7 +317,7 @@ async def export_body(
     encode = csv_chunks if export_format == "csv" else parquet_chunks
     complete = False
     try:
-        async with session_maker() as session:
+        async with read_only_session(session_maker) as session:  # a long read: never hold the write lock
             async for chunk in encode(
                 stream_rows(session, prepared.project, answers), answers, lambda n: count.__setitem__(0, n)
             ):

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 
+from ..db import read_only_session
 from ..domain.models import (
     ActorType,
     Facilitator,
@@ -67,7 +68,7 @@ async def authenticate(connection: HTTPConnection) -> Principal | None:
         return None
     service = oauth_service(connection)
     claims = verify_access_token(token, service.keyring, issuer=service.issuer, audience=service.tokens.audience)
-    async with Runtime.of(connection).session_maker() as session:
+    async with read_only_session(Runtime.of(connection).session_maker) as session:
         return await load_principal(session, claims)
 
 

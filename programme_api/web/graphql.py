@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..db import read_only_session
 from ..domain.access import install_guard
 from ..domain.errors import DomainError
 from ..domain.principal import Principal
@@ -230,7 +231,9 @@ async def run_operation(
         text = await _read_as_json(runtime, principal, query)
         if text is not None:
             return respond({"data": orjson.Fragment(text)}, 200, media_type)
-    async with runtime.session_maker() as session:
+    # A query only reads: on SQLite its transaction then runs beside writers instead of queueing on the lock.
+    unit_of_work = runtime.session_maker() if query is None else read_only_session(runtime.session_maker)
+    async with unit_of_work as session:
         install_guard(session)
         await bind_principal(session, principal)
         context = RequestContext(principal=principal, session=session, request_id=request_id)
