@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
+from . import planner_statistics
 from .config import Settings, get_settings
 from .db import create_engine, session_factory
 from .explorer import page as explorer
@@ -42,7 +43,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        yield
+        upkeep = planner_statistics.kept_fresh(engine, settings.sqlite_optimize_seconds)
+        async with upkeep if owns_engine else contextlib.nullcontext():
+            yield
         if owns_engine:
             await engine.dispose()
 

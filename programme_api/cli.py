@@ -22,6 +22,7 @@ from .db import create_engine, session_factory
 from .domain import directory
 from .domain.errors import DomainError
 from .oauth.cli import clients_app, keys_app, users_app
+from .planner_statistics import analyze_session
 
 T = TypeVar("T")
 
@@ -154,6 +155,7 @@ def demo_load() -> None:
     from .domain import demo
 
     summary = run_in_session(demo.load_demo)
+    run_in_session(analyze_session)  # statistics for the planner, now that the tables hold the data
     typer.echo(summary)
 
 
