@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
+from . import planner_statistics
 from .config import Settings, get_settings
 from .db import create_engine, session_factory
 from .explorer import page as explorer
@@ -46,8 +47,10 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         # Cached token and client views are trusted only while their change notifications are subscribed.
         await views.start()
+        upkeep = planner_statistics.kept_fresh(engine, settings.sqlite_optimize_seconds)
         try:
-            yield
+            async with upkeep if owns_engine else contextlib.nullcontext():
+                yield
         finally:
             await views.stop()
             if owns_engine:

@@ -26,6 +26,7 @@ from .domain.models import ActorType
 from .domain.tenancy import KeyKind, bind_tenant_of
 from .oauth.cli import clients_app, keys_app, users_app
 from .oauth.invalidation import publish_committed
+from .planner_statistics import analyze_session
 
 T = TypeVar("T")
 
@@ -201,6 +202,7 @@ def demo_load() -> None:
     from .domain import demo
 
     summary = run_in_session(demo.load_demo)
+    run_in_session(analyze_session)  # statistics for the planner, now that the tables hold the data
     typer.echo(summary)
 
 

@@ -11,6 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from .config import Settings
 
+READ_ONLY = "programme_api_read_only"
+"""Execution option of a connection whose unit of work only reads (consumed when its transaction begins)."""
+
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
@@ -57,9 +60,13 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    """Take the write lock up front: two deferred transactions that both upgrade to writing would fail at
-    once with "database is locked" instead of waiting (SQLite is the one-process laptop database)."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    """A unit of work that may write takes the write lock up front (``BEGIN IMMEDIATE``): a deferred
+    transaction that has read and then tries to write fails at once with "database is locked" when another
+    writer holds the lock (SQLite does not wait there), while ``BEGIN IMMEDIATE`` waits its turn. A unit of
+    work declared read-only (``READ_ONLY``) begins deferred: in WAL mode it reads a snapshot beside the
+    writer and never queues on the write lock."""
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 # Whether PostgreSQL's row-level security applies to this connection's role: not a superuser, not exempt
@@ -81,3 +88,18 @@ async def row_security_applies(engine: AsyncEngine) -> bool:
 def session_factory(bind: AsyncEngine | AsyncConnection, **options: Any) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit (responses are built after the edge commits)."""
     return async_sessionmaker(bind=bind, expire_on_commit=False, autoflush=False, **options)
+
+
+def read_only_session(maker: async_sessionmaker[AsyncSession]) -> AsyncSession:
+    """A session from ``maker`` for a unit of work that only reads (a GraphQL query, an export, a token
+    lookup). On SQLite its transaction begins deferred, so readers do not wait for writers; elsewhere it is
+    an ordinary session. A session joined to a connection its caller already opened (the tests' rolled-back
+    transaction) cannot choose how that transaction began, and is left as it is."""
+    if isinstance(maker.kw.get("bind"), AsyncConnection):
+        return maker()
+    return maker(execution_options={READ_ONLY: True})
+
+
+def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (same pool) whose connections begin read-only transactions (see ``read_only_session``)."""
+    return engine.execution_options(**{READ_ONLY: True})

@@ -12,9 +12,11 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from programme_api.cli import app
-from programme_api.config import get_settings
+from programme_api.config import Settings, get_settings
+from programme_api.db import create_engine, session_factory
 
 from .conftest import BACKENDS, drop_postgres_database, empty_database_url
+from .factories import make_group, make_organisation, make_region
 
 runner = CliRunner()
 
@@ -61,6 +63,69 @@ def test_demo_load_is_idempotent_through_the_cli(database_url: str) -> None:
     assert code == 0
     assert json.loads(invoke("organisations", "list", "--json")[1]) == organisations
     assert second != first
+
+
+def planner_statistics(url: str) -> dict[str, float]:
+    """Tables the planner has statistics for, with their row estimate (SQLite: sqlite_stat1's first number;
+    PostgreSQL: pg_class.reltuples, which ANALYZE sets and which is -1 until statistics are first taken)."""
+
+    async def read() -> dict[str, float]:
+        engine = create_engine(Settings(database_url=url))
+        try:
+            async with engine.connect() as connection:
+                if engine.dialect.name == "sqlite":
+                    exists = "SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_stat1'"
+                    if not (await connection.exec_driver_sql(exists)).scalar_one():
+                        return {}
+                    rows = await connection.exec_driver_sql(
+                        "SELECT tbl, max(CAST(stat AS INTEGER)) FROM sqlite_stat1 GROUP BY tbl"
+                    )
+                else:
+                    rows = await connection.exec_driver_sql(
+                        "SELECT relname, reltuples FROM pg_class JOIN pg_namespace n ON n.oid = relnamespace "
+                        "WHERE nspname = 'public' AND relkind = 'r' AND reltuples >= 0"
+                    )
+                return {name: float(number) for name, number in rows}
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def test_upgrade_takes_planner_statistics_of_the_data_already_there(database_url: str) -> None:
+    assert invoke("db", "upgrade", "0002")[0] == 0
+
+    async def add_rows() -> None:
+        engine = create_engine(Settings(database_url=database_url))
+        async with session_factory(engine)() as db:
+            region = await make_region(db, await make_organisation(db))
+            for number in range(3):
+                await make_group(db, region, name=f"Group {number}")
+            await db.commit()
+        await engine.dispose()
+
+    asyncio.run(add_rows())
+    assert planner_statistics(database_url).get("groups", 0) == 0
+
+    code, _, err = invoke("db", "upgrade")
+    assert code == 0, err
+
+    assert planner_statistics(database_url)["groups"] == 3
+
+
+def test_demo_load_leaves_planner_statistics_of_the_big_tables(database_url: str) -> None:
+    assert invoke("db", "upgrade")[0] == 0
+    assert (
+        "group_sessions" not in planner_statistics(database_url)
+        or not planner_statistics(database_url)["group_sessions"]
+    )
+
+    code, _, err = invoke("demo", "load")
+    assert code == 0, err
+
+    statistics = planner_statistics(database_url)
+    for table in ("group_sessions", "attendance", "groups", "participants", "enrolments"):
+        assert statistics.get(table, 0) > 0, f"no planner statistics for {table}: {statistics}"
 
 
 def test_commands_before_migration_fail_in_one_line(database_url: str) -> None:

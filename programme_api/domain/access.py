@@ -106,6 +106,14 @@ def _session_filter(principal: Principal) -> ColumnElement[bool]:
     return _by_readable_group(principal, GroupSession.group_id, GroupSession.organisation_id)
 
 
+def _of_readable_session(principal: Principal, session_column: Any) -> ColumnElement[bool]:
+    """Rows of a readable session, checked per row against that one session (a primary-key probe), so the
+    row's own index decides what is read; ``IN (SELECT id FROM group_sessions ...)`` would list every
+    readable session of the organisation for each statement."""
+    session = sa.exists().where(GroupSession.id == session_column, _session_filter(principal))
+    return session.correlate_except(GroupSession)  # the session looked up, even where the outer query joins one
+
+
 def _participant_filter(principal: Principal) -> ColumnElement[bool]:
     """Participants of the principal's regions; a facilitator's, only those enrolled in their groups."""
     clauses: list[ColumnElement[bool]] = [
@@ -143,7 +151,7 @@ RULES: dict[type[Any], tuple[str, Callable[[Principal], ColumnElement[bool]]]] =
         "programme:read",
         lambda p: sa.and_(
             SessionFacilitator.organisation_id == p.organisation_id,
-            SessionFacilitator.session_id.in_(sa.select(GroupSession.id).where(_session_filter(p))),
+            _of_readable_session(p, SessionFacilitator.session_id),
         ),
     ),
     Participant: ("participants:read", _participant_filter),
@@ -154,8 +162,7 @@ RULES: dict[type[Any], tuple[str, Callable[[Principal], ColumnElement[bool]]]] =
     Attendance: (
         "participants:read",
         lambda p: sa.and_(
-            Attendance.organisation_id == p.organisation_id,
-            Attendance.session_id.in_(sa.select(GroupSession.id).where(_session_filter(p))),
+            Attendance.organisation_id == p.organisation_id, _of_readable_session(p, Attendance.session_id)
         ),
     ),
 }
@@ -172,7 +179,7 @@ def attendance_for_counts(principal: Principal) -> sa.Select[Attendance]:
     return _mark_checked(
         sa.select(Attendance).where(
             Attendance.organisation_id == principal.organisation_id,
-            Attendance.session_id.in_(sa.select(GroupSession.id).where(_session_filter(principal))),
+            _of_readable_session(principal, Attendance.session_id),
         )
     )
 

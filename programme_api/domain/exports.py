@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ..db import read_only_session
 from . import access
 from .access import compile_read, cursor_batches, install_guard
 from .audit import AuditWriter, ReadLog, record_read, write_reads
@@ -307,7 +308,7 @@ async def prepare_export(session_maker: async_sessionmaker[AsyncSession], princi
     """Authorise (``evaluation:read`` and a bound project) before streaming, so refusals get a proper status."""
     from .evaluation import project_for, suppression_threshold
 
-    async with session_maker() as session:
+    async with read_only_session(session_maker) as session:
         install_guard(session)
         await bind_principal(session, principal)
         project = await project_for(session, principal)
@@ -333,7 +334,7 @@ async def export_body(
     """The file's bytes (audited beforehand with ``audit_export``)."""
     answers = item_columns(prepared.instruments)
     encode = csv_chunks if export_format == "csv" else parquet_chunks
-    async with session_maker() as session:
+    async with read_only_session(session_maker) as session:  # a long read: never hold the write lock
         install_guard(session)
         await bind_principal(session, principal)
         async for chunk in encode(stream_rows(session, prepared.project, answers), answers):

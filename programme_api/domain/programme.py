@@ -225,18 +225,27 @@ class Period:
 async def attendance_rates(
     session: AsyncSession, principal: Principal, group_ids: Sequence[uuid.UUID], period: Period
 ) -> dict[uuid.UUID, float | None]:
-    """Share of recorded places that were present, at held sessions in the period (None: nothing recorded)."""
+    """Share of recorded places that were present, at held sessions in the period (None: nothing recorded).
+
+    Starts from the sessions of the groups asked for in the period (the session index on organisation,
+    group and start), filtered by access, then each session's marks through the attendance index: the work
+    grows with those groups' sessions, not with the organisation's history.
+    """
     present = sa.func.sum(sa.case((Attendance.status == AttendanceStatus.PRESENT, 1), else_=0))
     query = (
-        access.attendance_for_counts(principal)
+        readable(principal, GroupSession)
         .with_only_columns(GroupSession.group_id, present, sa.func.count(Attendance.id))
-        .select_from(Attendance)
-        .join(GroupSession, GroupSession.id == Attendance.session_id)
+        .join(
+            Attendance,
+            sa.and_(
+                Attendance.organisation_id == GroupSession.organisation_id, Attendance.session_id == GroupSession.id
+            ),
+        )
         .where(
             GroupSession.group_id.in_(group_ids),
-            GroupSession.status == SessionStatus.HELD,
             GroupSession.starts_at >= period.starts,
             GroupSession.starts_at < period.ends,
+            GroupSession.status == SessionStatus.HELD,
         )
         .group_by(GroupSession.group_id)
     )
@@ -271,15 +280,22 @@ async def region_totals(
         GroupSession.starts_at >= period.starts,
         GroupSession.starts_at < period.ends,
     )
+    # Sessions of the visible groups only, then their marks: both through indexes led by the organisation.
+    of_group = sa.and_(
+        GroupSession.organisation_id == visible_groups.c.organisation_id, GroupSession.group_id == visible_groups.c.id
+    )
+    of_session = sa.and_(
+        Attendance.organisation_id == GroupSession.organisation_id, Attendance.session_id == GroupSession.id
+    )
     held = (
         sa.select(visible_groups.c.region_id, sa.func.count(GroupSession.id))
-        .join(GroupSession, GroupSession.group_id == visible_groups.c.id)
+        .join(GroupSession, of_group)
         .where(held_in_period)
     )
     attendees = (
         sa.select(visible_groups.c.region_id, sa.func.count(sa.distinct(Attendance.participant_id)))
-        .join(GroupSession, GroupSession.group_id == visible_groups.c.id)
-        .join(Attendance, Attendance.session_id == GroupSession.id)
+        .join(GroupSession, of_group)
+        .join(Attendance, of_session)
         .where(held_in_period, Attendance.status == AttendanceStatus.PRESENT)
     )
     totals: dict[uuid.UUID, dict[str, int]] = {rid: {} for rid in region_ids}

@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
+from ..db import read_only_session
 from ..domain.models import User
 from ..domain.principal import ALL_SCOPES
 from ..domain.tenancy import bind_tenant_of
@@ -129,7 +130,7 @@ async def _signed_in_user(request: Request) -> User | None:
     session = read_session(request)
     if session is None:
         return None
-    async with Runtime.of(request).session_maker() as db:
+    async with read_only_session(Runtime.of(request).session_maker) as db:
         await bind_tenant_of(db, "user", str(session.user_id))
         user: User | None = await db.scalar(sa.select(User).where(User.id == session.user_id, User.is_active))
     return user

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 
+from ..db import read_only_session
 from ..domain.models import (
     ActorType,
     Facilitator,
@@ -83,7 +84,7 @@ async def authenticate(connection: HTTPConnection) -> Principal | None:
         return _verdict(cached.value)
     claims = verify_access_token(token, service.keyring, issuer=service.issuer, audience=service.tokens.audience)
     epoch = views.tokens.epoch
-    async with Runtime.of(connection).session_maker() as session:
+    async with read_only_session(Runtime.of(connection).session_maker) as session:
         found = await load_token(session, claims)
     if found.cacheable:
         view = TokenView(found.principal, found.refusal, claims.expires_at, generation)

@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..db import read_only_session
 from ..domain.access import install_guard
 from ..domain.audit import AuditUnavailable, ReadLog, write_reads
 from ..domain.errors import DomainError
@@ -245,7 +246,9 @@ async def run_operation(
         text = await _read_as_json(runtime, principal, query)
         if text is not None:
             return respond({"data": orjson.Fragment(text)}, 200, media_type)
-    async with runtime.session_maker() as session:
+    # A query only reads: on SQLite its transaction then runs beside writers instead of queueing on the lock.
+    unit_of_work = runtime.session_maker() if query is None else read_only_session(runtime.session_maker)
+    async with unit_of_work as session:
         install_guard(session)
         await bind_principal(session, principal)
         reads = ReadLog()

@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .. import migrations
+from ..db import read_only_engine
 from ..runtime import Runtime
 
 
@@ -21,7 +22,7 @@ async def readyz(request: Request) -> JSONResponse:
     """Ready when the database answers and its schema is at the code's migration head."""
     runtime = Runtime.of(request)
     try:
-        async with runtime.engine.connect() as connection:
+        async with read_only_engine(runtime.engine).connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
             reason = await connection.run_sync(migrations.pending_reason)
     except (SQLAlchemyError, OSError) as exc:

@@ -38,6 +38,7 @@ class Enrolment(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     __table_args__ = (
         sa.UniqueConstraint("group_id", "participant_id"),
         sa.Index("ix_enrolments_group_id_status", "group_id", "status"),
+        sa.Index("ix_enrolments_organisation_id_participant_id", "organisation_id", "participant_id"),
     )
 
     organisation_id: Mapped[uuid.UUID] = tenant_fk()
