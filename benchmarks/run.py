@@ -178,10 +178,37 @@ def ensure_peer() -> None:
     (PEERS / ".postgraphilerc.js").write_text(PEER_SETTINGS)
 
 
-def service_env(database_url: str, keys: Path, issuer: str = ISSUER) -> dict[str, str]:
-    return {**os.environ, "PROGRAMME_API_DATABASE_URL": database_url, "PROGRAMME_API_ISSUER": issuer,
-            "PROGRAMME_API_SECRET_KEY_FILE": str(keys), "PROGRAMME_API_LOG_FORMAT": "console",
-            "PYTHONPATH": str(ROOT)}  # fmt: skip
+APP_ROLE = "programme_app"
+"""The service's PostgreSQL role: not the tables' owner, so row-level security applies as in production."""
+
+
+def service_env(database_url: str, keys: Path, issuer: str = ISSUER, owner_url: str | None = None) -> dict[str, str]:
+    env = {**os.environ, "PROGRAMME_API_DATABASE_URL": database_url, "PROGRAMME_API_ISSUER": issuer,
+           "PROGRAMME_API_SECRET_KEY_FILE": str(keys), "PROGRAMME_API_LOG_FORMAT": "console",
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    if owner_url is not None:
+        env["PROGRAMME_API_OWNER_DATABASE_URL"] = owner_url
+    return env
+
+
+def postgres_service_env(database: str, keys: Path) -> dict[str, str]:
+    """The service on PostgreSQL as production runs it: the non-owner role, the owner only for system work."""
+    owner = generate.sqlalchemy_url(database)
+    return service_env(owner.replace("://postgres@", f"://{APP_ROLE}@", 1), keys, owner_url=owner)
+
+
+async def create_app_role(database: str) -> None:
+    """The service's role with the grants the README gives operators (run as the owner, after migrating)."""
+    connection = await asyncpg.connect(generate.with_database(generate.ADMIN_DSN, database))
+    try:
+        await connection.execute(f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN; "
+                                 "EXCEPTION WHEN duplicate_object THEN NULL; END $$")  # fmt: skip
+        await connection.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
+        await connection.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}")
+        await connection.execute(f"REVOKE UPDATE, DELETE ON audit_events FROM {APP_ROLE}")
+        await connection.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {APP_ROLE}")
+    finally:
+        await connection.close()
 
 
 @contextlib.asynccontextmanager
@@ -190,7 +217,7 @@ async def started_servers(args: argparse.Namespace, logs: Path, keys: Path) -> A
     the SQLite copy; stopped when the block ends."""
     for port in (SERVICE_PORT, FLOOR_PORT, PEER_PORT, SQLITE_PORT):
         free_port(port)
-    env = {**service_env(generate.sqlalchemy_url(args.database), keys),
+    env = {**postgres_service_env(args.database, keys),
            "BENCH_DSN": generate.with_database(generate.ADMIN_DSN, args.database)}  # fmt: skip
     uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--host", HOST, "--workers", "1", "--no-access-log",
                "--log-level", "warning", "--proxy-headers"]  # fmt: skip
@@ -414,7 +441,8 @@ async def run(args: argparse.Namespace, logs: Path, database_pid: int | None) ->
     caller = Caller(bench.organisation_id, bench.region_id)
     keys = logs / "keys.json"
     keys.unlink(missing_ok=True)
-    env = service_env(generate.sqlalchemy_url(args.database), keys)
+    await create_app_role(args.database)
+    env = postgres_service_env(args.database, keys)
     tokens = Tokens(issuers=[ISSUER] if args.no_sqlite else [ISSUER, SQLITE_ISSUER])
     for kind, (name, scope, options) in READERS.items():
         created = await asyncio.to_thread(create_client, env, ROOT, name, "--scope", scope, *options)
