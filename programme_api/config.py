@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     pool_size: int = Field(default=10, ge=1)
     max_overflow: int = Field(default=10, ge=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    # Answer common read shapes from plain rows level by level (schema/compiled.py); off = always the full executor.
+    # Answer the read shapes it knows with one compiled statement (schema/compiler/); off = always the full executor.
     compiled_reads: bool = True
 
     @field_validator("database_url")

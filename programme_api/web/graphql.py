@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import asyncpg
 import orjson
 from graphql import (
     DocumentNode,
@@ -29,24 +28,20 @@ from graphql import (
     visit,
 )
 from graphql.language import Visitor
-from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ..domain.access import install_guard
-from ..domain.errors import DomainError
 from ..domain.principal import Principal
 from ..domain.tenancy import bind_principal
 from ..explorer.page import explorer_page, prefers_html
 from ..oauth.errors import AuthenticationError
 from ..runtime import Runtime
-from ..schema import schema
-from ..schema.compiled import QueryOperation, Unsupported, execute_compiled
+from ..schema import compiler, schema
 from ..schema.context import RequestContext
 from ..schema.errors import UNEXPECTED, format_error
 from ..schema.limits import LIMIT_RULES, MAX_TOKENS
-from ..schema.sqljson import execute_json
 from .request_id import current_request_id
 
 log = logging.getLogger(__name__)
@@ -225,18 +220,18 @@ async def run_operation(
     request_id: str,
 ) -> Response:
     """Execute in one unit of work: commit when the operation raised no error, else roll back."""
-    query = QueryOperation.of(document, params.query, params.operation_name, params.variables)
-    if query is not None and runtime.settings.compiled_reads:
-        text = await _read_as_json(runtime, principal, query)
-        if text is not None:
-            return respond({"data": orjson.Fragment(text)}, 200, media_type)
+    query = compiler.QueryOperation.of(document, params.query, params.operation_name, params.variables)
+    bind = runtime.session_maker.kw.get("bind", runtime.engine)  # the engine, or the tests' connection
+    text = await compiler.answer(
+        bind, principal, schema, query, enabled=runtime.settings.compiled_reads, request_id=request_id
+    )
+    if text is not None:
+        return respond({"data": orjson.Fragment(text)}, 200, media_type)
     async with runtime.session_maker() as session:
         install_guard(session)
         await bind_principal(session, principal)
         context = RequestContext(principal=principal, session=session, request_id=request_id)
-        result = await _compiled(query, context) if query is not None and runtime.settings.compiled_reads else None
-        if result is None:
-            result = await _execute(document, params, context)
+        result = await _execute(document, params, context)
         await context.finish()
         if result.errors and result.data is None and all(error.path is None for error in result.errors):
             await session.rollback()
@@ -253,35 +248,6 @@ async def run_operation(
     if result.errors:
         payload["errors"] = [format_error(error, request_id) for error in result.errors]
     return respond(payload, 200, media_type)
-
-
-async def _read_as_json(runtime: Runtime, principal: Principal, query: QueryOperation) -> str | None:
-    """The ``data`` PostgreSQL built for a query it can answer in one statement (``schema/sqljson.py``), or
-    None. Runs before any session is opened: the statement binds its own tenant and needs no transaction.
-    It goes to what request sessions are bound to: the engine, or the tests' connection."""
-    try:
-        bind = runtime.session_maker.kw.get("bind", runtime.engine)
-        return await execute_json(bind, principal, schema, query)
-    except (Unsupported, DomainError, GraphQLError):
-        return None
-    except (asyncpg.PostgresError, DBAPIError):
-        # The statement failed in the database (a timeout, say): the executor answers, or reports the error
-        # in the usual shape; the log keeps the cause.
-        log.exception("the compiled JSON read failed; answering with the executor")
-        return None
-
-
-async def _compiled(query: QueryOperation, context: RequestContext) -> ExecutionResult | None:
-    """The compiled read path's answer, or None when the full executor must run the operation.
-
-    Expected errors also fall back, so every error response is shaped by one executor; the compiled path
-    only reads, so nothing needs undoing before the fall-back.
-    """
-    try:
-        data = await execute_compiled(context, schema, query)
-    except (Unsupported, DomainError, GraphQLError):
-        return None
-    return ExecutionResult(data=data)
 
 
 async def _execute(document: DocumentNode, params: GraphQLParams, context: RequestContext) -> ExecutionResult:

@@ -1,0 +1,400 @@
+"""A validated query operation built into one SELECT whose single value is the response's ``data`` JSON.
+
+Every list, reference and connection is a subquery correlated to its parent row (so a parent that appears
+twice gets its own, identical, answer each time), over the same access-filtered statements the resolvers
+use (``policy.FIELDS``). Leaves are rendered as the schema's serialisers render them (``dialect.py``).
+Connections are keyset pages as ``domain/pagination.py`` makes them: ``size + 1`` rows in sort order, the
+extra row telling whether there are more; cursors encode the sort key; ``totalCount`` counts the filtered list.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from graphql import (
+    FieldNode,
+    GraphQLEnumType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+)
+from sqlalchemy.types import TypeDecorator
+
+from ...domain import programme
+from ...domain.access import readable
+from ...domain.errors import DomainError
+from ...domain.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Ordering,
+    columns_only,
+    decode_cursor,
+    page_request,
+    sort_keys,
+)
+from .dialect import JsonDialect, constant, text
+from .operation import QueryOperation, Selection, Unsupported, collect_fields, named_type
+from .params import Request, Slots
+from .policy import ChildrenSpec, ConnectionSpec, Read, ReferenceSpec, policy_of
+
+Rows = Any  # a derived table whose columns are one table's row
+POSITION = "compiler_position"
+
+
+class Fallback(Exception):
+    """This request's values need the executor (a bad cursor, a page size out of range): it reports the error."""
+
+
+class Builder:
+    """Builds one statement for one query operation, one access shape and one structure of variables."""
+
+    def __init__(self, schema: Any, request: Request, dialect: JsonDialect) -> None:
+        self.schema = schema
+        self.request = request
+        self.selection: Selection = request.selection
+        self.dialect = dialect
+        self.slots = Slots()
+        self.names = itertools.count()
+
+    def alias(self) -> str:
+        return f"j{next(self.names)}"
+
+    def data(self, query: QueryOperation) -> Any:
+        root: GraphQLObjectType = self.schema._schema.query_type
+        selected = collect_fields(self.selection, root, [query.definition.selection_set])
+        return self.object(root, None, selected)
+
+    def selected(self, type_: GraphQLObjectType, nodes: list[FieldNode]) -> dict[str, list[FieldNode]]:
+        return collect_fields(self.selection, type_, [node.selection_set for node in nodes])
+
+    def object(self, type_: GraphQLObjectType, rows: Rows | None, selected: dict[str, list[FieldNode]]) -> Any:
+        return self.dialect.object([(key, self.field(type_, rows, nodes)) for key, nodes in selected.items()])
+
+    # ---- fields ------------------------------------------------------------------------------------------
+
+    def field(self, type_: GraphQLObjectType, rows: Rows | None, nodes: list[FieldNode]) -> Any:
+        name = nodes[0].name.value
+        if name == "__typename":
+            return text(type_.name)
+        policy = policy_of(type_.name, name)
+        if policy is None or policy.read is Read.RESOLVER:
+            raise Unsupported(f"{type_.name}.{name} is read by its resolver")
+        if policy.audited:
+            raise Unsupported(f"{type_.name}.{name} is an audited read")
+        if policy.scope is not None and not self.request.principal.has_scope(policy.scope):
+            raise Unsupported(f"{type_.name}.{name} needs {policy.scope}: the executor reports it")
+        honoured(self.schema, type_.name, name, policy.permissions)
+        definition = type_.fields[name]
+        spec = policy.spec
+        if policy.read is Read.CONNECTION and isinstance(spec, ConnectionSpec):
+            return self.connection(named_type(definition.type), spec, definition, nodes, rows)
+        if rows is None:
+            raise Unsupported(f"{type_.name}.{name} needs a row")
+        if policy.read is Read.COLUMN and policy.column is not None:
+            return self.leaf(definition.type, rows.c[policy.column])
+        if policy.read is Read.GLOBAL_ID:
+            return self.dialect.global_id(type_.name, rows.c.id)
+        if policy.read is Read.REFERENCE and isinstance(spec, ReferenceSpec):
+            return self.reference(named_type(definition.type), spec, nodes, rows)
+        if policy.read is Read.CHILDREN and isinstance(spec, ChildrenSpec):
+            return self.children(named_type(definition.type), spec, nodes, rows)
+        if (type_.name, name) == ("GroupSession", "attendanceCounts"):
+            return self.attendance_counts(named_type(definition.type), nodes, rows)
+        raise Unsupported(f"{type_.name}.{name}")
+
+    def leaf(self, type_: GraphQLOutputType, column: Any) -> Any:
+        """A column rendered as the field's scalar or enum serialiser would render it."""
+        if isinstance(type_, GraphQLNonNull):
+            return self.leaf(type_.of_type, column)
+        if isinstance(type_, GraphQLList):
+            raise Unsupported("list of leaves")
+        if isinstance(type_, GraphQLEnumType):
+            names = {getattr(d.value, "value", d.value): name for name, d in type_.values.items()}
+            return sa.case(*((column == constant(str(stored)), text(name)) for stored, name in names.items()))
+        if isinstance(type_, GraphQLScalarType):
+            if type_.name in ("String", "ID", "Int"):
+                return column
+            if type_.name == "Boolean":
+                return sa.case((column.is_(None), sa.null()), else_=self.dialect.boolean(column))
+            if type_.name == "DateTime":
+                return self.dialect.datetime(column)
+            if type_.name == "Date":
+                return self.dialect.date(column)
+        raise Unsupported(f"scalar {type_}")
+
+    # ---- lists and references ------------------------------------------------------------------------------
+
+    def readable_rows(self, model: type[Any]) -> sa.Select[Any]:
+        """``readable(principal, model)`` with its values as slots filled per request."""
+        statement = columns_only(readable(self.request.principal, model))
+        return self.slots.domain(statement, lambda r: columns_only(readable(r.principal, model)))  # type: ignore[no-any-return]
+
+    def reference(self, type_: GraphQLObjectType, spec: ReferenceSpec, nodes: list[FieldNode], parent: Rows) -> Any:
+        model = spec.model
+        target = self.readable_rows(model).where(model.id == parent.c[spec.foreign_key]).correlate(parent)
+        row = target.subquery(self.alias())
+        found = sa.select(self.object(type_, row, self.selected(type_, nodes))).select_from(row)
+        return self.dialect.embed(found.scalar_subquery())
+
+    def children(self, type_: GraphQLObjectType, spec: ChildrenSpec, nodes: list[FieldNode], parent: Rows) -> Any:
+        table = spec.model.__table__
+        statement = self.readable_rows(spec.model).where(spec.parent_column == parent.c.id).correlate(parent)
+        in_table = [table.c[key].desc() if descending else table.c[key].asc() for key, descending in spec.order]
+        rows = self.dialect.in_order(statement.order_by(*in_table)).subquery(self.alias())
+        in_rows = [rows.c[key].desc() if descending else rows.c[key].asc() for key, descending in spec.order]
+        items = self.dialect.array(self.object(type_, rows, self.selected(type_, nodes)), in_rows)
+        return self.dialect.embed(sa.select(items).select_from(rows).scalar_subquery())
+
+    def attendance_counts(self, type_: GraphQLObjectType, nodes: list[FieldNode], session: Rows) -> Any:
+        """The session's tallies by status (``programme.attendance_tallies``) plus its drop-in headcount."""
+        tallies = programme.attendance_tallies(session.c)
+        values = {column.name.removeprefix("attendance_"): column for column in tallies.selected_columns}
+        values["dropins"] = session.c.dropin_count
+        pairs: list[tuple[str, Any]] = []
+        for key, field_nodes in self.selected(type_, nodes).items():
+            name = field_nodes[0].name.value
+            if name != "__typename":
+                honoured(self.schema, type_.name, name, frozenset())
+            pairs.append((key, text(type_.name) if name == "__typename" else values[name]))
+        return self.dialect.embed(tallies.with_only_columns(self.dialect.object(pairs)).scalar_subquery())
+
+    # ---- connections ---------------------------------------------------------------------------------------
+
+    def connection(
+        self,
+        connection_type: GraphQLObjectType,
+        spec: ConnectionSpec,
+        definition: Any,
+        nodes: list[FieldNode],
+        parent: Rows | None,
+    ) -> Any:
+        """A keyset page of the list as the connection's selected fields."""
+        node = nodes[0]
+        args = self.request.arguments(definition, node)
+        self.slots.check(functools.partial(_page_request, spec.ordering, definition, node))
+        statement = columns_only(spec.build(self.request.principal, args))
+        statement = self.slots.domain(
+            statement, lambda r: columns_only(spec.build(r.principal, r.arguments(definition, node)))
+        )
+        if spec.parent_column is not None:
+            if parent is None:
+                raise Unsupported("a nested list needs a parent row")
+            statement = statement.where(spec.parent_column == parent.c.id).correlate(parent)
+        selected = self.selected(connection_type, nodes)
+        for field_nodes in selected.values():
+            if field_nodes[0].name.value != "__typename":
+                honoured(self.schema, connection_type.name, field_nodes[0].name.value, frozenset())
+        wanted = {field_nodes[0].name.value for field_nodes in selected.values()}
+        page = (
+            Page(self, spec.ordering, definition, node, args, statement)
+            if wanted - {"totalCount", "__typename"}
+            else None
+        )
+        pairs: list[tuple[str, Any]] = []
+        for key, field_nodes in selected.items():
+            name = field_nodes[0].name.value
+            if name == "__typename":
+                value: Any = text(connection_type.name)
+            elif name == "totalCount":
+                counted = statement.order_by(None).subquery(self.alias())
+                value = sa.select(sa.func.count()).select_from(counted).scalar_subquery()
+            elif page is not None and name in ("nodes", "edges", "pageInfo"):
+                value = page.field(connection_type, name, field_nodes)
+            else:
+                raise Unsupported(f"{connection_type.name}.{name}")
+            pairs.append((key, value))
+        found = sa.select(self.dialect.object(pairs))
+        if page is not None:
+            found = found.select_from(page.rows)
+        return self.dialect.embed(found.scalar_subquery())
+
+
+class Page:
+    """One page of a connection: ``size + 1`` rows in sort order, numbered, with the window's row count."""
+
+    def __init__(
+        self,
+        builder: Builder,
+        ordering: Ordering,
+        definition: Any,
+        node: FieldNode,
+        args: dict[str, Any],
+        statement: sa.Select[Any],
+    ) -> None:
+        self.builder = builder
+        self.dialect = builder.dialect
+        self.ordering = ordering
+        self.backwards = args.get("last") is not None
+        self.after, self.before = args.get("after") is not None, args.get("before") is not None
+        argument = "last" if self.backwards else "first"
+        if args.get(argument) is None:
+            self.size: Any = sa.literal_column(str(DEFAULT_PAGE_SIZE), sa.Integer)
+        else:
+            self.size = builder.slots.value(functools.partial(_page_size, definition, node, argument), sa.Integer)
+        keyed = statement
+        for name, later in (("after", True), ("before", False)):
+            if args.get(name) is not None:
+                key = [
+                    builder.slots.value(
+                        functools.partial(_cursor_value, definition, node, name, index, ordering.columns), column.type
+                    )
+                    for index, column in enumerate(ordering.columns)
+                ]
+                columns = sa.tuple_(*ordering.columns)
+                keyed = keyed.where(columns > sa.tuple_(*key) if later else columns < sa.tuple_(*key))
+        sort = sort_keys(ordering, self.backwards)
+        position = sa.func.row_number().over(order_by=sort).label(POSITION)
+        window = keyed.add_columns(position).order_by(*sort).limit(self.size + 1)
+        # Rows reach the aggregate in fetch order; SQLite aggregates in row order, so a backwards page there
+        # is put in display order by one more layer.
+        self.rows_in_display_order = not self.backwards or self.dialect.name == "postgresql"
+        self.rows = window.subquery(builder.alias())
+        if not self.rows_in_display_order:
+            reordered = sa.select(*self.rows.c).order_by(self.rows.c[POSITION].desc())
+            self.rows = self.dialect.in_order(reordered).subquery(builder.alias())
+        self.in_page = self.rows.c[POSITION] <= self.size
+        self.display = [self.rows.c[POSITION].desc() if self.backwards else self.rows.c[POSITION].asc()]
+
+    def field(self, connection_type: GraphQLObjectType, name: str, nodes: list[FieldNode]) -> Any:
+        edge_type = named_type(connection_type.fields["edges"].type)
+        node_type = named_type(edge_type.fields["node"].type)
+        if name == "nodes":
+            item = self.builder.object(node_type, self.rows, self.builder.selected(node_type, nodes))
+            return self.dialect.array(item, self.display, self.in_page)
+        if name == "edges":
+            return self.dialect.array(self.edge(edge_type, node_type, nodes), self.display, self.in_page)
+        return self.page_info(named_type(connection_type.fields["pageInfo"].type), nodes)
+
+    def cursor(self) -> Any:
+        return self.dialect.cursor([(self.rows.c[column.key], _kind(column)) for column in self.ordering.columns])
+
+    def edge(self, edge_type: GraphQLObjectType, node_type: GraphQLObjectType, nodes: list[FieldNode]) -> Any:
+        pairs: list[tuple[str, Any]] = []
+        for key, field_nodes in self.builder.selected(edge_type, nodes).items():
+            name = field_nodes[0].name.value
+            if name == "__typename":
+                value: Any = text(edge_type.name)
+            else:
+                honoured(self.builder.schema, edge_type.name, name, frozenset())
+                if name == "cursor":
+                    value = self.cursor()
+                elif name == "node":
+                    value = self.builder.object(node_type, self.rows, self.builder.selected(node_type, field_nodes))
+                else:
+                    raise Unsupported(f"{edge_type.name}.{name}")
+            pairs.append((key, value))
+        return self.dialect.object(pairs)
+
+    def page_info(self, info_type: GraphQLObjectType, nodes: list[FieldNode]) -> Any:
+        """Relay's page info exactly as ``pagination._to_page`` and ``relay.connection_from_page`` give it."""
+        rows = self.rows
+        more = self.dialect.boolean(sa.func.count() > self.size)
+        first_fetched = sa.func.max(sa.case((sa.and_(rows.c[POSITION] == 1, self.in_page), self.cursor())))
+        last_fetched = self.dialect.last_fetched(
+            self.cursor(), rows.c[POSITION], self.in_page, ascending=self.rows_in_display_order
+        )
+        if self.backwards:
+            values = {
+                "hasNextPage": self.dialect.constant_boolean(self.before),
+                "hasPreviousPage": more,
+                "startCursor": last_fetched,
+                "endCursor": first_fetched,
+            }
+        else:
+            values = {
+                "hasNextPage": more,
+                "hasPreviousPage": self.dialect.constant_boolean(self.after),
+                "startCursor": first_fetched,
+                "endCursor": last_fetched,
+            }
+        pairs: list[tuple[str, Any]] = []
+        for key, field_nodes in self.builder.selected(info_type, nodes).items():
+            name = field_nodes[0].name.value
+            if name == "__typename":
+                pairs.append((key, text(info_type.name)))
+                continue
+            honoured(self.builder.schema, info_type.name, name, frozenset())
+            pairs.append((key, values[name]))
+        return self.dialect.object(pairs)
+
+
+def _python_type(column: Any) -> type:
+    """The column's Python type, looking through type decorators (``UTCDateTime`` is a ``datetime``)."""
+    type_ = column.type
+    if isinstance(type_, TypeDecorator):
+        type_ = type_.impl_instance
+    return type_.python_type  # type: ignore[no-any-return]
+
+
+def _kind(column: Any) -> str:
+    python_type = _python_type(column)
+    if python_type is uuid.UUID:
+        return "u"
+    if python_type is datetime:
+        return "t"
+    if python_type is date:
+        return "d"
+    if python_type is str:
+        return "s"
+    raise Unsupported(f"cursors over {python_type}")
+
+
+def _page_request(ordering: Ordering, definition: Any, node: FieldNode, request: Request) -> None:
+    """The executor's checks of the paging arguments (``pagination.page_request``), made for every request."""
+    args = request.arguments(definition, node)
+    try:
+        page_request(ordering, args.get("first"), args.get("after"), args.get("last"), args.get("before"))
+    except DomainError as exc:
+        raise Fallback(exc.message) from exc
+
+
+def _page_size(definition: Any, node: FieldNode, argument: str, request: Request) -> int:
+    size = request.arguments(definition, node)[argument]
+    if not 0 <= size <= MAX_PAGE_SIZE:
+        raise Fallback(f"'{argument}' out of range")
+    return int(size)
+
+
+def _cursor_value(
+    definition: Any, node: FieldNode, argument: str, index: int, columns: tuple[Any, ...], request: Request
+) -> Any:
+    """One value of a cursor's sort key; a cursor that is not this list's is the executor's to refuse."""
+    try:
+        key = decode_cursor(request.arguments(definition, node)[argument], len(columns), argument)
+    except DomainError as exc:
+        raise Fallback(str(exc)) from exc
+    expected = _python_type(columns[index])
+    value = key[index]
+    if not isinstance(value, expected) or (expected is date and isinstance(value, datetime)):
+        raise Fallback(f"'{argument}' is a cursor of another list")
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise Fallback(f"'{argument}' holds a time without a zone")
+    return value
+
+
+@functools.cache
+def _strawberry_field(schema: Any, type_name: str, field_name: str) -> Any:
+    definition = schema.get_type_by_name(type_name)
+    if definition is None:
+        raise Unsupported(type_name)
+    for candidate in definition.fields:
+        if schema.config.name_converter.get_graphql_name(candidate) == field_name:
+            return candidate
+    raise Unsupported(f"{type_name}.{field_name}")
+
+
+def honoured(schema: Any, type_name: str, field_name: str, declared: frozenset[type]) -> None:
+    """Refuse a field whose permission classes or extensions the compiled statement would not apply."""
+    found = _strawberry_field(schema, type_name, field_name)
+    permissions = set(getattr(found, "permission_classes", None) or ())
+    if not permissions <= declared:
+        raise Unsupported(f"{type_name}.{field_name} has permission classes the compiler does not apply")
+    if found.extensions and not permissions:
+        raise Unsupported(f"{type_name}.{field_name} has field extensions")

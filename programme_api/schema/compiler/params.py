@@ -1,0 +1,117 @@
+"""Values as bind parameters: a compiled statement is kept per document and access shape, and each request
+supplies its own values.
+
+Two kinds of parameter slot. The compiler's own (a page size, a cursor's sort key) are computed from the
+request's coerced arguments. Statements from the access module and the domain builders (``readable``,
+``programme.groups`` ...) carry the principal's and the filters' values as their own bind parameters: the
+compiler renames those to fixed names when it builds, and for each request builds the same (small) statement
+again for the request's principal and arguments and takes its values, in the same order. A statement whose
+parameters no longer line up (a different shape) is refused, so the executor answers.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from graphql import FieldNode
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter
+
+from ...domain.principal import Principal
+from .operation import Selection, Unsupported, arguments
+
+
+@dataclass
+class Request:
+    """One request's values: the principal and the coerced variables (argument values worked out once)."""
+
+    principal: Principal
+    selection: Selection
+    memo: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def arguments(self, definition: Any, node: FieldNode) -> dict[str, Any]:
+        found = self.memo.get(id(node))
+        if found is None:
+            found = self.memo[id(node)] = arguments(self.selection, definition, node)
+        return found
+
+
+Compute = Callable[[Request], Any]
+
+
+def bind_parameters(statement: sa.ClauseElement) -> list[BindParameter[Any]]:
+    """The statement's bind parameters in traversal order (deterministic for statements of one shape)."""
+    seen: dict[int, BindParameter[Any]] = {}
+    for element in visitors.iterate(statement):
+        if isinstance(element, BindParameter) and id(element) not in seen:
+            seen[id(element)] = element
+    return list(seen.values())
+
+
+@dataclass
+class Slots:
+    """The parameter slots of one compiled statement, and how to fill them for a request."""
+
+    own: list[tuple[str, Compute]] = field(default_factory=list)
+    groups: list[tuple[tuple[str, ...], tuple[type, ...], Callable[[Request], sa.ClauseElement]]] = field(
+        default_factory=list
+    )
+    checks: list[Callable[[Request], None]] = field(default_factory=list)
+    counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    def check(self, check: Callable[[Request], None]) -> None:
+        """A check of the request's values with no parameter of its own (the executor's argument checks)."""
+        self.checks.append(check)
+
+    def value(self, compute: Compute, type_: Any) -> BindParameter[Any]:
+        """A parameter of the compiler's own, computed from the request."""
+        name = f"v{next(self.counter)}"
+        self.own.append((name, compute))
+        return sa.bindparam(name, type_=type_)
+
+    def domain(
+        self,
+        statement: Any,
+        rebuild: Callable[[Request], Any],
+        only: Callable[[BindParameter[Any]], bool] | None = None,
+    ) -> Any:
+        """``statement`` with its parameters (those ``only`` picks) renamed to slots that ``rebuild`` fills for
+        each request: ``rebuild`` gives a statement whose parameters are exactly those, in the same order."""
+        parameters = [p for p in bind_parameters(statement) if only is None or only(p)]
+        replacements: dict[int, BindParameter[Any]] = {}
+        for parameter in parameters:
+            name = f"d{next(self.counter)}"
+            replacements[id(parameter)] = sa.bindparam(name, type_=parameter.type, expanding=parameter.expanding)
+        self.groups.append(
+            (
+                tuple(replacements[id(p)].key for p in parameters),
+                tuple(type(p.type) for p in parameters),
+                rebuild,
+            )
+        )
+        if not replacements:
+            return statement
+
+        def replace(element: Any) -> Any:
+            return replacements.get(id(element)) if isinstance(element, BindParameter) else None
+
+        return visitors.replacement_traverse(statement, {}, replace)  # type: ignore[call-overload]
+
+    def values(self, request: Request) -> dict[str, Any]:
+        """Every slot's value for ``request``; ``Unsupported`` when the request cannot use this statement."""
+        for check in self.checks:
+            check(request)
+        values: dict[str, Any] = {name: compute(request) for name, compute in self.own}
+        for names, types, rebuild in self.groups:
+            parameters = bind_parameters(rebuild(request))
+            if len(parameters) != len(names) or any(
+                type(p.type) is not t for p, t in zip(parameters, types, strict=True)
+            ):
+                raise Unsupported("the access statement changed shape")
+            for name, parameter in zip(names, parameters, strict=True):
+                values[name] = parameter.effective_value
+        return values
