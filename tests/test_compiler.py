@@ -7,19 +7,40 @@ and every error case, is answered by the executor.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from programme_api.app import create_app
+from programme_api.domain import models
+from programme_api.domain.access import compile_read, fetch_compiled, mark_checked
 from programme_api.domain.models import Role
 from programme_api.domain.principal import Principal
+from programme_api.domain.tenancy import SETTING, bound_read
+from programme_api.schema.compiler import route
 
 from .api import TokenBook
+from .conftest import MigratedDatabase
 from .factories import (
+    assign,
+    become_unprivileged_role,
+    enrol,
+    evaluator_for,
+    make_facilitator,
+    make_group,
+    make_organisation,
+    make_participant,
+    make_project,
+    make_region,
+    make_session,
     principal_for,
+    record,
 )
 from .test_compiled_reads import seed
 
@@ -83,3 +104,283 @@ async def test_one_statement_gives_the_executors_answer(
         slow = await post(full, tokens, principal, query, **variables)
         assert "errors" not in slow, slow
         assert fast == slow
+
+
+async def test_timestamps_and_ids_render_as_the_serialisers_do(db: AsyncSession, two_clients) -> None:  # type: ignore[no-untyped-def]
+    tokens, compiled, full = two_clients
+    organisation = await make_organisation(db)
+    group = await make_group(db, await make_region(db, organisation))
+    for micro in (0, 120000, 5, 999999):  # whole seconds, trailing zeros, a leading zero, all six digits
+        await make_session(db, group, starts_at=datetime(2026, 3, 4, 19, 0, 7, micro, tzinfo=UTC))
+    await make_session(db, group, starts_at=datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC))
+    query = "{ sessions(first: 10) { edges { cursor node { id startsAt endsAt group { id } } } } }"
+    principal = principal_for(organisation)
+    fast, slow = await post(compiled, tokens, principal, query), await post(full, tokens, principal, query)
+    assert fast == slow
+    starts = [edge["node"]["startsAt"] for edge in fast["data"]["sessions"]["edges"]]
+    assert starts[:2] == ["1999-12-31T23:59:59+00:00", "2026-03-04T19:00:07+00:00"]
+    assert "2026-03-04T19:00:07.120000+00:00" in starts
+    assert "2026-03-04T19:00:07.000005+00:00" in starts
+
+
+async def test_a_region_bound_caller_sees_only_its_region_and_organisation(
+    db: AsyncSession, two_clients, statement_counter
+) -> None:  # type: ignore[no-untyped-def]
+    tokens, compiled, full = two_clients
+    organisation, other = await make_organisation(db), await make_organisation(db)
+    mine, theirs = await make_region(db, organisation, name="Mine"), await make_region(db, organisation, name="Theirs")
+    foreign = await make_region(db, other, name="Foreign")
+    facilitator = await make_facilitator(db, organisation, display_name="Shared")
+    for region in (mine, theirs):
+        group = await make_group(db, region, name=f"Group in {region.name}")
+        await assign(db, group, facilitator)
+        person = await make_participant(db, region)
+        await enrol(db, person, group)
+        await record(db, await make_session(db, group), person, models.AttendanceStatus.PRESENT)
+    await make_group(db, foreign, name="Group in Foreign")
+    coordinator = principal_for(organisation, role=Role.COORDINATOR, regions=[mine])
+    query = """{ regions { nodes { name groups { nodes { name } } } } groups { totalCount nodes { name } }
+        facilitators { nodes { displayName assignments { group { name } } } }
+        participants { nodes { enrolments { group { name } } } }
+        sessions { nodes { group { name } attendanceCounts { present } } } }"""
+    statement_counter.reset()
+    body = await post(compiled, tokens, coordinator, query)
+    assert statement_counter.count == 1
+    assert body == await post(full, tokens, coordinator, query)
+    text = str(body)
+    assert "Group in Mine" in text
+    assert "Theirs" not in text
+    assert "Foreign" not in text
+    assert body["data"]["groups"]["totalCount"] == 1
+    assert body["data"]["facilitators"]["nodes"] == [
+        {"displayName": "Shared", "assignments": [{"group": {"name": "Group in Mine"}}]}
+    ]
+
+
+DUPLICATE_PARENTS = {
+    "groups → region → groups": """{ groups(first: 3) { pageInfo { hasNextPage } nodes { name region { slug
+        groups(first: 2) { totalCount nodes { name } } } } } }""",
+    "sessions → group → sessions": """{ sessions(first: 6) { nodes { group { name
+        sessions(first: 2) { totalCount edges { cursor node { startsAt } } } } } } }""",
+    "groups → facilitators → group → sessions": """{ groups(first: 4) { nodes { facilitators { facilitator {
+        displayName } group { name sessions(last: 2) { pageInfo { startCursor endCursor } nodes { status } } } } } } }""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DUPLICATE_PARENTS))
+async def test_a_parent_appearing_twice_gets_its_own_page_each_time(
+    db: AsyncSession, two_clients, statement_counter, name: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Regression: the same region (group) under two rows got one group (session) repeated in its nested list."""
+    tokens, compiled, full = two_clients
+    organisation = await seed(db)
+    principal = principal_for(organisation)
+    statement_counter.reset()
+    fast = await post(compiled, tokens, principal, DUPLICATE_PARENTS[name])
+    assert statement_counter.count == 1
+    assert fast == await post(full, tokens, principal, DUPLICATE_PARENTS[name])
+    if name.startswith("groups → region"):
+        for group in fast["data"]["groups"]["nodes"]:
+            nested = [node["name"] for node in group["region"]["groups"]["nodes"]]
+            assert len(set(nested)) == len(nested) == 2, nested
+
+
+async def test_what_it_cannot_answer_falls_back_and_is_remembered(
+    db: AsyncSession, two_clients, statement_counter, backend: str
+) -> None:  # type: ignore[no-untyped-def]
+    tokens, compiled, full = two_clients
+    organisation = await seed(db)
+    principal = principal_for(organisation)
+    for query in (
+        "{ groups { nodes { schedule { weekday } attendanceRate } } }",  # computed in Python, a roll-up
+        "{ participants(first: 2) { nodes { preferredName } } }",  # personal data: an audited read
+        "{ viewer { subject } }",  # only its resolver knows it
+    ):
+        for _ in range(2):
+            statement_counter.reset()
+            fast, slow = await post(compiled, tokens, principal, query), await post(full, tokens, principal, query)
+            assert fast == slow
+        assert [read for key, read in route._cache.items() if key[0] == query and key[-1] == backend] == [None]
+
+
+ERROR_CASES = [
+    ("{ sessions(first: 500) { nodes { id } } }", {}),
+    ("{ groups(first: 101) { totalCount } }", {}),
+    ("query($n: Int) { groups(first: 2, last: $n) { nodes { name } } }", {"n": 2}),
+    ('{ groups(after: "nonsense") { totalCount nodes { name } } }', {}),
+    ("query($c: String) { groups(first: 2, after: $c) { nodes { name } } }", {"c": "W10"}),  # an empty key
+    ("{ facilitators(withinDays: 1000) { nodes { displayName } } }", {}),
+    ("query($f: GroupFilter) { groups(filter: $f) { nodes { name } } }", {"f": {"regionIds": ["bm9wZQ"]}}),
+]
+
+
+@pytest.mark.parametrize("case", range(len(ERROR_CASES)))
+async def test_bad_arguments_get_the_executors_error(db: AsyncSession, two_clients, case: int) -> None:  # type: ignore[no-untyped-def]
+    tokens, compiled, full = two_clients
+    organisation = await seed(db)
+    query, variables = ERROR_CASES[case]
+    fast = await post(compiled, tokens, principal_for(organisation), query, **variables)
+    assert fast == await post(full, tokens, principal_for(organisation), query, **variables)
+    assert fast["errors"][0]["extensions"]["code"] in ("INVALID", "NOT_FOUND")
+
+
+async def test_a_cursor_of_another_list_gets_the_executors_answer(db: AsyncSession, two_clients) -> None:  # type: ignore[no-untyped-def]
+    tokens, compiled, full = two_clients
+    organisation = await seed(db)
+    principal = principal_for(organisation)
+    sessions = await post(full, tokens, principal, "{ sessions(first: 1) { pageInfo { endCursor } } }")
+    session_cursor = sessions["data"]["sessions"]["pageInfo"]["endCursor"]
+    query = "query($c: String) { groups(first: 2, after: $c) { nodes { name } } }"
+    fast = await post(compiled, tokens, principal, query, c=session_cursor)
+    slow = await post(full, tokens, principal, query, c=session_cursor)
+    for body in (fast, slow):  # each answer names its own request
+        for error in body.get("errors", []):
+            error["extensions"].pop("requestId", None)
+    assert fast == slow
+
+
+async def test_evaluators_are_not_compiled(db: AsyncSession, two_clients) -> None:  # type: ignore[no-untyped-def]
+    tokens, compiled, _ = two_clients
+    organisation = await seed(db)
+    project = await make_project(db, organisation)
+    evaluator = evaluator_for(organisation, project, scopes=frozenset({"programme:read"}))
+    before = len(route._cache)
+    await post(compiled, tokens, evaluator, "{ regions { nodes { name } } }")
+    assert len(route._cache) == before
+
+
+@pytest.mark.only_backend("postgresql")
+async def test_the_statement_binds_its_own_tenant_for_row_level_security(
+    connection: AsyncConnection, db: AsyncSession, backend: str
+) -> None:
+    org_a, org_b = await make_organisation(db), await make_organisation(db)
+    for organisation in (org_a, org_a, org_b):
+        await make_region(db, organisation)
+    await db.commit()
+    await become_unprivileged_role(connection, "SELECT ON regions")
+    await connection.execute(sa.text(f"SELECT set_config('{SETTING}', '', true)"))  # nothing bound beforehand
+    unfiltered = sa.select(sa.select(sa.func.count()).select_from(models.Region).scalar_subquery())
+    for organisation, expected in ((org_a, 2), (org_b, 1)):
+        read = compile_read(mark_checked(bound_read(unfiltered, organisation.id)), connection.dialect)
+        assert str(organisation.id) not in read.sql  # the tenant is a parameter, not text
+        assert [tuple(row) for row in await fetch_compiled(connection, read)] == [(expected,)]
+    await connection.execute(sa.text("RESET ROLE"))
+
+
+@pytest.mark.parametrize("statement_cache_size", [100, 0])
+async def test_the_service_reads_in_one_round_trip_outside_a_transaction(
+    migrated_database: MigratedDatabase, statement_cache_size: int
+) -> None:
+    """The app on its own engine (as served): committed rows, read on a pooled connection in autocommit, with
+    asyncpg's prepared-statement cache on or off (PgBouncer in transaction mode)."""
+    from programme_api.db import create_engine
+
+    settings = migrated_database.settings.model_copy(update={"statement_cache_size": statement_cache_size})
+    engine = create_engine(settings)
+    async with AsyncSession(engine, expire_on_commit=False) as db:
+        organisation = await make_organisation(db)
+        region = await make_region(db, organisation, name="Committed")
+        for name in ("Committed group", "Second group"):
+            await make_group(db, region, name=name)
+        await db.commit()
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    tokens = TokenBook()
+    app = create_app(settings, engine=engine, authenticate=tokens.authenticate)
+    query = (
+        "query($n: Int, $c: String) { groups(first: $n, after: $c) { edges { cursor node { name region { name } } } } }"
+    )
+    try:
+        sa.event.listen(engine.sync_engine, "before_cursor_execute", seen)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            principal = principal_for(organisation)
+            first = await post(client, tokens, principal, query, n=1)
+            edges = first["data"]["groups"]["edges"]
+            assert [edge["node"] for edge in edges] == [{"name": "Committed group", "region": {"name": "Committed"}}]
+            for _ in range(3):  # the same text again and again: one prepared statement when the cache is on
+                second = await post(client, tokens, principal, query, n=5, c=edges[0]["cursor"])
+                assert [edge["node"]["name"] for edge in second["data"]["groups"]["edges"]] == ["Second group"]
+        assert statements == []  # nothing through a session: no BEGIN, no separate binding, no COMMIT
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", seen)
+        async with engine.begin() as connection:
+            await connection.execute(sa.delete(models.Organisation).where(models.Organisation.id == organisation.id))
+        await engine.dispose()
+
+
+async def test_statement_text_is_the_same_whatever_the_values(db: AsyncSession, two_clients, statement_counter) -> None:  # type: ignore[no-untyped-def]
+    """Two requests with other page sizes, cursors and filter values send the same text; the values are bound."""
+    tokens, compiled, full = two_clients
+    organisation = await seed(db)
+    principal = principal_for(organisation)
+    query = """query($n: Int, $c: String, $f: GroupFilter) { groups(first: $n, after: $c, filter: $f) {
+        totalCount edges { cursor node { name sessions(last: $n) { nodes { startsAt } } } } } }"""
+    start = await post(full, tokens, principal, "{ groups(first: 3) { edges { cursor node { name } } } }")
+    edges = start["data"]["groups"]["edges"]
+    texts = []
+    for values in (
+        {"n": 1, "c": edges[0]["cursor"], "f": {"search": "Group 0", "statuses": ["ACTIVE"]}},
+        {"n": 3, "c": edges[2]["cursor"], "f": {"search": "Group 1", "statuses": ["PAUSED"]}},
+    ):
+        statement_counter.reset()
+        fast = await post(compiled, tokens, principal, query, **values)
+        (text,) = statement_counter.statements
+        assert fast == await post(full, tokens, principal, query, **values)
+        for value in (
+            values["c"],
+            values["f"]["search"],
+            str(organisation.id),
+            organisation.id.hex,
+            edges[0]["node"]["name"],
+        ):  # type: ignore[index]
+            assert value not in text
+        texts.append(text)
+    assert texts[0] == texts[1]
+
+
+async def test_a_failing_statement_is_answered_by_the_executor(
+    db: AsyncSession, two_clients, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    tokens, compiled, full = two_clients
+    organisation = await seed(db)
+
+    async def cancelled(*_args: Any) -> Any:
+        raise sa.exc.OperationalError("SELECT", {}, Exception("canceling statement due to statement timeout"))
+
+    monkeypatch.setattr(route, "run", cancelled)
+    query = "{ groups(first: 3) { nodes { name } } }"
+    principal = principal_for(organisation)
+    response = await compiled.post(
+        "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {tokens.issue(principal)}"}
+    )
+    assert response.status_code == 200
+    assert response.json() == await post(full, tokens, principal, query)
+    assert f"the compiled read failed (request {response.headers['x-request-id']})" in caplog.text
+
+
+async def test_an_exception_inside_the_compiler_gives_the_executors_answer(
+    db: AsyncSession, two_clients, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    """A bug in the compiler is logged with the request id; the client gets the executor's normal answer."""
+    tokens, compiled, full = two_clients
+    organisation = await seed(db)
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("a bug in the compiler")
+
+    monkeypatch.setattr(route.Builder, "connection", broken)
+    monkeypatch.setattr(route, "_cache", type(route._cache)())
+    query = "{ regions { nodes { name } } }"
+    principal = principal_for(organisation)
+    with caplog.at_level(logging.ERROR):
+        response = await compiled.post(
+            "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {tokens.issue(principal)}"}
+        )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json() == await post(full, tokens, principal, query)
+    assert f"(request {response.headers['x-request-id']})" in caplog.text
+    assert "a bug in the compiler" in caplog.text

@@ -25,6 +25,7 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     Undefined,
+    VariableNode,
     coerce_input_value,
     get_operation_ast,
     type_from_ast,
@@ -109,6 +110,9 @@ def arguments(selection: Selection, field: Any, node: FieldNode) -> dict[str, An
     given = {argument.name.value: argument.value for argument in node.arguments or ()}
     values: dict[str, Any] = {}
     for name, argument in field.args.items():
+        value_node = given.get(name)
+        if isinstance(value_node, VariableNode) and value_node.name.value not in selection.variables:
+            del given[name]  # a variable not given: the argument takes its default, as in the executor
         if name in given:
             value = value_from_ast(given[name], argument.type, selection.variables)
             if value is Undefined:

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from ...domain.access import CompiledRead, compile_read, mark_checked
 from ...domain.errors import DomainError
@@ -181,4 +182,4 @@ async def run(
             return list(await driver.execute_fetchall(sql, parameters))
         return list(await driver.fetch(sql, *parameters))
     finally:
-        pooled.close()  # back to the pool; nothing was begun, so there is nothing to roll back
+        await greenlet_spawn(pooled.close)  # back to the pool (its reset runs the driver's rollback)
