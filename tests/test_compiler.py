@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from strawberry.permission import BasePermission, PermissionExtension
 
 from programme_api.app import create_app
 from programme_api.domain import models
@@ -384,3 +386,39 @@ async def test_an_exception_inside_the_compiler_gives_the_executors_answer(
     assert response.json() == await post(full, tokens, principal, query)
     assert f"(request {response.headers['x-request-id']})" in caplog.text
     assert "a bug in the compiler" in caplog.text
+
+
+class Refused(BasePermission):
+    message = "refused by a permission class"
+
+    async def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
+        return False
+
+
+async def test_a_permission_class_on_a_field_is_honoured_on_the_compiled_path(
+    db: AsyncSession, two_clients, monkeypatch: pytest.MonkeyPatch, statement_counter
+) -> None:  # type: ignore[no-untyped-def]
+    """A permission class added to a field the compiler knows: the compiled path must not skip it."""
+    from programme_api import schema as schema_package
+    from programme_api.web import graphql as web_graphql
+
+    tokens, compiled, full = two_clients
+    organisation = await seed(db)
+    principal = principal_for(organisation)
+    query = "{ groups(first: 2) { totalCount nodes { id version } } }"
+    assert "errors" not in await post(compiled, tokens, principal, query)
+    (version,) = [f for f in schema_package.schema.get_type_by_name("Group").fields if f.python_name == "version"]  # type: ignore[union-attr]
+    monkeypatch.setattr(version, "permission_classes", [Refused])
+    monkeypatch.setattr(version, "extensions", [PermissionExtension([Refused()], use_directives=False)])
+    guarded = strawberry.Schema(
+        query=schema_package.schema.query,
+        mutation=schema_package.schema.mutation,
+        types=[schema_package.schema.get_type_by_name("Group").origin],  # type: ignore[union-attr]
+    )
+    monkeypatch.setattr(web_graphql, "schema", guarded)
+    statement_counter.reset()
+    fast = await post(compiled, tokens, principal, query)
+    slow = await post(full, tokens, principal, query)
+    assert fast == slow
+    assert fast["errors"][0]["message"] == "refused by a permission class"
+    assert statement_counter.count > 1  # answered by the executor, not by one compiled statement

@@ -62,8 +62,11 @@ def access_shape(principal: Principal) -> Hashable:
     )
 
 
-def cache_key(query: QueryOperation, selection: Selection, principal: Principal, dialect: str) -> Hashable:
-    return (query.source, query.name, structure_of(selection.variables), access_shape(principal), dialect)
+def cache_key(
+    query: QueryOperation, selection: Selection, principal: Principal, dialect: str, schema: Any
+) -> Hashable:
+    structure = structure_of(selection.variables)
+    return (query.source, query.name, structure, access_shape(principal), id(schema), dialect)
 
 
 async def answer(
@@ -110,7 +113,7 @@ async def _compiled(
         raise Unsupported(f"no JSON dialect for {bind.dialect.name}")
     selection = Selection(query.fragments, coerce_variables(schema, query.definition, query.variables or {}))
     request = Request(principal, selection)
-    key = cache_key(query, selection, principal, dialect.name)
+    key = cache_key(query, selection, principal, dialect.name, schema)
     if key in _cache:
         _cache.move_to_end(key)
         compiled = _cache[key]
