@@ -325,7 +325,7 @@ async def test_statement_text_is_the_same_whatever_the_values(db: AsyncSession, 
     texts = []
     for values in (
         {"n": 1, "c": edges[0]["cursor"], "f": {"search": "Group 0", "statuses": ["ACTIVE"]}},
-        {"n": 3, "c": edges[2]["cursor"], "f": {"search": "Group 1", "statuses": ["PAUSED"]}},
+        {"n": 3, "c": edges[2]["cursor"], "f": {"search": "Group 1", "statuses": ["PAUSED", "ACTIVE"]}},
     ):
         statement_counter.reset()
         fast = await post(compiled, tokens, principal, query, **values)
@@ -341,6 +341,18 @@ async def test_statement_text_is_the_same_whatever_the_values(db: AsyncSession, 
             assert value not in text
         texts.append(text)
     assert texts[0] == texts[1]
+    regions = list(
+        (await db.execute(sa.select(models.Region).where(models.Region.organisation_id == organisation.id))).scalars()
+    )
+    bound_texts = []
+    for reach in (regions[:1], regions[:2]):  # one region, then two: the list is one parameter
+        coordinator = principal_for(organisation, role=Role.COORDINATOR, regions=reach)
+        statement_counter.reset()
+        fast = await post(compiled, tokens, coordinator, query, n=2)
+        (text,) = statement_counter.statements
+        assert fast == await post(full, tokens, coordinator, query, n=2)
+        bound_texts.append(text)
+    assert bound_texts[0] == bound_texts[1]
 
 
 async def test_a_failing_statement_is_answered_by_the_executor(

@@ -55,12 +55,12 @@ class Fallback(Exception):
 class Builder:
     """Builds one statement for one query operation, one access shape and one structure of variables."""
 
-    def __init__(self, schema: Any, request: Request, dialect: JsonDialect) -> None:
+    def __init__(self, schema: Any, request: Request, dialect: JsonDialect, sa_dialect: sa.Dialect) -> None:
         self.schema = schema
         self.request = request
         self.selection: Selection = request.selection
         self.dialect = dialect
-        self.slots = Slots()
+        self.slots = Slots(sa_dialect)
         self.names = itertools.count()
 
     def alias(self) -> str:

@@ -12,14 +12,16 @@ parameters no longer line up (a different shape) is refused, so the executor ans
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from graphql import FieldNode
-from sqlalchemy.sql import visitors
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 
 from ...domain.principal import Principal
 from .operation import Selection, Unsupported, arguments
@@ -56,6 +58,8 @@ def bind_parameters(statement: sa.ClauseElement) -> list[BindParameter[Any]]:
 class Slots:
     """The parameter slots of one compiled statement, and how to fill them for a request."""
 
+    dialect: sa.Dialect
+    lists: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     own: list[tuple[str, Compute]] = field(default_factory=list)
     groups: list[tuple[tuple[str, ...], tuple[type, ...], Callable[[Request], sa.ClauseElement]]] = field(
         default_factory=list
@@ -80,12 +84,21 @@ class Slots:
         only: Callable[[BindParameter[Any]], bool] | None = None,
     ) -> Any:
         """``statement`` with its parameters (those ``only`` picks) renamed to slots that ``rebuild`` fills for
-        each request: ``rebuild`` gives a statement whose parameters are exactly those, in the same order."""
+        each request: ``rebuild`` gives a statement whose parameters are exactly those, in the same order.
+
+        A list (``column IN (...)``, one placeholder per item) becomes ONE parameter, so the text does not
+        change with the list's length: ``= ANY(array)`` on PostgreSQL, ``IN (SELECT value FROM json_each(?))``
+        on SQLite (the items converted as the column's type stores them).
+        """
         parameters = [p for p in bind_parameters(statement) if only is None or only(p)]
         replacements: dict[int, BindParameter[Any]] = {}
         for parameter in parameters:
             name = f"d{next(self.counter)}"
-            replacements[id(parameter)] = sa.bindparam(name, type_=parameter.type, expanding=parameter.expanding)
+            if parameter.expanding:
+                replacements[id(parameter)] = sa.bindparam(name, type_=self._list_type(parameter.type))
+                self.lists[name] = self._list_value(parameter.type)
+            else:
+                replacements[id(parameter)] = sa.bindparam(name, type_=parameter.type)
         self.groups.append(
             (
                 tuple(replacements[id(p)].key for p in parameters),
@@ -97,9 +110,32 @@ class Slots:
             return statement
 
         def replace(element: Any) -> Any:
-            return replacements.get(id(element)) if isinstance(element, BindParameter) else None
+            if isinstance(element, BindParameter):
+                return replacements.get(id(element))
+            if (
+                isinstance(element, BinaryExpression)
+                and element.operator is operators.in_op
+                and isinstance(element.right, BindParameter)
+                and id(element.right) in replacements
+            ):
+                return self._in_list(element.left, replacements[id(element.right)])
+            return None
 
         return visitors.replacement_traverse(statement, {}, replace)  # type: ignore[call-overload]
+
+    def _list_type(self, item_type: Any) -> Any:
+        return postgresql.ARRAY(item_type) if self.dialect.name == "postgresql" else sa.Text()
+
+    def _list_value(self, item_type: Any) -> Callable[[Any], Any]:
+        if self.dialect.name == "postgresql":
+            return list
+        process = item_type.bind_processor(self.dialect) or (lambda value: value)
+        return lambda items: json.dumps([process(item) for item in items])
+
+    def _in_list(self, column: Any, parameter: BindParameter[Any]) -> Any:
+        if self.dialect.name == "postgresql":
+            return column == sa.any_(parameter)
+        return column.in_(sa.select(sa.literal_column("value")).select_from(sa.func.json_each(parameter)))
 
     def values(self, request: Request) -> dict[str, Any]:
         """Every slot's value for ``request``; ``Unsupported`` when the request cannot use this statement."""
@@ -113,5 +149,6 @@ class Slots:
             ):
                 raise Unsupported("the access statement changed shape")
             for name, parameter in zip(names, parameters, strict=True):
-                values[name] = parameter.effective_value
+                convert = self.lists.get(name)
+                values[name] = parameter.effective_value if convert is None else convert(parameter.effective_value)
         return values

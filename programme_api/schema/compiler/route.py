@@ -49,22 +49,19 @@ _cache: OrderedDict[Hashable, CompiledQuery | None] = OrderedDict()
 
 def access_shape(principal: Principal) -> Hashable:
     """What of the principal can change a statement's text: never its organisation, region or person IDs
-    (those are parameters), only its kind, role, scopes, how many regions bind it and whether it is a
-    facilitator acting as themselves."""
-    regions = None if principal.region_ids is None else len(principal.region_ids)
+    (those are parameters, a list of regions one array), only its kind, role, scopes, whether regions bind
+    it and whether it is a facilitator acting as themselves."""
     return (
         principal.actor_type,
         principal.role,
         principal.scopes,
-        regions,
+        principal.region_ids is None,
         principal.facilitator_id is None,
         principal.evaluation_project_id is None,
     )
 
 
-def cache_key(
-    query: QueryOperation, selection: Selection, principal: Principal, dialect: str, schema: Any
-) -> Hashable:
+def cache_key(query: QueryOperation, selection: Selection, principal: Principal, dialect: str, schema: Any) -> Hashable:
     structure = structure_of(selection.variables)
     return (query.source, query.name, structure, access_shape(principal), id(schema), dialect)
 
@@ -148,7 +145,7 @@ def build(
     sa_dialect: sa.Dialect, dialect: JsonDialect, schema: Any, query: QueryOperation, request: Request
 ) -> CompiledQuery:
     """The operation as one statement returning the ``data`` object as text (nothing is sent here)."""
-    builder = Builder(schema, request, dialect)
+    builder = Builder(schema, request, dialect, sa_dialect)
     statement = dialect.finish(builder.data(query))
     if dialect.name == "postgresql":
         statement = _bind_tenant(statement, builder.slots, request.principal)
