@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -69,12 +69,15 @@ ONE_STATEMENT = {
         expiring: facilitators(compliance: CHECK_EXPIRING) { totalCount } }""",
     "filters": """query($f: GroupFilter, $s: SessionFilter) { groups(filter: $f) { totalCount nodes { name } }
         sessions(filter: $s, last: 3) { nodes { startsAt status } } }""",
+    "computed_and_root_reference": """query($days: Int!) { organisation { id slug name timezone suppressionThreshold }
+        facilitators { nodes { displayName complianceState soon: complianceState(withinDays: $days) } } }""",
     "duplicate_parents": """{ groups(first: 3) { pageInfo { hasNextPage } nodes { name region { slug
         groups(first: 2) { totalCount nodes { name } } } } } }""",
 }
 # Nested deeper than the fixed parser stack of SQLite before 3.46 allows: answered by the executor there.
 TOO_DEEP_FOR_OLD_SQLITE = {"benchmark_dashboard"}
 VARIABLES: dict[str, dict[str, Any]] = {
+    "computed_and_root_reference": {"days": 400},
     "aliases_fragments_directives": {"skip": False, "n": 2},
     "filters": {"f": {"search": "0-", "statuses": ["ACTIVE"]}, "s": {"statuses": ["HELD", "CANCELLED"]}},
 }
@@ -434,3 +437,38 @@ async def test_a_permission_class_on_a_field_is_honoured_on_the_compiled_path(
     assert fast == slow
     assert fast["errors"][0]["message"] == "refused by a permission class"
     assert statement_counter.count > 1  # answered by the executor, not by one compiled statement
+
+
+async def test_compliance_states_are_worked_out_as_the_resolver_does(
+    db: AsyncSession, two_clients, statement_counter
+) -> None:  # type: ignore[no-untyped-def]
+    tokens, compiled, full = two_clients
+    organisation = await make_organisation(db)
+    today = datetime.now(UTC).date()
+    for name, trained, expires in (
+        ("Expired", today, today - timedelta(days=1)),
+        ("No check", today, None),
+        ("Untrained", None, today + timedelta(days=200)),
+        ("Expiring", today, today + timedelta(days=10)),
+        ("Today", today, today),
+        ("Fine", today, today + timedelta(days=200)),
+    ):
+        await make_facilitator(db, organisation, display_name=name, training_completed_on=trained,
+                               background_check_expires_on=expires)  # fmt: skip
+    query = """query($days: Int!) { facilitators { nodes { displayName complianceState
+        wide: complianceState(withinDays: $days) } } }"""
+    principal = principal_for(organisation)
+    for days in (0, 250):
+        statement_counter.reset()
+        fast = await post(compiled, tokens, principal, query, days=days)
+        assert statement_counter.count == 1
+        assert fast == await post(full, tokens, principal, query, days=days)
+    states = {node["displayName"]: node["complianceState"] for node in fast["data"]["facilitators"]["nodes"]}
+    assert states == {
+        "Expired": "CHECK_EXPIRED",
+        "No check": "CHECK_EXPIRED",
+        "Untrained": "TRAINING_MISSING",
+        "Expiring": "CHECK_EXPIRING",
+        "Today": "CHECK_EXPIRING",
+        "Fine": "COMPLIANT",
+    }

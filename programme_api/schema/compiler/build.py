@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -95,6 +95,8 @@ class Builder:
         spec = policy.spec
         if policy.read is Read.CONNECTION and isinstance(spec, ConnectionSpec):
             return self.connection(named_type(definition.type), spec, definition, nodes, rows)
+        if policy.read is Read.REFERENCE and isinstance(spec, ReferenceSpec) and rows is None and not spec.foreign_key:
+            return self.reference(named_type(definition.type), spec, nodes, None)
         if rows is None:
             raise Unsupported(f"{type_.name}.{name} needs a row")
         if policy.read is Read.COLUMN and policy.column is not None:
@@ -107,6 +109,8 @@ class Builder:
             return self.children(named_type(definition.type), spec, nodes, rows)
         if (type_.name, name) == ("GroupSession", "attendanceCounts"):
             return self.attendance_counts(named_type(definition.type), nodes, rows)
+        if (type_.name, name) == ("Facilitator", "complianceState"):
+            return self.compliance_state(definition, nodes[0], rows)
         raise Unsupported(f"{type_.name}.{name}")
 
     def leaf(self, type_: GraphQLOutputType, column: Any) -> Any:
@@ -136,9 +140,14 @@ class Builder:
         statement = columns_only(readable(self.request.principal, model))
         return self.slots.domain(statement, lambda r: columns_only(readable(r.principal, model)))  # type: ignore[no-any-return]
 
-    def reference(self, type_: GraphQLObjectType, spec: ReferenceSpec, nodes: list[FieldNode], parent: Rows) -> Any:
+    def reference(
+        self, type_: GraphQLObjectType, spec: ReferenceSpec, nodes: list[FieldNode], parent: Rows | None
+    ) -> Any:
+        """The readable row the parent names (at the root: the one row the access filter leaves)."""
         model = spec.model
-        target = self.readable_rows(model).where(model.id == parent.c[spec.foreign_key]).correlate(parent)
+        target = self.readable_rows(model)
+        if parent is not None:
+            target = target.where(model.id == parent.c[spec.foreign_key]).correlate(parent)
         row = target.subquery(self.alias())
         found = sa.select(self.object(type_, row, self.selected(type_, nodes))).select_from(row)
         return self.dialect.embed(found.scalar_subquery())
@@ -164,6 +173,24 @@ class Builder:
                 honoured(self.schema, type_.name, name, frozenset())
             pairs.append((key, text(type_.name) if name == "__typename" else values[name]))
         return self.dialect.embed(tallies.with_only_columns(self.dialect.object(pairs)).scalar_subquery())
+
+    def compliance_state(self, definition: Any, node: FieldNode, facilitator: Rows) -> Any:
+        """``programme.compliance_state`` on today's date (a parameter, worked out per request as the resolver
+        does), rendered as the enum's name."""
+        today = self.slots.value(lambda _r: programme.today(), sa.Date)
+        horizon = self.slots.value(
+            lambda r: programme.today() + timedelta(days=r.arguments(definition, node)["withinDays"]), sa.Date
+        )
+        expires, trained = facilitator.c.background_check_expires_on, facilitator.c.training_completed_on
+        enum_type = named_leaf(definition.type)
+        names = {getattr(d.value, "value", d.value): name for name, d in enum_type.values.items()}
+        state = programme.ComplianceState
+        return sa.case(
+            (sa.or_(expires.is_(None), expires < today), text(names[state.CHECK_EXPIRED.value])),
+            (trained.is_(None), text(names[state.TRAINING_MISSING.value])),
+            (expires <= horizon, text(names[state.CHECK_EXPIRING.value])),
+            else_=text(names[state.COMPLIANT.value]),
+        )
 
     # ---- connections ---------------------------------------------------------------------------------------
 
@@ -323,6 +350,14 @@ class Page:
             honoured(self.builder.schema, info_type.name, name, frozenset())
             pairs.append((key, values[name]))
         return self.dialect.object(pairs)
+
+
+def named_leaf(type_: Any) -> GraphQLEnumType:
+    while isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    if not isinstance(type_, GraphQLEnumType):
+        raise Unsupported(f"not an enum: {type_}")
+    return type_
 
 
 def _python_type(column: Any) -> type:

@@ -33,7 +33,7 @@ class Read(enum.Enum):
     CONNECTION = "connection"  # a keyset-paged Relay connection (root, or under each parent row)
     REFERENCE = "reference"  # one readable row, or null
     CHILDREN = "children"  # a short list of readable rows under each parent, in a fixed order
-    COMPUTED = "computed"  # worked out in SQL from the row (``attendanceCounts``)
+    COMPUTED = "computed"  # worked out in SQL from the row (``attendanceCounts``, ``complianceState``)
     RESOLVER = "resolver"  # only the resolver answers it (roll-ups, audited reads, computed in Python)
 
 
@@ -48,6 +48,8 @@ class ConnectionSpec:
 
 @dataclass(frozen=True)
 class ReferenceSpec:
+    """One readable row: the parent's ``foreign_key`` names it (at the root, the access filter alone does)."""
+
     model: type[Any]
     foreign_key: str
 
@@ -169,7 +171,7 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
     ),
     ("Query", "facilitators"): _connection(ConnectionSpec(_facilitators, programme.FACILITATOR_ORDER), m.Facilitator),
     ("Query", "viewer"): _resolver(None),
-    ("Query", "organisation"): _resolver(P),
+    ("Query", "organisation"): FieldPolicy(Read.REFERENCE, P, spec=ReferenceSpec(m.Organisation, "")),
     ("Query", "node"): _resolver(None, audited=True),  # health data types are audited through node(id)
     ("Query", "nodes"): _resolver(None, audited=True),
     ("Query", "surveyInstruments"): _resolver(P),
@@ -207,7 +209,7 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
     ),
     ("Facilitator", "id"): FieldPolicy(Read.GLOBAL_ID, P),
     **_columns("Facilitator", "displayName", "trainingCompletedOn", "backgroundCheckExpiresOn", "version", scope=P),
-    ("Facilitator", "complianceState"): _resolver(P),
+    ("Facilitator", "complianceState"): FieldPolicy(Read.COMPUTED, P),
     ("Facilitator", "assignments"): _children(
         m.FacilitatorAssignment, m.FacilitatorAssignment.facilitator_id, ("created_at", False), ("id", False)
     ),
