@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import httpx
@@ -43,6 +43,7 @@ from .factories import (
     make_session,
     principal_for,
     record,
+    weekly_schedule,
 )
 from .test_compiled_reads import seed
 
@@ -70,6 +71,7 @@ ONE_STATEMENT = {
     "filters": """query($f: GroupFilter, $s: SessionFilter) { groups(filter: $f) { totalCount nodes { name } }
         sessions(filter: $s, last: 3) { nodes { startsAt status } } }""",
     "computed_and_root_reference": """query($days: Int!) { organisation { id slug name timezone suppressionThreshold }
+        groups { nodes { schedule { __typename frequency weekday weekOfMonth startTime durationMinutes anchorDate } } }
         facilitators { nodes { displayName complianceState soon: complianceState(withinDays: $days) } } }""",
     "duplicate_parents": """{ groups(first: 3) { pageInfo { hasNextPage } nodes { name region { slug
         groups(first: 2) { totalCount nodes { name } } } } } }""",
@@ -197,7 +199,7 @@ async def test_what_it_cannot_answer_falls_back_and_is_remembered(
     organisation = await seed(db)
     principal = principal_for(organisation)
     for query in (
-        "{ groups { nodes { schedule { weekday } attendanceRate } } }",  # computed in Python, a roll-up
+        "{ groups { nodes { attendanceRate } } }",  # a roll-up
         "{ participants(first: 2) { nodes { preferredName } } }",  # personal data: an audited read
         "{ viewer { subject } }",  # only its resolver knows it
     ):
@@ -472,3 +474,23 @@ async def test_compliance_states_are_worked_out_as_the_resolver_does(
         "Today": "CHECK_EXPIRING",
         "Fine": "COMPLIANT",
     }
+
+
+async def test_schedules_render_as_the_resolver_gives_them(db: AsyncSession, two_clients, statement_counter) -> None:  # type: ignore[no-untyped-def]
+    tokens, compiled, full = two_clients
+    organisation = await make_organisation(db)
+    region = await make_region(db, organisation)
+    await make_group(db, region, name="A unscheduled")
+    await make_group(db, region, name="B weekly", **weekly_schedule(weekday=4, start=time(7, 5, 3)))
+    await make_group(db, region, name="C odd time", **weekly_schedule(start=time(18, 30, 0, 250)))
+    query = (
+        "{ groups { nodes { name schedule { frequency weekday weekOfMonth startTime durationMinutes anchorDate } } } }"
+    )
+    principal = principal_for(organisation)
+    statement_counter.reset()
+    fast = await post(compiled, tokens, principal, query)
+    assert statement_counter.count == 1
+    assert fast == await post(full, tokens, principal, query)
+    schedules = [node["schedule"] for node in fast["data"]["groups"]["nodes"]]
+    assert schedules[0] is None
+    assert [schedule["startTime"] for schedule in schedules[1:]] == ["07:05:03", "18:30:00.000250"]

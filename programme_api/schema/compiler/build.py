@@ -109,6 +109,8 @@ class Builder:
             return self.children(named_type(definition.type), spec, nodes, rows)
         if (type_.name, name) == ("GroupSession", "attendanceCounts"):
             return self.attendance_counts(named_type(definition.type), nodes, rows)
+        if (type_.name, name) == ("Group", "schedule"):
+            return self.schedule(named_type(definition.type), nodes, rows)
         if (type_.name, name) == ("Facilitator", "complianceState"):
             return self.compliance_state(definition, nodes[0], rows)
         raise Unsupported(f"{type_.name}.{name}")
@@ -131,6 +133,8 @@ class Builder:
                 return self.dialect.datetime(column)
             if type_.name == "Date":
                 return self.dialect.date(column)
+            if type_.name == "Time":
+                return self.dialect.time(column)
         raise Unsupported(f"scalar {type_}")
 
     # ---- lists and references ------------------------------------------------------------------------------
@@ -173,6 +177,28 @@ class Builder:
                 honoured(self.schema, type_.name, name, frozenset())
             pairs.append((key, text(type_.name) if name == "__typename" else values[name]))
         return self.dialect.embed(tallies.with_only_columns(self.dialect.object(pairs)).scalar_subquery())
+
+    def schedule(self, type_: GraphQLObjectType, nodes: list[FieldNode], group: Rows) -> Any:
+        """``Group.schedule``: null without a frequency, else the schedule columns with the resolver's defaults."""
+        columns = {
+            "frequency": (group.c.schedule_frequency, None),
+            "weekday": (group.c.schedule_weekday, sa.literal_column("0")),
+            "weekOfMonth": (group.c.schedule_week_of_month, None),
+            "startTime": (group.c.schedule_start_time, constant("00:00:00")),
+            "durationMinutes": (group.c.schedule_duration_minutes, sa.literal_column("0")),
+            "anchorDate": (group.c.schedule_anchor_date, constant(date.min.isoformat())),
+        }
+        pairs: list[tuple[str, Any]] = []
+        for key, field_nodes in self.selected(type_, nodes).items():
+            name = field_nodes[0].name.value
+            if name == "__typename":
+                pairs.append((key, text(type_.name)))
+                continue
+            honoured(self.schema, type_.name, name, frozenset())
+            column, default = columns[name]
+            value = self.leaf(type_.fields[name].type, column)
+            pairs.append((key, value if default is None else sa.func.coalesce(value, default)))
+        return sa.case((group.c.schedule_frequency.is_(None), sa.null()), else_=self.dialect.object(pairs))
 
     def compliance_state(self, definition: Any, node: FieldNode, facilitator: Rows) -> Any:
         """``programme.compliance_state`` on today's date (a parameter, worked out per request as the resolver

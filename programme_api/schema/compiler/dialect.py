@@ -71,6 +71,10 @@ class JsonDialect:
     def date(self, column: Any) -> Any:
         raise NotImplementedError
 
+    def time(self, column: Any) -> Any:
+        """``time.isoformat()``: microseconds only when there are some."""
+        raise NotImplementedError
+
     def cursor(self, values: list[tuple[Any, str]]) -> Any:
         """``pagination.encode_cursor`` of the row's sort key; kinds: s(tring), u(uid), t(imestamp), d(ate)."""
         raise NotImplementedError
@@ -140,6 +144,13 @@ class PostgresJson(JsonDialect):
     def date(self, column: Any) -> Any:
         return sa.func.to_char(column, constant("YYYY-MM-DD"))
 
+    def time(self, column: Any) -> Any:
+        whole = sa.func.to_char(column, constant("US")) == constant("000000")
+        return sa.case(
+            (whole, sa.func.to_char(column, constant("HH24:MI:SS"))),
+            else_=sa.func.to_char(column, constant("HH24:MI:SS.US")),
+        )
+
     def cursor(self, values: list[tuple[Any, str]]) -> Any:
         """orjson's compact JSON of the tagged key, built as text, then URL-safe base64 without padding."""
         parts: list[Any] = []
@@ -205,6 +216,12 @@ class SqliteJson(JsonDialect):
 
     def date(self, column: Any) -> Any:
         return column
+
+    def time(self, column: Any) -> Any:
+        """SQLAlchemy stores ``HH:MM:SS.ffffff``."""
+        clock, micro = sa.func.substr(column, 1, 8), sa.func.substr(column, 9, 7)
+        whole = sa.or_(micro == constant(".000000"), micro == constant(""))
+        return sa.case((whole, clock), else_=clock.concat(micro))
 
     def cursor(self, values: list[tuple[Any, str]]) -> Any:
         kinds = "".join(kind for _column, kind in values)

@@ -190,7 +190,7 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
     # Groups, sessions and facilitators.
     ("Group", "id"): FieldPolicy(Read.GLOBAL_ID, P),
     **_columns("Group", "name", "topic", "deliveryMode", "venue", "capacity", "status", "version", scope=P),
-    ("Group", "schedule"): _resolver(P),
+    ("Group", "schedule"): FieldPolicy(Read.COMPUTED, P),
     ("Group", "region"): _reference(m.Region, "region_id"),
     ("Group", "facilitators"): _children(
         m.FacilitatorAssignment, m.FacilitatorAssignment.group_id, ("role", True), ("created_at", False), ("id", False)
@@ -234,7 +234,10 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
     **_columns("AttendanceRecord", "status", "recordedAt", scope=R),
     ("AttendanceRecord", "session"): _reference(m.GroupSession, "session_id"),
     ("AttendanceRecord", "participant"): _reference(m.Participant, "participant_id"),
-    # The counts computed for a session row.
+    # The objects computed from a row.
+    **_columns(
+        "Schedule", "frequency", "weekday", "weekOfMonth", "startTime", "durationMinutes", "anchorDate", scope=P
+    ),
     **_columns("AttendanceCounts", "present", "excused", "unexcused", "dropins", scope=P),
 }
 
