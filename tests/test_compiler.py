@@ -31,15 +31,18 @@ from .api import TokenBook
 from .conftest import MigratedDatabase
 from .factories import (
     assign,
+    audit_events,
     become_unprivileged_role,
     enrol,
     evaluator_for,
+    gid,
     make_facilitator,
     make_group,
     make_organisation,
     make_participant,
     make_project,
     make_region,
+    make_response,
     make_session,
     principal_for,
     record,
@@ -494,3 +497,42 @@ async def test_schedules_render_as_the_resolver_gives_them(db: AsyncSession, two
     schedules = [node["schedule"] for node in fast["data"]["groups"]["nodes"]]
     assert schedules[0] is None
     assert [schedule["startTime"] for schedule in schedules[1:]] == ["07:05:03", "18:30:00.000250"]
+
+
+async def test_node_by_id_is_compiled_for_row_types(db: AsyncSession, two_clients, statement_counter) -> None:  # type: ignore[no-untyped-def]
+    tokens, compiled, full = two_clients
+    organisation, other = await seed(db), await make_organisation(db)
+    foreign = await make_group(db, await make_region(db, other), name="Foreign")
+    principal = principal_for(organisation)
+    query = """query($id: ID!) { node(id: $id) { __typename id ... on Group { name region { name } }
+        ... on Region { slug groups(first: 1) { nodes { name } } } ... on Participant { reference } } }"""
+    found = await post(full, tokens, principal, "{ groups(first: 1) { nodes { id region { id } } } }")
+    group = found["data"]["groups"]["nodes"][0]
+    texts = []
+    for node_id in (group["id"], group["region"]["id"], gid(foreign)):
+        statement_counter.reset()
+        fast = await post(compiled, tokens, principal, query, id=node_id)
+        (text,) = statement_counter.statements
+        texts.append(text)
+        assert fast == await post(full, tokens, principal, query, id=node_id)
+    assert len(set(texts)) == 1
+    assert fast == {"data": {"node": None}}  # another tenant's group: as if it did not exist
+    for odd in ("not-an-id", gid(foreign).rstrip("A") + "x"):  # answered by the executor, the same way
+        assert await post(compiled, tokens, principal, query, id=odd) == await post(
+            full, tokens, principal, query, id=odd
+        )
+
+
+async def test_health_data_by_node_id_is_read_and_audited_by_the_executor(db: AsyncSession, two_clients) -> None:  # type: ignore[no-untyped-def]
+    tokens, compiled, full = two_clients
+    organisation = await make_organisation(db)
+    region = await make_region(db, organisation)
+    group = await make_group(db, region)
+    response = await make_response(db, await make_participant(db, region), group)
+    principal = principal_for(organisation)
+    query = "query($id: ID!) { node(id: $id) { __typename id } }"
+    before = len(await audit_events(db))
+    fast = await post(compiled, tokens, principal, query, id=gid(response))
+    assert len(await audit_events(db)) == before + 1  # the health read was audited, as by the executor
+    assert fast == await post(full, tokens, principal, query, id=gid(response))
+    assert fast["data"]["node"] == {"__typename": "SurveyResponse", "id": gid(response)}

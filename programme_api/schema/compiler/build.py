@@ -39,10 +39,11 @@ from ...domain.pagination import (
     page_request,
     sort_keys,
 )
+from ..relay import from_global_id
 from .dialect import JsonDialect, constant, text
 from .operation import QueryOperation, Selection, Unsupported, collect_fields, named_type
 from .params import Request, Slots
-from .policy import ChildrenSpec, ConnectionSpec, Read, ReferenceSpec, policy_of
+from .policy import ROW_TYPES, ChildrenSpec, ConnectionSpec, Read, ReferenceSpec, policy_of, scope_of
 
 Rows = Any  # a derived table whose columns are one table's row
 POSITION = "compiler_position"
@@ -95,6 +96,8 @@ class Builder:
         spec = policy.spec
         if policy.read is Read.CONNECTION and isinstance(spec, ConnectionSpec):
             return self.connection(named_type(definition.type), spec, definition, nodes, rows)
+        if (type_.name, name) == ("Query", "node"):
+            return self.node(definition, nodes)
         if policy.read is Read.REFERENCE and isinstance(spec, ReferenceSpec) and rows is None and not spec.foreign_key:
             return self.reference(named_type(definition.type), spec, nodes, None)
         if rows is None:
@@ -177,6 +180,28 @@ class Builder:
                 honoured(self.schema, type_.name, name, frozenset())
             pairs.append((key, text(type_.name) if name == "__typename" else values[name]))
         return self.dialect.embed(tallies.with_only_columns(self.dialect.object(pairs)).scalar_subquery())
+
+    def node(self, definition: Any, nodes: list[FieldNode]) -> Any:
+        """``node(id)``: one branch per row type the caller may read, picked by the ID's type (a parameter).
+
+        An ID of any other type (health data, whose reads are audited), or one that does not decode, is the
+        executor's to answer."""
+        node = nodes[0]
+        kinds = {
+            name: model
+            for name, model in ROW_TYPES.items()
+            if name != "FacilitatorAssignment" and self.request.principal.has_scope(scope_of(model))
+        }
+        decoded = functools.partial(_node_id, definition, node, frozenset(kinds))
+        type_name = self.slots.value(lambda r: decoded(r)[0], sa.Text)
+        row_id = self.slots.value(lambda r: decoded(r)[1], sa.Uuid)
+        branches = []
+        for name, model in kinds.items():
+            graphql_type = self.schema._schema.get_type(name)
+            row = self.readable_rows(model).where(model.id == row_id).subquery(self.alias())
+            found = sa.select(self.object(graphql_type, row, self.selected(graphql_type, nodes))).select_from(row)
+            branches.append((type_name == constant(name), self.dialect.embed(found.scalar_subquery())))
+        return sa.case(*branches, else_=sa.null())
 
     def schedule(self, type_: GraphQLObjectType, nodes: list[FieldNode], group: Rows) -> Any:
         """``Group.schedule``: null without a frequency, else the schedule columns with the resolver's defaults."""
@@ -376,6 +401,16 @@ class Page:
             honoured(self.builder.schema, info_type.name, name, frozenset())
             pairs.append((key, values[name]))
         return self.dialect.object(pairs)
+
+
+def _node_id(definition: Any, node: FieldNode, kinds: frozenset[str], request: Request) -> tuple[str, uuid.UUID]:
+    try:
+        type_name, row_id = from_global_id(request.arguments(definition, node)["id"])
+    except DomainError as exc:
+        raise Fallback("an ID that does not decode") from exc
+    if type_name not in kinds:
+        raise Fallback(f"node of type {type_name!r}")
+    return type_name, row_id
 
 
 def named_leaf(type_: Any) -> GraphQLEnumType:

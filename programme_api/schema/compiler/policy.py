@@ -172,7 +172,9 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
     ("Query", "facilitators"): _connection(ConnectionSpec(_facilitators, programme.FACILITATOR_ORDER), m.Facilitator),
     ("Query", "viewer"): _resolver(None),
     ("Query", "organisation"): FieldPolicy(Read.REFERENCE, P, spec=ReferenceSpec(m.Organisation, "")),
-    ("Query", "node"): _resolver(None, audited=True),  # health data types are audited through node(id)
+    # node(id) of a row type below is compiled; an ID of another type (health data, audited through node
+    # too) sends the request to the executor.
+    ("Query", "node"): FieldPolicy(Read.COMPUTED, None),
     ("Query", "nodes"): _resolver(None, audited=True),
     ("Query", "surveyInstruments"): _resolver(P),
     ("Query", "surveyResponses"): _resolver("surveys:read", audited=True),
