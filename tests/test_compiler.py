@@ -287,6 +287,13 @@ async def test_the_service_reads_in_one_round_trip_outside_a_transaction(
 
     settings = migrated_database.settings.model_copy(update={"statement_cache_size": statement_cache_size})
     engine = create_engine(settings)
+    sent: list[str] = []  # what the driver itself sent (asyncpg's own log sees its prepared path too)
+
+    def log_driver(dbapi_connection: Any, _record: Any) -> None:
+        if migrated_database.backend == "postgresql":
+            dbapi_connection._connection.add_query_logger(lambda record: sent.append(record.query))
+
+    sa.event.listen(engine.sync_engine, "connect", log_driver)
     async with AsyncSession(engine, expire_on_commit=False) as db:
         organisation = await make_organisation(db)
         region = await make_region(db, organisation, name="Committed")
@@ -311,8 +318,11 @@ async def test_the_service_reads_in_one_round_trip_outside_a_transaction(
             edges = first["data"]["groups"]["edges"]
             assert [edge["node"] for edge in edges] == [{"name": "Committed group", "region": {"name": "Committed"}}]
             for _ in range(3):  # the same text again and again: one prepared statement when the cache is on
+                sent.clear()
                 second = await post(client, tokens, principal, query, n=5, c=edges[0]["cursor"])
                 assert [edge["node"]["name"] for edge in second["data"]["groups"]["edges"]] == ["Second group"]
+                if migrated_database.backend == "postgresql":
+                    assert len(sent) == 1  # one statement per read, the tenant binding included
         assert statements == []  # nothing through a session: no BEGIN, no separate binding, no COMMIT
     finally:
         sa.event.remove(engine.sync_engine, "before_cursor_execute", seen)
