@@ -546,3 +546,37 @@ async def test_health_data_by_node_id_is_read_and_audited_by_the_executor(db: As
     assert len(await audit_events(db)) == before + 1  # the health read was audited, as by the executor
     assert fast == await post(full, tokens, principal, query, id=gid(response))
     assert fast["data"]["node"] == {"__typename": "SurveyResponse", "id": gid(response)}
+
+
+def test_the_field_policy_declares_every_field_of_the_row_types() -> None:
+    """The table names only real fields, declares every field of the row types (a new field must be declared
+    before the compiler reads it), and reads each list or reference under its model's own access scope."""
+    from programme_api.domain.access import RULES
+    from programme_api.schema import schema
+    from programme_api.schema.compiler.policy import FIELDS, ROW_TYPES, Read
+
+    graphql = schema._schema
+    for type_name, field_name in FIELDS:
+        assert field_name in graphql.get_type(type_name).fields, (type_name, field_name)  # type: ignore[union-attr]
+    for type_name in ROW_TYPES:
+        for field_name in graphql.get_type(type_name).fields:  # type: ignore[union-attr]
+            assert (type_name, field_name) in FIELDS, f"{type_name}.{field_name} is not declared"
+    for policy in FIELDS.values():
+        model = getattr(policy.spec, "model", None)
+        if model is not None:
+            assert policy.scope == RULES[model][0]
+        if policy.audited:
+            assert policy.read in (Read.RESOLVER, Read.COMPUTED)
+
+
+async def test_a_filter_value_that_changes_the_statement_is_answered_by_the_executor(
+    db: AsyncSession, two_clients
+) -> None:  # type: ignore[no-untyped-def]
+    """An empty search adds no condition: the statement compiled for a search does not fit it."""
+    tokens, compiled, full = two_clients
+    organisation = await seed(db)
+    principal = principal_for(organisation)
+    query = "query($f: GroupFilter) { groups(filter: $f) { totalCount nodes { name } } }"
+    for search in ("Group 1", "", "1-2"):
+        fast = await post(compiled, tokens, principal, query, f={"search": search})
+        assert fast == await post(full, tokens, principal, query, f={"search": search})

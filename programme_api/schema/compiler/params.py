@@ -54,6 +54,14 @@ def bind_parameters(statement: sa.ClauseElement) -> list[BindParameter[Any]]:
     return list(seen.values())
 
 
+def _shape(statement: Any) -> Any:
+    """SQLAlchemy's cache key of a statement: equal for statements that differ only in their values."""
+    key = statement._generate_cache_key()
+    if key is None:
+        raise Unsupported("a statement SQLAlchemy cannot key")
+    return key.key
+
+
 @dataclass
 class Slots:
     """The parameter slots of one compiled statement, and how to fill them for a request."""
@@ -61,9 +69,7 @@ class Slots:
     dialect: sa.Dialect
     lists: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     own: list[tuple[str, Compute]] = field(default_factory=list)
-    groups: list[tuple[tuple[str, ...], tuple[type, ...], Callable[[Request], sa.ClauseElement]]] = field(
-        default_factory=list
-    )
+    groups: list[tuple[tuple[str, ...], Any, Callable[[Request], sa.ClauseElement]]] = field(default_factory=list)
     checks: list[Callable[[Request], None]] = field(default_factory=list)
     counter: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -99,13 +105,7 @@ class Slots:
                 self.lists[name] = self._list_value(parameter.type)
             else:
                 replacements[id(parameter)] = sa.bindparam(name, type_=parameter.type)
-        self.groups.append(
-            (
-                tuple(replacements[id(p)].key for p in parameters),
-                tuple(type(p.type) for p in parameters),
-                rebuild,
-            )
-        )
+        self.groups.append((tuple(replacements[id(p)].key for p in parameters), _shape(statement), rebuild))
         if not replacements:
             return statement
 
@@ -142,11 +142,10 @@ class Slots:
         for check in self.checks:
             check(request)
         values: dict[str, Any] = {name: compute(request) for name, compute in self.own}
-        for names, types, rebuild in self.groups:
-            parameters = bind_parameters(rebuild(request))
-            if len(parameters) != len(names) or any(
-                type(p.type) is not t for p, t in zip(parameters, types, strict=True)
-            ):
+        for names, shape, rebuild in self.groups:
+            rebuilt = rebuild(request)
+            parameters = bind_parameters(rebuilt)
+            if len(parameters) != len(names) or _shape(rebuilt) != shape:
                 raise Unsupported("the access statement changed shape")
             for name, parameter in zip(names, parameters, strict=True):
                 convert = self.lists.get(name)
