@@ -580,3 +580,32 @@ async def test_a_filter_value_that_changes_the_statement_is_answered_by_the_exec
     for search in ("Group 1", "", "1-2"):
         fast = await post(compiled, tokens, principal, query, f={"search": search})
         assert fast == await post(full, tokens, principal, query, f={"search": search})
+
+
+async def test_consecutive_absences_are_counted_as_the_resolver_counts_them(
+    db: AsyncSession, two_clients, statement_counter
+) -> None:  # type: ignore[no-untyped-def]
+    tokens, compiled, full = two_clients
+    organisation = await seed(db)
+    region = await make_region(db, organisation)
+    group = await make_group(db, region)
+    never, absent = await make_participant(db, region), await make_participant(db, region)
+    await make_participant(db, region)  # nothing recorded at all
+    for week, status in enumerate(["PRESENT", "EXCUSED", "UNEXCUSED", "PRESENT", "UNEXCUSED", "EXCUSED"]):
+        session = await make_session(db, group, starts_at=datetime(2026, 2, 1 + week, 18, tzinfo=UTC),
+                                     status=models.SessionStatus.HELD)  # fmt: skip
+        await record(db, session, absent, models.AttendanceStatus[status])
+        await record(db, session, never, models.AttendanceStatus.UNEXCUSED)
+    cancelled = await make_session(db, group, status=models.SessionStatus.CANCELLED, cancellation_reason="Snow")
+    await record(db, cancelled, absent, models.AttendanceStatus.UNEXCUSED)
+    query = "{ participants(first: 100) { nodes { reference consecutiveAbsences } } }"
+    for principal in (
+        principal_for(organisation),
+        principal_for(organisation, role=Role.COORDINATOR, regions=[region]),
+    ):
+        statement_counter.reset()
+        fast = await post(compiled, tokens, principal, query)
+        assert statement_counter.count == 1
+        assert fast == await post(full, tokens, principal, query)
+    counts = {node["reference"]: node["consecutiveAbsences"] for node in fast["data"]["participants"]["nodes"]}
+    assert sorted(counts.values()) == [0, 2, 6]

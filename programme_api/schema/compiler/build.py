@@ -27,7 +27,7 @@ from graphql import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from ...domain import programme
+from ...domain import models, programme
 from ...domain.access import readable
 from ...domain.errors import DomainError
 from ...domain.pagination import (
@@ -112,6 +112,8 @@ class Builder:
             return self.children(named_type(definition.type), spec, nodes, rows)
         if (type_.name, name) == ("GroupSession", "attendanceCounts"):
             return self.attendance_counts(named_type(definition.type), nodes, rows)
+        if (type_.name, name) == ("Participant", "consecutiveAbsences"):
+            return self.consecutive_absences(rows)
         if (type_.name, name) == ("Group", "schedule"):
             return self.schedule(named_type(definition.type), nodes, rows)
         if (type_.name, name) == ("Facilitator", "complianceState"):
@@ -202,6 +204,40 @@ class Builder:
             found = sa.select(self.object(graphql_type, row, self.selected(graphql_type, nodes))).select_from(row)
             branches.append((type_name == constant(name), self.dialect.embed(found.scalar_subquery())))
         return sa.case(*branches, else_=sa.null())
+
+    def consecutive_absences(self, participant: Rows) -> Any:
+        """``programme.consecutive_absences`` for this participant: absences (excused or not) at held sessions
+        after the last session they were present at, over the attendance rows the caller may read."""
+
+        def marks() -> tuple[Any, Any]:
+            rows = (
+                self.readable_rows(models.Attendance)
+                .where(models.Attendance.participant_id == participant.c.id)
+                .correlate(participant)
+                .subquery(self.alias())
+            )
+            sessions = sa.alias(models.GroupSession.__table__, self.alias())  # never the access filter's own table
+            return rows, sessions
+
+        present = constant(models.AttendanceStatus.PRESENT.value)
+        seen_rows, seen_sessions = marks()
+        seen = (
+            sa.select(sa.func.max(seen_sessions.c.starts_at))
+            .select_from(seen_rows.join(seen_sessions, seen_sessions.c.id == seen_rows.c.session_id))
+            .where(seen_rows.c.status == present)
+            .scalar_subquery()
+        )
+        rows, sessions = marks()
+        absences = (
+            sa.select(sa.func.count())
+            .select_from(rows.join(sessions, sessions.c.id == rows.c.session_id))
+            .where(
+                rows.c.status != present,
+                sessions.c.status == constant(models.SessionStatus.HELD.value),
+                sa.or_(seen.is_(None), sessions.c.starts_at > seen),
+            )
+        )
+        return absences.scalar_subquery()
 
     def schedule(self, type_: GraphQLObjectType, nodes: list[FieldNode], group: Rows) -> Any:
         """``Group.schedule``: null without a frequency, else the schedule columns with the resolver's defaults."""

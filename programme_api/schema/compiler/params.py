@@ -88,13 +88,15 @@ class Slots:
         statement: Any,
         rebuild: Callable[[Request], Any],
         only: Callable[[BindParameter[Any]], bool] | None = None,
+        probe: Any = None,
     ) -> Any:
         """``statement`` with its parameters (those ``only`` picks) renamed to slots that ``rebuild`` fills for
         each request: ``rebuild`` gives a statement whose parameters are exactly those, in the same order.
 
         A list (``column IN (...)``, one placeholder per item) becomes ONE parameter, so the text does not
         change with the list's length: ``= ANY(array)`` on PostgreSQL, ``IN (SELECT value FROM json_each(?))``
-        on SQLite (the items converted as the column's type stores them).
+        on SQLite (the items converted as the column's type stores them). With ``only``, ``probe`` is what
+        ``rebuild`` gives for the statement's own values (its structure is compared per request).
         """
         parameters = [p for p in bind_parameters(statement) if only is None or only(p)]
         replacements: dict[int, BindParameter[Any]] = {}
@@ -105,7 +107,8 @@ class Slots:
                 self.lists[name] = self._list_value(parameter.type)
             else:
                 replacements[id(parameter)] = sa.bindparam(name, type_=parameter.type)
-        self.groups.append((tuple(replacements[id(p)].key for p in parameters), _shape(statement), rebuild))
+        shape = _shape(statement if probe is None else probe)
+        self.groups.append((tuple(replacements[id(p)].key for p in parameters), shape, rebuild))
         if not replacements:
             return statement
 

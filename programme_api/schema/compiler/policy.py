@@ -33,7 +33,7 @@ class Read(enum.Enum):
     CONNECTION = "connection"  # a keyset-paged Relay connection (root, or under each parent row)
     REFERENCE = "reference"  # one readable row, or null
     CHILDREN = "children"  # a short list of readable rows under each parent, in a fixed order
-    COMPUTED = "computed"  # worked out in SQL from the row (``attendanceCounts``, ``complianceState``)
+    COMPUTED = "computed"  # worked out in SQL from the row (counts, schedule, compliance, roll-ups)
     RESOLVER = "resolver"  # only the resolver answers it (roll-ups, audited reads, computed in Python)
 
 
@@ -226,7 +226,7 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
         m.Enrolment, m.Enrolment.participant_id, ("requested_at", False), ("id", False)
     ),
     ("Participant", "consents"): _resolver(R),
-    ("Participant", "consecutiveAbsences"): _resolver(R),
+    ("Participant", "consecutiveAbsences"): FieldPolicy(Read.COMPUTED, R),
     ("Enrolment", "id"): FieldPolicy(Read.GLOBAL_ID, R),
     **_columns("Enrolment", "status", "requestedAt", "activatedAt", "leftAt", "version", scope=R),
     ("Enrolment", "group"): _reference(m.Group, "group_id"),

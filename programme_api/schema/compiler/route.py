@@ -156,11 +156,15 @@ def _bind_tenant(statement: sa.Select[Any], slots: Slots, principal: Principal) 
     """The statement binding its own transaction to the caller's tenant (``tenancy.bound_read``), for
     row-level security; the binding's values are slots like every other value."""
     before = {id(parameter) for parameter in bind_parameters(statement)}
-    bound = bound_read(statement, principal.organisation_id)
+
+    def binding(organisation_id: Any) -> sa.Select[Any]:
+        return bound_read(sa.select(sa.literal_column("1")), organisation_id)
+
     return slots.domain(  # type: ignore[no-any-return]
-        bound,
-        lambda r: bound_read(sa.select(sa.literal_column("1")), r.principal.organisation_id),
+        bound_read(statement, principal.organisation_id),
+        lambda r: binding(r.principal.organisation_id),
         only=lambda parameter: id(parameter) not in before,
+        probe=binding(principal.organisation_id),
     )
 
 
