@@ -4,11 +4,13 @@ JSON in the database (PostgreSQL ``json_build_object``/``json_agg``, SQLite ``js
 
 | module | what |
 |---|---|
-| ``policy.py`` | the declared field table: how each field is read, its scope, whether its read is audited |
+| ``policy.py`` | the declared field table: how each field is read, its scope, whether its read is audited; the
+  refusal of fields with permission classes or extensions it does not declare |
 | ``operation.py`` | the operation: fragments, coerced variables, selected fields, the structure of variables |
 | ``params.py`` | parameter slots: values supplied per request to a statement compiled once |
 | ``dialect.py`` | the two databases' JSON functions and renderings (global IDs, cursors, timestamps) |
-| ``build.py`` | the statement: objects, references, children, keyset connections with cursors and page info |
+| ``build.py`` | the statement: objects, references, children, computed fields, connections, ``node(id)`` |
+| ``page.py`` | a keyset page of a connection: cursors, ``pageInfo``, the paging arguments checked per request |
 | ``route.py`` | the one decision (compiled or executor), the statement cache, sending the statement |
 
 The strawberry resolvers stay the reference implementation and the fallback.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,32 +25,19 @@ from graphql import (
     GraphQLOutputType,
     GraphQLScalarType,
 )
-from sqlalchemy.types import TypeDecorator
 
 from ...domain import models, programme
 from ...domain.access import readable
 from ...domain.errors import DomainError
-from ...domain.pagination import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    Ordering,
-    columns_only,
-    decode_cursor,
-    page_request,
-    sort_keys,
-)
+from ...domain.pagination import columns_only
 from ..relay import from_global_id
 from .dialect import JsonDialect, constant, text
-from .operation import QueryOperation, Selection, Unsupported, collect_fields, named_type
+from .operation import Fallback, QueryOperation, Selection, Unsupported, collect_fields, named_type
+from .page import Page, page_request_check
 from .params import Request, Slots
-from .policy import ROW_TYPES, ChildrenSpec, ConnectionSpec, Read, ReferenceSpec, policy_of, scope_of
+from .policy import ROW_TYPES, ChildrenSpec, ConnectionSpec, Read, ReferenceSpec, honoured, policy_of, scope_of
 
 Rows = Any  # a derived table whose columns are one table's row
-POSITION = "compiler_position"
-
-
-class Fallback(Exception):
-    """This request's values need the executor (a bad cursor, a page size out of range): it reports the error."""
 
 
 class Builder:
@@ -292,7 +279,7 @@ class Builder:
         """A keyset page of the list as the connection's selected fields."""
         node = nodes[0]
         args = self.request.arguments(definition, node)
-        self.slots.check(functools.partial(_page_request, spec.ordering, definition, node))
+        self.slots.check(functools.partial(page_request_check, spec.ordering, definition, node))
         statement = columns_only(spec.build(self.request.principal, args))
         statement = self.slots.domain(
             statement, lambda r: columns_only(spec.build(r.principal, r.arguments(definition, node)))
@@ -330,115 +317,6 @@ class Builder:
         return self.dialect.embed(found.scalar_subquery())
 
 
-class Page:
-    """One page of a connection: ``size + 1`` rows in sort order, numbered, with the window's row count."""
-
-    def __init__(
-        self,
-        builder: Builder,
-        ordering: Ordering,
-        definition: Any,
-        node: FieldNode,
-        args: dict[str, Any],
-        statement: sa.Select[Any],
-    ) -> None:
-        self.builder = builder
-        self.dialect = builder.dialect
-        self.ordering = ordering
-        self.backwards = args.get("last") is not None
-        self.after, self.before = args.get("after") is not None, args.get("before") is not None
-        argument = "last" if self.backwards else "first"
-        if args.get(argument) is None:
-            self.size: Any = sa.literal_column(str(DEFAULT_PAGE_SIZE), sa.Integer)
-        else:
-            self.size = builder.slots.value(functools.partial(_page_size, definition, node, argument), sa.Integer)
-        keyed = statement
-        for name, later in (("after", True), ("before", False)):
-            if args.get(name) is not None:
-                key = [
-                    builder.slots.value(
-                        functools.partial(_cursor_value, definition, node, name, index, ordering.columns), column.type
-                    )
-                    for index, column in enumerate(ordering.columns)
-                ]
-                columns = sa.tuple_(*ordering.columns)
-                keyed = keyed.where(columns > sa.tuple_(*key) if later else columns < sa.tuple_(*key))
-        sort = sort_keys(ordering, self.backwards)
-        position = sa.func.row_number().over(order_by=sort).label(POSITION)
-        window = keyed.add_columns(position).order_by(*sort).limit(self.size + 1)
-        # Rows reach the aggregate in fetch order; SQLite aggregates in row order, so a backwards page there
-        # is put in display order by one more layer.
-        self.rows_in_display_order = not self.backwards or self.dialect.name == "postgresql"
-        self.rows = window.subquery(builder.alias())
-        if not self.rows_in_display_order:
-            reordered = sa.select(*self.rows.c).order_by(self.rows.c[POSITION].desc())
-            self.rows = self.dialect.in_order(reordered).subquery(builder.alias())
-        self.in_page = self.rows.c[POSITION] <= self.size
-        self.display = [self.rows.c[POSITION].desc() if self.backwards else self.rows.c[POSITION].asc()]
-
-    def field(self, connection_type: GraphQLObjectType, name: str, nodes: list[FieldNode]) -> Any:
-        edge_type = named_type(connection_type.fields["edges"].type)
-        node_type = named_type(edge_type.fields["node"].type)
-        if name == "nodes":
-            item = self.builder.object(node_type, self.rows, self.builder.selected(node_type, nodes))
-            return self.dialect.array(item, self.display, self.in_page)
-        if name == "edges":
-            return self.dialect.array(self.edge(edge_type, node_type, nodes), self.display, self.in_page)
-        return self.page_info(named_type(connection_type.fields["pageInfo"].type), nodes)
-
-    def cursor(self) -> Any:
-        return self.dialect.cursor([(self.rows.c[column.key], _kind(column)) for column in self.ordering.columns])
-
-    def edge(self, edge_type: GraphQLObjectType, node_type: GraphQLObjectType, nodes: list[FieldNode]) -> Any:
-        pairs: list[tuple[str, Any]] = []
-        for key, field_nodes in self.builder.selected(edge_type, nodes).items():
-            name = field_nodes[0].name.value
-            if name == "__typename":
-                value: Any = text(edge_type.name)
-            else:
-                honoured(self.builder.schema, edge_type.name, name, frozenset())
-                if name == "cursor":
-                    value = self.cursor()
-                elif name == "node":
-                    value = self.builder.object(node_type, self.rows, self.builder.selected(node_type, field_nodes))
-                else:
-                    raise Unsupported(f"{edge_type.name}.{name}")
-            pairs.append((key, value))
-        return self.dialect.object(pairs)
-
-    def page_info(self, info_type: GraphQLObjectType, nodes: list[FieldNode]) -> Any:
-        """Relay's page info exactly as ``pagination._to_page`` and ``relay.connection_from_page`` give it."""
-        rows = self.rows
-        more = self.dialect.boolean(sa.func.count() > self.size)
-        first_fetched = sa.func.max(sa.case((sa.and_(rows.c[POSITION] == 1, self.in_page), self.cursor())))
-        last_fetched = self.dialect.last_fetched(
-            self.cursor(), rows.c[POSITION], self.in_page, ascending=self.rows_in_display_order
-        )
-        if self.backwards:
-            values = {
-                "hasNextPage": self.dialect.constant_boolean(self.before),
-                "hasPreviousPage": more,
-                "startCursor": last_fetched,
-                "endCursor": first_fetched,
-            }
-        else:
-            values = {
-                "hasNextPage": more,
-                "hasPreviousPage": self.dialect.constant_boolean(self.after),
-                "startCursor": first_fetched,
-                "endCursor": last_fetched,
-            }
-        pairs: list[tuple[str, Any]] = []
-        for key, field_nodes in self.builder.selected(info_type, nodes).items():
-            name = field_nodes[0].name.value
-            if name == "__typename":
-                pairs.append((key, text(info_type.name)))
-                continue
-            honoured(self.builder.schema, info_type.name, name, frozenset())
-            pairs.append((key, values[name]))
-        return self.dialect.object(pairs)
-
-
 def _node_id(definition: Any, node: FieldNode, kinds: frozenset[str], request: Request) -> tuple[str, uuid.UUID]:
     try:
         type_name, row_id = from_global_id(request.arguments(definition, node)["id"])
@@ -455,78 +333,3 @@ def named_leaf(type_: Any) -> GraphQLEnumType:
     if not isinstance(type_, GraphQLEnumType):
         raise Unsupported(f"not an enum: {type_}")
     return type_
-
-
-def _python_type(column: Any) -> type:
-    """The column's Python type, looking through type decorators (``UTCDateTime`` is a ``datetime``)."""
-    type_ = column.type
-    if isinstance(type_, TypeDecorator):
-        type_ = type_.impl_instance
-    return type_.python_type  # type: ignore[no-any-return]
-
-
-def _kind(column: Any) -> str:
-    python_type = _python_type(column)
-    if python_type is uuid.UUID:
-        return "u"
-    if python_type is datetime:
-        return "t"
-    if python_type is date:
-        return "d"
-    if python_type is str:
-        return "s"
-    raise Unsupported(f"cursors over {python_type}")
-
-
-def _page_request(ordering: Ordering, definition: Any, node: FieldNode, request: Request) -> None:
-    """The executor's checks of the paging arguments (``pagination.page_request``), made for every request."""
-    args = request.arguments(definition, node)
-    try:
-        page_request(ordering, args.get("first"), args.get("after"), args.get("last"), args.get("before"))
-    except DomainError as exc:
-        raise Fallback(exc.message) from exc
-
-
-def _page_size(definition: Any, node: FieldNode, argument: str, request: Request) -> int:
-    size = request.arguments(definition, node)[argument]
-    if not 0 <= size <= MAX_PAGE_SIZE:
-        raise Fallback(f"'{argument}' out of range")
-    return int(size)
-
-
-def _cursor_value(
-    definition: Any, node: FieldNode, argument: str, index: int, columns: tuple[Any, ...], request: Request
-) -> Any:
-    """One value of a cursor's sort key; a cursor that is not this list's is the executor's to refuse."""
-    try:
-        key = decode_cursor(request.arguments(definition, node)[argument], len(columns), argument)
-    except DomainError as exc:
-        raise Fallback(str(exc)) from exc
-    expected = _python_type(columns[index])
-    value = key[index]
-    if not isinstance(value, expected) or (expected is date and isinstance(value, datetime)):
-        raise Fallback(f"'{argument}' is a cursor of another list")
-    if isinstance(value, datetime) and value.tzinfo is None:
-        raise Fallback(f"'{argument}' holds a time without a zone")
-    return value
-
-
-@functools.cache
-def _strawberry_field(schema: Any, type_name: str, field_name: str) -> Any:
-    definition = schema.get_type_by_name(type_name)
-    if definition is None:
-        raise Unsupported(type_name)
-    for candidate in definition.fields:
-        if schema.config.name_converter.get_graphql_name(candidate) == field_name:
-            return candidate
-    raise Unsupported(f"{type_name}.{field_name}")
-
-
-def honoured(schema: Any, type_name: str, field_name: str, declared: frozenset[type]) -> None:
-    """Refuse a field whose permission classes or extensions the compiled statement would not apply."""
-    found = _strawberry_field(schema, type_name, field_name)
-    permissions = set(getattr(found, "permission_classes", None) or ())
-    if not permissions <= declared:
-        raise Unsupported(f"{type_name}.{field_name} has permission classes the compiler does not apply")
-    if found.extensions and not permissions:
-        raise Unsupported(f"{type_name}.{field_name} has field extensions")

@@ -37,6 +37,10 @@ class Unsupported(Exception):
     """The operation (or this request of it) must be answered by the executor; the message says why."""
 
 
+class Fallback(Exception):
+    """This request's values need the executor (a bad cursor, a page size out of range): it reports the error."""
+
+
 @dataclass(frozen=True)
 class QueryOperation:
     """A validated document's query operation with all that answering it needs, found once per request."""

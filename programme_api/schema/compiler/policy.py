@@ -11,6 +11,7 @@ executor's: an operation selecting one is answered by the resolvers.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from ...domain.access import RULES, readable
 from ...domain.errors import DomainError, ErrorCode
 from ...domain.pagination import Ordering
 from ...domain.principal import Principal
+from .operation import Unsupported
 
 m = models
 
@@ -247,3 +249,24 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
 def policy_of(type_name: str, field_name: str) -> FieldPolicy | None:
     """The declared policy of a field; connection, edge and page-info fields are structural (no entry)."""
     return FIELDS.get((type_name, field_name))
+
+
+@functools.cache
+def _strawberry_field(schema: Any, type_name: str, field_name: str) -> Any:
+    definition = schema.get_type_by_name(type_name)
+    if definition is None:
+        raise Unsupported(type_name)
+    for candidate in definition.fields:
+        if schema.config.name_converter.get_graphql_name(candidate) == field_name:
+            return candidate
+    raise Unsupported(f"{type_name}.{field_name}")
+
+
+def honoured(schema: Any, type_name: str, field_name: str, declared: frozenset[type]) -> None:
+    """Refuse a field whose permission classes or extensions the compiled statement would not apply."""
+    found = _strawberry_field(schema, type_name, field_name)
+    permissions = set(getattr(found, "permission_classes", None) or ())
+    if not permissions <= declared:
+        raise Unsupported(f"{type_name}.{field_name} has permission classes the compiler does not apply")
+    if found.extensions and not permissions:
+        raise Unsupported(f"{type_name}.{field_name} has field extensions")

@@ -25,9 +25,9 @@ from ...domain.access import CompiledRead, compile_read, mark_checked
 from ...domain.errors import DomainError
 from ...domain.principal import Principal
 from ...domain.tenancy import bound_read
-from .build import Builder, Fallback
+from .build import Builder
 from .dialect import DIALECTS, JsonDialect, register_sqlite_functions
-from .operation import QueryOperation, Selection, Unsupported, coerce_variables, structure_of
+from .operation import Fallback, QueryOperation, Selection, Unsupported, coerce_variables, structure_of
 from .params import Request, Slots, bind_parameters
 
 log = logging.getLogger(__name__)
