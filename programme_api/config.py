@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     pool_size: int = Field(default=10, ge=1)
     max_overflow: int = Field(default=10, ge=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    # Answer common read shapes from plain rows level by level (schema/compiled.py); off = always the full executor.
+    # Answer the read shapes it knows with one compiled statement (schema/compiler/); off = always the full executor.
     compiled_reads: bool = True
     # SQLite: seconds between the server's runs of PRAGMA optimize (fresh planner statistics as data grows).
     sqlite_optimize_seconds: float = Field(default=3600.0, gt=0)

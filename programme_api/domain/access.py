@@ -288,16 +288,34 @@ async def fetch_rows(session: AsyncSession, statement: sa.Executable) -> Sequenc
 
 @dataclass(frozen=True)
 class CompiledRead:
-    """An access-checked SELECT compiled once into the driver's SQL and positional parameters.
+    """An access-checked SELECT compiled once for the driver, its caller values left as bind parameters.
 
-    A large statement costs more to build and to look up in SQLAlchemy's statement cache than to run; a
-    read whose statement depends only on the request's document, variables and principal is compiled once
-    (``compile_read``) and sent as it is after that (``fetch_compiled``).
+    A large statement costs more to build and to look up in SQLAlchemy's statement cache than to run; a read
+    whose text depends only on a document and an access shape is compiled once (``compile_read``) and each
+    execution supplies its values (``bound``). The text never changes with the values, so PostgreSQL keeps
+    one prepared statement for it.
     """
 
-    sql: str
-    parameters: tuple[Any, ...]
+    compiled: sa.engine.Compiled
     origin: object = dataclasses.field(default=None, repr=False, compare=False)
+
+    def bound(self, values: dict[str, Any] | None = None) -> tuple[str, tuple[Any, ...]]:
+        """The SQL and its positional driver parameters: ``values`` by parameter name, the rest as built."""
+        state = self.compiled.construct_expanded_state(values or {})  # type: ignore[attr-defined]
+        processors = {**self.compiled._bind_processors, **state.processors}  # type: ignore[attr-defined]
+        parameters = tuple(
+            processors[name](state.parameters[name]) if name in processors else state.parameters[name]
+            for name in state.positiontup or ()
+        )
+        return state.statement, parameters
+
+    @property
+    def sql(self) -> str:
+        return self.bound()[0]
+
+    @property
+    def parameters(self) -> tuple[Any, ...]:
+        return self.bound()[1]
 
 
 # Only ``compile_read`` makes reads the executors below accept: SQL text written elsewhere is refused.
@@ -305,11 +323,9 @@ _COMPILED_HERE = object()
 
 
 def compile_read(statement: sa.Select[Any], dialect: sa.Dialect) -> CompiledRead:
-    """The statement as SQL text with its values written in (SQLAlchemy's literal rendering, which quotes
-    them): a statement without parameters is planned once when the driver prepares it, not per execution."""
+    """The statement compiled for ``dialect`` with bind parameters (never caller values written into SQL)."""
     require_checked(statement, "compiling a read")
-    compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-    return CompiledRead(compiled.string, (), _COMPILED_HERE)
+    return CompiledRead(statement.compile(dialect=dialect), _COMPILED_HERE)
 
 
 def _require_compiled_here(read: CompiledRead) -> None:
@@ -317,7 +333,9 @@ def _require_compiled_here(read: CompiledRead) -> None:
         raise AccessBypassError("SQL text that was not compiled from a checked statement by compile_read")
 
 
-async def fetch_compiled(bind: AsyncEngine | AsyncConnection, read: CompiledRead) -> Sequence[Any]:
+async def fetch_compiled(
+    bind: AsyncEngine | AsyncConnection, read: CompiledRead, values: dict[str, Any] | None = None
+) -> Sequence[Any]:
     """Run a compiled read on its own.
 
     On the engine (the service) it goes straight to a pooled driver connection, outside any transaction:
@@ -326,11 +344,12 @@ async def fetch_compiled(bind: AsyncEngine | AsyncConnection, read: CompiledRead
     that connection's transaction.
     """
     _require_compiled_here(read)
+    sql, parameters = read.bound(values)
     if isinstance(bind, AsyncConnection):
-        return (await bind.exec_driver_sql(read.sql, read.parameters)).all()
+        return (await bind.exec_driver_sql(sql, parameters)).all()
     pooled = await bind.raw_connection()
     try:
-        rows: Sequence[Any] = await pooled.driver_connection.fetch(read.sql, *read.parameters)  # type: ignore[union-attr]
+        rows: Sequence[Any] = await pooled.driver_connection.fetch(sql, *parameters)  # type: ignore[union-attr]
     finally:
         pooled.close()  # back to the pool; nothing was begun, so there is nothing to roll back
     return rows
@@ -342,7 +361,8 @@ async def cursor_batches(connection: AsyncConnection, read: CompiledRead, size: 
     _require_compiled_here(read)
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
-    cursor = await driver.cursor(read.sql, *read.parameters)
+    sql, parameters = read.bound()
+    cursor = await driver.cursor(sql, *parameters)
     while batch := await cursor.fetch(size):
         yield batch
 

@@ -7,8 +7,9 @@ of one of them notes the row and the field in the request's ``ReadLog`` (``domai
 the same rule covers root lists, ``node``/``nodes``, nested links and mutation payloads alike.
 ``SELF_AUDITED`` are fields whose resolvers record the read themselves (a list's rows, evaluation reads).
 
-The compiled read paths do not record reads, so the edge sends every operation that selects any of these
-fields to the full executor (``selects_audited_field``).
+The SQL compiler does not record reads: its field policy leaves every one of these fields to the resolvers
+(``tests/test_compiler.py`` checks the two declarations agree), so an operation that selects one is answered
+by the executor.
 """
 
 from __future__ import annotations
@@ -17,20 +18,12 @@ from collections.abc import Callable
 from typing import Any
 
 from graphql import (
-    DocumentNode,
-    FieldNode,
     GraphQLField,
-    GraphQLInterfaceType,
     GraphQLObjectType,
     GraphQLResolveInfo,
     GraphQLSchema,
-    GraphQLUnionType,
-    TypeInfo,
-    TypeInfoVisitor,
     default_field_resolver,
-    visit,
 )
-from graphql.language import Visitor
 
 from ..domain.audit import record_read
 
@@ -78,26 +71,3 @@ def _recording(type_name: str, field_name: str, graphql_field: GraphQLField) -> 
 
     resolve_audited.audited = True  # type: ignore[attr-defined]
     return resolve_audited
-
-
-def selects_audited_field(schema: GraphQLSchema, document: DocumentNode) -> bool:
-    """Whether a (valid) document selects an audited field anywhere, through interfaces and fragments too."""
-    type_info = TypeInfo(schema)
-    found = False
-
-    class Finder(Visitor):
-        def enter_field(self, node: FieldNode, *_args: Any) -> None:
-            nonlocal found
-            parent = type_info.get_parent_type()
-            if parent is not None and not found:
-                found = any(is_audited(name, node.name.value) for name in _concrete_names(schema, parent))
-
-    visit(document, TypeInfoVisitor(type_info, Finder()))
-    return found
-
-
-def _concrete_names(schema: GraphQLSchema, parent: Any) -> list[str]:
-    """The object types a field's parent may be at run time (``Node.id`` may be a survey response's)."""
-    if isinstance(parent, GraphQLInterfaceType | GraphQLUnionType):
-        return [possible.name for possible in schema.get_possible_types(parent)]
-    return [parent.name]

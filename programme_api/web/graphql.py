@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import asyncpg
 import orjson
 from graphql import (
     DocumentNode,
@@ -31,7 +30,6 @@ from graphql import (
     visit,
 )
 from graphql.language import Visitor
-from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -39,19 +37,15 @@ from starlette.routing import Route
 from ..db import read_only_session
 from ..domain.access import install_guard
 from ..domain.audit import AuditUnavailable, ReadLog, write_reads
-from ..domain.errors import DomainError
 from ..domain.principal import Principal
 from ..domain.tenancy import bind_principal
 from ..explorer.page import explorer_page, prefers_html
 from ..oauth.errors import AuthenticationError
 from ..runtime import Runtime
-from ..schema import schema
-from ..schema.audited import selects_audited_field
-from ..schema.compiled import QueryOperation, Unsupported, execute_compiled
+from ..schema import compiler, schema
 from ..schema.context import RequestContext
 from ..schema.errors import UNEXPECTED, format_error
 from ..schema.limits import LIMIT_RULES, MAX_TOKENS
-from ..schema.sqljson import execute_json
 from .request_id import current_request_id
 
 log = logging.getLogger(__name__)
@@ -173,14 +167,6 @@ def validation_errors(query: str) -> tuple[GraphQLError, ...]:
     return tuple(validate(schema._schema, document, VALIDATION_RULES))
 
 
-@lru_cache(maxsize=512)
-def selects_audited(query: str) -> bool:
-    """Whether a (parsed, valid) document reads an audited field: the compiled paths do not record reads."""
-    document = parse_document(query)
-    assert isinstance(document, DocumentNode)
-    return selects_audited_field(schema._schema, document)
-
-
 def respond(payload: dict[str, Any], status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type=media_type, headers=headers)
 
@@ -238,14 +224,15 @@ async def run_operation(
     request_id: str,
 ) -> Response:
     """Execute in one unit of work: commit when the operation raised no error, else roll back; then write the
-    audited reads (their own transaction) before anything is sent."""
-    query = QueryOperation.of(document, params.query, params.operation_name, params.variables)
-    if query is not None and (not runtime.settings.compiled_reads or selects_audited(params.query)):
-        query = None  # the full executor answers: it records audited reads
-    if query is not None:
-        text = await _read_as_json(runtime, principal, query)
-        if text is not None:
-            return respond({"data": orjson.Fragment(text)}, 200, media_type)
+    audited reads (their own transaction) before anything is sent. A query the compiler answers (it refuses
+    audited fields) is one statement outside any unit of work."""
+    query = compiler.QueryOperation.of(document, params.query, params.operation_name, params.variables)
+    bind = runtime.session_maker.kw.get("bind", runtime.engine)  # the engine, or the tests' connection
+    text = await compiler.answer(
+        bind, principal, schema, query, enabled=runtime.settings.compiled_reads, request_id=request_id
+    )
+    if text is not None:
+        return respond({"data": orjson.Fragment(text)}, 200, media_type)
     # A query only reads: on SQLite its transaction then runs beside writers instead of queueing on the lock.
     unit_of_work = runtime.session_maker() if query is None else read_only_session(runtime.session_maker)
     async with unit_of_work as session:
@@ -253,9 +240,7 @@ async def run_operation(
         await bind_principal(session, principal)
         reads = ReadLog()
         context = RequestContext(principal=principal, session=session, request_id=request_id, reads=reads)
-        result = await _compiled(query, context) if query is not None else None
-        if result is None:
-            result = await _execute(document, params, context)
+        result = await _execute(document, params, context)
         await context.finish()
         if result.errors and result.data is None and all(error.path is None for error in result.errors):
             await session.rollback()
@@ -280,35 +265,6 @@ async def run_operation(
     if result.errors:
         payload["errors"] = [format_error(error, request_id) for error in result.errors]
     return respond(payload, 200, media_type)
-
-
-async def _read_as_json(runtime: Runtime, principal: Principal, query: QueryOperation) -> str | None:
-    """The ``data`` PostgreSQL built for a query it can answer in one statement (``schema/sqljson.py``), or
-    None. Runs before any session is opened: the statement binds its own tenant and needs no transaction.
-    It goes to what request sessions are bound to: the engine, or the tests' connection."""
-    try:
-        bind = runtime.session_maker.kw.get("bind", runtime.engine)
-        return await execute_json(bind, principal, schema, query)
-    except (Unsupported, DomainError, GraphQLError):
-        return None
-    except (asyncpg.PostgresError, DBAPIError):
-        # The statement failed in the database (a timeout, say): the executor answers, or reports the error
-        # in the usual shape; the log keeps the cause.
-        log.exception("the compiled JSON read failed; answering with the executor")
-        return None
-
-
-async def _compiled(query: QueryOperation, context: RequestContext) -> ExecutionResult | None:
-    """The compiled read path's answer, or None when the full executor must run the operation.
-
-    Expected errors also fall back, so every error response is shaped by one executor; the compiled path
-    only reads, so nothing needs undoing before the fall-back.
-    """
-    try:
-        data = await execute_compiled(context, schema, query)
-    except (Unsupported, DomainError, GraphQLError):
-        return None
-    return ExecutionResult(data=data)
 
 
 async def _execute(document: DocumentNode, params: GraphQLParams, context: RequestContext) -> ExecutionResult:

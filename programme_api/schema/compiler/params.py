@@ -1,0 +1,156 @@
+"""Values as bind parameters: a compiled statement is kept per document and access shape, and each request
+supplies its own values.
+
+Two kinds of parameter slot. The compiler's own (a page size, a cursor's sort key) are computed from the
+request's coerced arguments. Statements from the access module and the domain builders (``readable``,
+``programme.groups`` ...) carry the principal's and the filters' values as their own bind parameters: the
+compiler renames those to fixed names when it builds, and for each request builds the same (small) statement
+again for the request's principal and arguments and takes its values, in the same order. A statement whose
+parameters no longer line up (a different shape) is refused, so the executor answers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from graphql import FieldNode
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter
+
+from ...domain.principal import Principal
+from .operation import Selection, Unsupported, arguments
+
+
+@dataclass
+class Request:
+    """One request's values: the principal and the coerced variables (argument values worked out once)."""
+
+    principal: Principal
+    selection: Selection
+    memo: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def arguments(self, definition: Any, node: FieldNode) -> dict[str, Any]:
+        found = self.memo.get(id(node))
+        if found is None:
+            found = self.memo[id(node)] = arguments(self.selection, definition, node)
+        return found
+
+
+Compute = Callable[[Request], Any]
+
+
+def bind_parameters(statement: sa.ClauseElement) -> list[BindParameter[Any]]:
+    """The statement's bind parameters in traversal order (deterministic for statements of one shape)."""
+    seen: dict[int, BindParameter[Any]] = {}
+    for element in visitors.iterate(statement):
+        if isinstance(element, BindParameter) and id(element) not in seen:
+            seen[id(element)] = element
+    return list(seen.values())
+
+
+def _shape(statement: Any) -> Any:
+    """SQLAlchemy's cache key of a statement: equal for statements that differ only in their values."""
+    key = statement._generate_cache_key()
+    if key is None:
+        raise Unsupported("a statement SQLAlchemy cannot key")
+    return key.key
+
+
+@dataclass
+class Slots:
+    """The parameter slots of one compiled statement, and how to fill them for a request."""
+
+    dialect: sa.Dialect
+    lists: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    own: list[tuple[str, Compute]] = field(default_factory=list)
+    groups: list[tuple[tuple[str, ...], Any, Callable[[Request], sa.ClauseElement]]] = field(default_factory=list)
+    checks: list[Callable[[Request], None]] = field(default_factory=list)
+    counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    def check(self, check: Callable[[Request], None]) -> None:
+        """A check of the request's values with no parameter of its own (the executor's argument checks)."""
+        self.checks.append(check)
+
+    def value(self, compute: Compute, type_: Any) -> BindParameter[Any]:
+        """A parameter of the compiler's own, computed from the request."""
+        name = f"v{next(self.counter)}"
+        self.own.append((name, compute))
+        return sa.bindparam(name, type_=type_)
+
+    def domain(
+        self,
+        statement: Any,
+        rebuild: Callable[[Request], Any],
+        only: Callable[[BindParameter[Any]], bool] | None = None,
+        probe: Any = None,
+    ) -> Any:
+        """``statement`` with its parameters (those ``only`` picks) renamed to slots that ``rebuild`` fills for
+        each request: ``rebuild`` gives a statement whose parameters are exactly those, in the same order.
+
+        A list (``column IN (...)``, one placeholder per item) becomes ONE parameter, so the text does not
+        change with the list's length: ``= ANY(array)`` on PostgreSQL, ``IN (SELECT value FROM json_each(?))``
+        on SQLite (the items converted as the column's type stores them). With ``only``, ``probe`` is what
+        ``rebuild`` gives for the statement's own values (its structure is compared per request).
+        """
+        parameters = [p for p in bind_parameters(statement) if only is None or only(p)]
+        replacements: dict[int, BindParameter[Any]] = {}
+        for parameter in parameters:
+            name = f"d{next(self.counter)}"
+            if parameter.expanding:
+                replacements[id(parameter)] = sa.bindparam(name, type_=self._list_type(parameter.type))
+                self.lists[name] = self._list_value(parameter.type)
+            else:
+                replacements[id(parameter)] = sa.bindparam(name, type_=parameter.type)
+        shape = _shape(statement if probe is None else probe)
+        self.groups.append((tuple(replacements[id(p)].key for p in parameters), shape, rebuild))
+        if not replacements:
+            return statement
+
+        def replace(element: Any) -> Any:
+            if isinstance(element, BindParameter):
+                return replacements.get(id(element))
+            if (
+                isinstance(element, BinaryExpression)
+                and element.operator is operators.in_op
+                and isinstance(element.right, BindParameter)
+                and id(element.right) in replacements
+            ):
+                return self._in_list(element.left, replacements[id(element.right)])
+            return None
+
+        return visitors.replacement_traverse(statement, {}, replace)  # type: ignore[call-overload]
+
+    def _list_type(self, item_type: Any) -> Any:
+        return postgresql.ARRAY(item_type) if self.dialect.name == "postgresql" else sa.Text()
+
+    def _list_value(self, item_type: Any) -> Callable[[Any], Any]:
+        if self.dialect.name == "postgresql":
+            return list
+        process = item_type.bind_processor(self.dialect) or (lambda value: value)
+        return lambda items: json.dumps([process(item) for item in items])
+
+    def _in_list(self, column: Any, parameter: BindParameter[Any]) -> Any:
+        if self.dialect.name == "postgresql":
+            return column == sa.any_(parameter)
+        return column.in_(sa.select(sa.literal_column("value")).select_from(sa.func.json_each(parameter)))
+
+    def values(self, request: Request) -> dict[str, Any]:
+        """Every slot's value for ``request``; ``Unsupported`` when the request cannot use this statement."""
+        for check in self.checks:
+            check(request)
+        values: dict[str, Any] = {name: compute(request) for name, compute in self.own}
+        for names, shape, rebuild in self.groups:
+            rebuilt = rebuild(request)
+            parameters = bind_parameters(rebuilt)
+            if len(parameters) != len(names) or _shape(rebuilt) != shape:
+                raise Unsupported("the access statement changed shape")
+            for name, parameter in zip(names, parameters, strict=True):
+                convert = self.lists.get(name)
+                values[name] = parameter.effective_value if convert is None else convert(parameter.effective_value)
+        return values
