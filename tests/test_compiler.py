@@ -625,3 +625,25 @@ async def test_consecutive_absences_are_counted_as_the_resolver_counts_them(
         assert fast == await post(full, tokens, principal, query)
     counts = {node["reference"]: node["consecutiveAbsences"] for node in fast["data"]["participants"]["nodes"]}
     assert sorted(counts.values()) == [0, 2, 6]
+
+
+def _reads_by_path(metrics: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for line in metrics.splitlines():
+        if line.startswith("programme_api_graphql_reads_total{"):
+            labels, _, value = line.rpartition(" ")
+            found[labels.split('path="')[1].split('"')[0]] = float(value)
+    return found
+
+
+async def test_metrics_count_reads_by_the_path_that_answered_them(db: AsyncSession, two_clients) -> None:  # type: ignore[no-untyped-def]
+    """Operators (and the benchmark) see what share of queries the compiler answers."""
+    tokens, compiled, _full = two_clients
+    organisation = await seed(db)
+    principal = principal_for(organisation)
+    before = _reads_by_path((await compiled.get("/metrics")).text)
+    await post(compiled, tokens, principal, "{ regions { nodes { name } } }")
+    await post(compiled, tokens, principal, "{ viewer { subject } }")  # the resolvers answer the viewer
+    after = _reads_by_path((await compiled.get("/metrics")).text)
+    assert after.get("compiled", 0) - before.get("compiled", 0) == 1
+    assert after.get("executor", 0) - before.get("executor", 0) == 1

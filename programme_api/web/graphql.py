@@ -46,6 +46,7 @@ from ..schema import compiler, schema
 from ..schema.context import RequestContext
 from ..schema.errors import UNEXPECTED, format_error
 from ..schema.limits import LIMIT_RULES, MAX_TOKENS
+from .metrics import GRAPHQL_READS
 from .request_id import current_request_id
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,8 @@ async def run_operation(
     text = await compiler.answer(
         bind, principal, schema, query, enabled=runtime.settings.compiled_reads, request_id=request_id
     )
+    if query is not None:
+        GRAPHQL_READS.labels(path="executor" if text is None else "compiled").inc()
     if text is not None:
         return respond({"data": orjson.Fragment(text)}, 200, media_type)
     # A query only reads: on SQLite its transaction then runs beside writers instead of queueing on the lock.

@@ -16,6 +16,12 @@ REQUESTS = Counter(
     "programme_api_requests_total", "HTTP requests by route and status.", ["route", "method", "status"],
     registry=REGISTRY,
 )  # fmt: skip
+GRAPHQL_READS = Counter(
+    "programme_api_graphql_reads",
+    "GraphQL query operations by the path that answered them: one compiled statement, or the resolvers.",
+    ["path"],
+    registry=REGISTRY,
+)
 LATENCY = Histogram(
     "programme_api_request_seconds", "Time to answer HTTP requests, by route.", ["route"], registry=REGISTRY
 )
