@@ -647,3 +647,39 @@ async def test_metrics_count_reads_by_the_path_that_answered_them(db: AsyncSessi
     after = _reads_by_path((await compiled.get("/metrics")).text)
     assert after.get("compiled", 0) - before.get("compiled", 0) == 1
     assert after.get("executor", 0) - before.get("executor", 0) == 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ participants { pageInfo { hasPreviousPage } totalCount } }",
+        "{ groups { pageInfo { hasPreviousPage __typename } } }",
+        "{ regions(first: 1) { nodes { groups { pageInfo { hasPreviousPage } } } } }",
+    ],
+)
+async def test_page_info_of_constants_alone_is_one_object(
+    db: AsyncSession, two_clients, caplog: pytest.LogCaptureFixture, query: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Flags known without looking at the rows (no cursor given: no previous page) still make one object per
+    connection, however many rows the page holds: the compiled statement answers, it does not fail."""
+    tokens, compiled, full = two_clients
+    organisation = await seed(db)
+    principal = principal_for(organisation)
+    with caplog.at_level(logging.ERROR, logger="programme_api.schema.compiler.route"):
+        fast = await post(compiled, tokens, principal, query)
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+    slow = await post(full, tokens, principal, query)
+    assert "errors" not in slow, slow
+    assert fast == slow
+
+
+async def test_drop_ins_alone_of_a_session_without_marks(db: AsyncSession, two_clients) -> None:  # type: ignore[no-untyped-def]
+    """``attendanceCounts { dropins }`` needs no marks: a session nobody was marked at still has its count."""
+    tokens, compiled, full = two_clients
+    organisation = await make_organisation(db)
+    await make_session(db, await make_group(db, await make_region(db, organisation)), dropin_count=3)
+    query = "{ sessions { nodes { attendanceCounts { dropins } } } }"
+    principal = principal_for(organisation)
+    fast, slow = await post(compiled, tokens, principal, query), await post(full, tokens, principal, query)
+    assert slow == {"data": {"sessions": {"nodes": [{"attendanceCounts": {"dropins": 3}}]}}}
+    assert fast == slow

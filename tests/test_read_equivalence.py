@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -181,10 +182,33 @@ def append_to_survey(record: dict[str, Any]) -> None:
         log.write(json.dumps(record) + "\n")
 
 
+class CompilerFailures(logging.Handler):
+    """Errors the compiler logged: a statement it built that the database refused is a compiler bug even
+    though the executor then answers correctly, so the comparison alone would not show it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        cause = record.exc_info[1] if record.exc_info else None
+        self.messages.append(f"{record.getMessage()}: {cause!r:.500}")
+
+
+COMPILER_FAILURES = CompilerFailures()
+logging.getLogger("programme_api.schema.compiler.route").addHandler(COMPILER_FAILURES)
+
+
 async def assert_same_answer(apps: Apps, who: str, query: GeneratedQuery) -> Any:
-    """Asks both apps; returns the resolvers' body after requiring the compiled one to be the same."""
+    """Asks both apps; returns the resolvers' body after requiring the compiled one to be the same (and the
+    compiler not to have failed on the way)."""
     token = apps.tokens[who]
+    COMPILER_FAILURES.messages.clear()
     compiled_status, compiled = await ask(apps.compiled, token, query)
+    failures = list(COMPILER_FAILURES.messages)
+    if failures and not SURVEY_LOG:
+        pytest.fail(f"the compiler failed on {apps.backend} as {who}: {failures[0]}\nquery: {query.text}\n"
+                    f"variables: {query.variables}", pytrace=False)  # fmt: skip
     full_status, answer = await ask(apps.full, token, query)
     assert full_status == 200, f"the reference refused a generated query ({full_status}): {answer}\n{query.text}"
     full = copy.deepcopy(answer)

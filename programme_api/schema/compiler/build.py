@@ -168,6 +168,10 @@ class Builder:
             if name != "__typename":
                 honoured(self.schema, type_.name, name, frozenset())
             pairs.append((key, text(type_.name) if name == "__typename" else values[name]))
+        if not any(_reads(value, models.Attendance.__table__) for _key, value in pairs):
+            # Only the session's own columns (``dropins``): no aggregate over its marks, which would find no
+            # row, and so no object, for a session without marks.
+            return self.dialect.object(pairs)
         return self.dialect.embed(tallies.with_only_columns(self.dialect.object(pairs)).scalar_subquery())
 
     def node(self, definition: Any, nodes: list[FieldNode]) -> Any:
@@ -314,9 +318,17 @@ class Builder:
                 raise Unsupported(f"{connection_type.name}.{name}")
             pairs.append((key, value))
         found = sa.select(self.dialect.object(pairs))
-        if page is not None:
+        if page is not None and any(_reads(value, page.rows) for _key, value in pairs):
+            # Every value that reads the page's rows aggregates them (arrays, counts), so this is one row.
+            # Values known without the rows (``pageInfo { hasPreviousPage }`` with no cursor) read from no
+            # table: selected from the rows alone they would make a row per row of the page.
             found = found.select_from(page.rows)
         return self.dialect.embed(found.scalar_subquery())
+
+
+def _reads(expression: Any, rows: Any) -> bool:
+    """Whether ``expression`` reads a column of ``rows`` (outside a subquery of its own)."""
+    return any(getattr(element, "table", None) is rows for element in sa.sql.visitors.iterate(expression))
 
 
 def _node_id(definition: Any, node: FieldNode, kinds: frozenset[str], request: Request) -> tuple[str, uuid.UUID]:

@@ -173,11 +173,14 @@ async def run(
 ) -> Sequence[Any]:
     """Send the statement. On the engine (the service) it goes straight to a pooled driver connection in
     autocommit: one round trip, no BEGIN or COMMIT (one statement reads one snapshot); on a connection (the
-    tests' rolled-back transaction) it runs inside that connection's transaction."""
+    tests' rolled-back transaction) it runs inside that connection's transaction, in a savepoint."""
     if isinstance(bind, AsyncConnection):
         if dialect.name == "sqlite":
             await register_sqlite_functions((await bind.get_raw_connection()).driver_connection)
-        return (await bind.exec_driver_sql(sql, parameters)).all()
+        # In a savepoint, so that a statement that fails leaves the transaction usable for the executor, as
+        # the service's own connection (outside any transaction) leaves the executor's untouched.
+        async with bind.begin_nested():
+            return (await bind.exec_driver_sql(sql, parameters)).all()
     pooled = await bind.raw_connection()
     try:
         driver: Any = pooled.driver_connection
