@@ -655,6 +655,9 @@ async def test_metrics_count_reads_by_the_path_that_answered_them(db: AsyncSessi
         "{ participants { pageInfo { hasPreviousPage } totalCount } }",
         "{ groups { pageInfo { hasPreviousPage __typename } } }",
         "{ regions(first: 1) { nodes { groups { pageInfo { hasPreviousPage } } } } }",
+        "{ sessions(first: 1) { pageInfo { hasNextPage } } }",
+        "{ regions { edges { node { groups(first: 1) { pageInfo { hasNextPage hasPreviousPage } } } } } }",
+        "{ sessions(last: 1) { pageInfo { hasPreviousPage hasNextPage } } }",
     ],
 )
 async def test_page_info_of_constants_alone_is_one_object(
@@ -683,3 +686,16 @@ async def test_drop_ins_alone_of_a_session_without_marks(db: AsyncSession, two_c
     fast, slow = await post(compiled, tokens, principal, query), await post(full, tokens, principal, query)
     assert slow == {"data": {"sessions": {"nodes": [{"attendanceCounts": {"dropins": 3}}]}}}
     assert fast == slow
+
+
+async def test_a_cursor_of_another_list_is_refused_when_only_the_count_is_asked(db: AsyncSession, two_clients) -> None:  # type: ignore[no-untyped-def]
+    """The cursor is checked whatever is selected: ``totalCount`` alone reads no row of the page."""
+    tokens, compiled, full = two_clients
+    organisation = await seed(db)
+    principal = principal_for(organisation)
+    first = await post(full, tokens, principal, "{ regions(first: 1) { edges { cursor } } }")
+    cursor = first["data"]["regions"]["edges"][0]["cursor"]
+    query = "query($c: String) { sessions(after: $c) { totalCount } }"
+    slow = await post(full, tokens, principal, query, c=cursor)
+    assert slow["errors"][0]["extensions"]["code"] == "INVALID", slow
+    assert await post(compiled, tokens, principal, query, c=cursor) == slow

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.types import TypeDecorator
 
 from . import access
 from .errors import DomainError, ErrorCode
@@ -132,13 +133,34 @@ def page_request(
     for name, value in (("first", first), ("last", last)):
         if value is not None and not 0 <= value <= MAX_PAGE_SIZE:
             raise DomainError(ErrorCode.INVALID, f"'{name}' must be between 0 and {MAX_PAGE_SIZE}", name)
-    width = len(ordering.columns)
     return PageRequest(
         first=first,
-        after=decode_cursor(after, width, "after") if after else None,
+        after=_list_cursor(ordering, after, "after") if after else None,
         last=last,
-        before=decode_cursor(before, width, "before") if before else None,
+        before=_list_cursor(ordering, before, "before") if before else None,
     )
+
+
+def _list_cursor(ordering: Ordering, cursor: str, argument: str) -> tuple[Any, ...]:
+    """A cursor of this list: as wide as its sort key, each value of its column's type (a cursor of another
+    list is the caller's mistake, refused alike on every database, not compared in SQL)."""
+    key = decode_cursor(cursor, len(ordering.columns), argument)
+    for value, column in zip(key, ordering.columns, strict=True):
+        expected = column_python_type(column)
+        if not isinstance(value, expected) or (expected is date and isinstance(value, datetime)):
+            raise DomainError(ErrorCode.INVALID, f"'{argument}' is not a cursor for this list", argument)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise DomainError(ErrorCode.INVALID, f"'{argument}' is not a cursor for this list", argument)
+    return key
+
+
+def column_python_type(column: Any) -> type:
+    """The column's Python type, looking through type decorators (``UTCDateTime`` is a ``datetime``)."""
+    type_ = column.type
+    if isinstance(type_, TypeDecorator):
+        type_ = type_.impl_instance
+    python_type: type = type_.python_type
+    return python_type
 
 
 def _apply_cursors(statement: sa.Select[Any], ordering: Ordering, request: PageRequest) -> sa.Select[Any]:

@@ -305,8 +305,11 @@ class Builder:
             else None
         )
         pairs: list[tuple[str, Any]] = []
+        reads_rows = False
         for key, field_nodes in selected.items():
             name = field_nodes[0].name.value
+            if page is not None and name in ("nodes", "edges", "pageInfo"):
+                reads_rows = reads_rows or page.reads_rows(connection_type, name, field_nodes)
             if name == "__typename":
                 value: Any = text(connection_type.name)
             elif name == "totalCount":
@@ -318,7 +321,7 @@ class Builder:
                 raise Unsupported(f"{connection_type.name}.{name}")
             pairs.append((key, value))
         found = sa.select(self.dialect.object(pairs))
-        if page is not None and any(_reads(value, page.rows) for _key, value in pairs):
+        if page is not None and reads_rows:
             # Every value that reads the page's rows aggregates them (arrays, counts), so this is one row.
             # Values known without the rows (``pageInfo { hasPreviousPage }`` with no cursor) read from no
             # table: selected from the rows alone they would make a row per row of the page.

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from graphql import FieldNode, GraphQLObjectType
-from sqlalchemy.types import TypeDecorator
 
 from ...domain.errors import DomainError
 from ...domain.pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     Ordering,
+    column_python_type,
     decode_cursor,
     page_request,
     sort_keys,
@@ -92,6 +92,16 @@ class Page:
             return self.dialect.array(self.edge(edge_type, node_type, nodes), self.display, self.in_page)
         return self.page_info(named_type(connection_type.fields["pageInfo"].type), nodes)
 
+    def reads_rows(self, connection_type: GraphQLObjectType, name: str, nodes: list[FieldNode]) -> bool:
+        """Whether the field's value reads the page's rows: lists and counts do; page flags known from the
+        arguments alone (``hasPreviousPage`` of a page without ``after``) do not."""
+        if name != "pageInfo":
+            return True
+        known = {"hasNextPage"} if self.backwards else {"hasPreviousPage"}
+        info_type = named_type(connection_type.fields["pageInfo"].type)
+        selected = {field_nodes[0].name.value for field_nodes in self.builder.selected(info_type, nodes).values()}
+        return bool(selected - known - {"__typename"})
+
     def cursor(self) -> Any:
         return self.dialect.cursor([(self.rows.c[column.key], _kind(column)) for column in self.ordering.columns])
 
@@ -145,16 +155,8 @@ class Page:
         return self.dialect.object(pairs)
 
 
-def _python_type(column: Any) -> type:
-    """The column's Python type, looking through type decorators (``UTCDateTime`` is a ``datetime``)."""
-    type_ = column.type
-    if isinstance(type_, TypeDecorator):
-        type_ = type_.impl_instance
-    return type_.python_type  # type: ignore[no-any-return]
-
-
 def _kind(column: Any) -> str:
-    python_type = _python_type(column)
+    python_type = column_python_type(column)
     if python_type is uuid.UUID:
         return "u"
     if python_type is datetime:
@@ -190,7 +192,7 @@ def _cursor_value(
         key = decode_cursor(request.arguments(definition, node)[argument], len(columns), argument)
     except DomainError as exc:
         raise Fallback(str(exc)) from exc
-    expected = _python_type(columns[index])
+    expected = column_python_type(columns[index])
     value = key[index]
     if not isinstance(value, expected) or (expected is date and isinstance(value, datetime)):
         raise Fallback(f"'{argument}' is a cursor of another list")
