@@ -86,5 +86,22 @@ class RequestContext:
             self.loaders[key] = existing
         return existing
 
+    async def load(self, key: Hashable, batch: Callable[[list[K]], Awaitable[list[T]]], item: K) -> T:
+        """One value through the request's DataLoader for ``key``.
+
+        The loader hands every field asking for the same item one shared future. When the executor cancels
+        one of those fields (a sibling failed and nulled their parent), that must not cancel the future the
+        other fields still wait for, so each waits through a shield.
+        """
+        shared = asyncio.ensure_future(self.loader(key, batch).load(item))  # the loader's own future
+        shared.add_done_callback(_observed)  # its error is the waiting fields' to report, or nobody's
+        return await asyncio.shield(shared)
+
+
+def _observed(future: asyncio.Future[Any]) -> None:
+    """Mark a shared future's error as seen: when every field waiting for it was cancelled, nobody else will."""
+    if not future.cancelled():
+        future.exception()
+
 
 Info = strawberry.Info[RequestContext, None]

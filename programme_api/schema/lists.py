@@ -79,10 +79,8 @@ async def nested_connection(
         counts = await ctx.run(fetch)
         return [counts[parent] for parent in parent_ids]
 
-    page = await ctx.loader(("page", relation, request), load_pages).load(parent_id)
-    return connection_from_page(
-        page, convert, lambda: ctx.loader(("count", relation, request), load_counts).load(parent_id)
-    )
+    page = await ctx.load(("page", relation, request), load_pages, parent_id)
+    return connection_from_page(page, convert, lambda: ctx.load(("count", relation, request), load_counts, parent_id))
 
 
 async def load_by_id(info: Info, model: type[M], row_id: uuid.UUID) -> M | None:
@@ -97,7 +95,7 @@ async def load_by_id(info: Info, model: type[M], row_id: uuid.UUID) -> M | None:
         found = await ctx.run(fetch)
         return [found.get(row_id) for row_id in ids]
 
-    return await ctx.loader(("by_id", model), batch).load(row_id)
+    return await ctx.load(("by_id", model), batch, row_id)
 
 
 async def load_node(info: Info, model: type[M], row_id: uuid.UUID, convert: Callable[[M], N]) -> N | None:
@@ -128,7 +126,7 @@ async def load_children(
         grouped = await ctx.run(fetch)
         return [grouped[parent] for parent in parent_ids]
 
-    return await ctx.loader(("children", relation), batch).load(parent_id)
+    return await ctx.load(("children", relation), batch, parent_id)
 
 
 async def load_rollup(
@@ -144,4 +142,4 @@ async def load_rollup(
         results = await ctx.run(compute, parent_ids)
         return [results[parent] for parent in parent_ids]
 
-    return await ctx.loader(("rollup", relation), batch).load(parent_id)
+    return await ctx.load(("rollup", relation), batch, parent_id)
