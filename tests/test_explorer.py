@@ -1,4 +1,4 @@
-"""The explorer page over HTTP (issue 6): who gets it, its security headers, and that it only loads our files.
+"""The explorer page over HTTP: who gets it, its security headers, and that it only loads our files.
 
 These tests need no database rows: a signed-in person is stood in for by replacing the session lookup, and
 the real session check is left in place for the signed-out cases. The browser tests drive the whole flow.

@@ -1,1 +1,1 @@
-"""The coordinators' GraphiQL explorer, self-hosted so it works offline and under a strict CSP (issue 6)."""
+"""The coordinators' GraphiQL explorer, self-hosted so it works offline and under a strict CSP."""

@@ -14,7 +14,7 @@ PERSON_ACCESS_TOKEN_LIFETIME = timedelta(minutes=15)
 MACHINE_ACCESS_TOKEN_LIFETIME = timedelta(minutes=60)
 #: The longest an access token can live: signing keys are published at least this long after retirement.
 MAX_ACCESS_TOKEN_LIFETIME = max(PERSON_ACCESS_TOKEN_LIFETIME, MACHINE_ACCESS_TOKEN_LIFETIME)
-#: Authorization codes are single-use and short (issue 4: 60 s).
+#: Authorization codes are single-use and short (60 s).
 AUTHORIZATION_CODE_LIFETIME = timedelta(seconds=60)
 #: A refresh token not used within this time expires; each rotation starts a new period...
 REFRESH_TOKEN_IDLE_LIFETIME = timedelta(hours=24)

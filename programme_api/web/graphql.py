@@ -179,7 +179,7 @@ def request_error(errors: list[dict[str, Any]], media_type: str) -> Response:
 
 async def graphql_endpoint(request: Request) -> Response:
     if request.method == "GET" and prefers_html(request.headers.get("accept", "")):
-        return await explorer_page(request)  # a browser opening /graphql gets the explorer (issue 6)
+        return await explorer_page(request)  # a browser opening /graphql gets the explorer
     runtime = Runtime.of(request)
     request_id = current_request_id() or ""
     try:

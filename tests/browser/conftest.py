@@ -1,4 +1,4 @@
-"""A real server and a real browser for the explorer's end-to-end tests (issue 6).
+"""A real server and a real browser for the explorer's end-to-end tests.
 
 The server is ``programme-api serve`` in a subprocess on a free 127.0.0.1 port, over a temporary SQLite
 database built with ``db upgrade`` and ``demo load``, with ``PROGRAMME_API_ISSUER`` set to its own address (the

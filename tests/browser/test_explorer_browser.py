@@ -1,4 +1,4 @@
-"""The explorer in a real browser against a real server (issue 6): sign-in, saved operations, offline, sign-out."""
+"""The explorer in a real browser against a real server: sign-in, saved operations, offline, sign-out."""
 
 from __future__ import annotations
 
