@@ -44,6 +44,19 @@ class Settings(BaseSettings):
     compiled_reads: bool = True
     # SQLite: seconds between the server's runs of PRAGMA optimize (fresh planner statistics as data grows).
     sqlite_optimize_seconds: float = Field(default=3600.0, gt=0)
+    # Change notifications: outbox worker, webhooks (SSRF allow-list, retries), safeguarding emails.
+    worker_poll_seconds: float = Field(default=0.25, gt=0)
+    # Run the outbox worker inside ``serve`` (unset: when it serves as one process).
+    worker_in_serve: bool | None = None
+    webhook_allowed_networks: list[str] = Field(default_factory=list)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_seconds: float = Field(default=24 * 3600.0, gt=0)
+    webhook_backoff_seconds: float = Field(default=5.0, gt=0)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    smtp_url: str | None = None
+    smtp_from: str = "programme-api@localhost"
+    safeguarding_leads: dict[str, str] = Field(default_factory=dict)
+    safeguarding_escalate_minutes: float = Field(default=60.0, gt=0)
 
     @property
     def owner_url(self) -> str:
