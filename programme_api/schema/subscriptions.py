@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 
 from ..domain.errors import DomainError, ErrorCode
 from ..domain.outbox import EVENT_TYPES
-from ..notifications.messages import Event, global_ids
+from ..notifications import messages
 
-EventFeed = Callable[[], AsyncIterator[Event]]
+if TYPE_CHECKING:
+    from ..notifications.messages import Event
+
+    EventFeed = Callable[[], AsyncIterator[Event]]
 EVENT_LIST = ", ".join(f"`{name}`" for name in EVENT_TYPES)
 
 
@@ -38,7 +41,7 @@ class ChangeEvent:
 
     @classmethod
     def of(cls, event: Event) -> ChangeEvent:
-        ids = {key: strawberry.ID(value) for key, value in global_ids(event).items()}
+        ids = {key: strawberry.ID(value) for key, value in messages.global_ids(event).items()}
         fields: dict[str, Any] = event.payload.get("fields", {})
         return cls(
             id=strawberry.ID(str(event.id)),
