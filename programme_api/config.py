@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
@@ -57,6 +58,25 @@ class Settings(BaseSettings):
     smtp_from: str = "programme-api@localhost"
     safeguarding_leads: dict[str, str] = Field(default_factory=dict)
     safeguarding_escalate_minutes: float = Field(default=60.0, gt=0)
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not a network (e.g. 10.0.0.0/8 or 127.0.0.1/32)") from None
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("must be an smtp:// or smtps:// URL")
+        return value
 
     @property
     def owner_url(self) -> str:

@@ -31,7 +31,13 @@ from programme_api.app import create_app
 from programme_api.config import Settings
 from programme_api.db import create_engine, session_factory
 from programme_api.domain import sessions, webhooks
-from programme_api.domain.models import DeliveryStatus, GroupSession, SessionStatus, WebhookDelivery
+from programme_api.domain.models import (
+    DeliveryStatus,
+    GroupSession,
+    SessionStatus,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from programme_api.domain.principal import Principal
 
 from .api import TokenBook
@@ -348,3 +354,70 @@ async def test_an_unknown_revoked_or_missing_token_is_closed_with_4403(live: Liv
         served.tokens.principals[token] = None  # type: ignore[assignment]  # revoked: the token is refused now
         await cancel_over_http(served, s["admin"], s["north_sessions"][0])
         assert await closed_code(connection, 10) == 4403
+
+
+@pytest.mark.parametrize("channel", ["database", "redis"])
+async def test_events_from_a_separate_worker_reach_subscribers_of_another_process(
+    live: LiveDatabase, channel: str
+) -> None:
+    """The served app runs no worker: a ``programme-api worker`` process dispatches, and the event reaches the
+    server's subscriber by PostgreSQL NOTIFY, or by Redis pub/sub when ``REDIS_URL`` is set (on SQLite, one
+    process only, there is no channel between processes without Redis)."""
+    if channel == "database" and live.backend == "sqlite":
+        pytest.skip("SQLite has no notifications between processes; set REDIS_URL there")
+    redis_url = None
+    if channel == "redis":
+        from .test_oauth_workers import REDIS_URL, redis_available
+
+        await redis_available()
+        redis_url = REDIS_URL
+    s = await scene(live)
+    tokens = TokenBook()
+    app = create_app(live.settings(worker_in_serve=False, redis_url=redis_url), authenticate=tokens.authenticate)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_for(lambda: server.started, 10)
+        served = Served(f"127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}", tokens)
+        extra = {"redis_url": redis_url} if redis_url else {}
+        with workers(live, 1, **extra):
+            async with Client(transport=transport(served, tokens.issue(s["admin"]))) as session:
+                heard = Heard(session)
+                await asyncio.sleep(0.5)
+                await cancel_over_http(served, s["admin"], s["north_sessions"][0])
+                event = await heard.next(60)  # the worker process may still be starting
+        assert event["changes"]["sessionId"] == gid(s["north_sessions"][0])
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+async def run_cli(live: LiveDatabase, *args: str, allowed: str = "[]") -> tuple[int, str, str]:
+    env = os.environ | {"PROGRAMME_API_DATABASE_URL": live.url, "PROGRAMME_API_WEBHOOK_ALLOWED_NETWORKS": allowed}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from programme_api.cli import main; main()", *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_the_cli_subscribes_a_client_and_refuses_a_private_address(live: LiveDatabase) -> None:
+    s = await scene(live)
+
+    async def client_id(db: AsyncSession) -> str:
+        return (await make_client(db, s["organisation"], "programme:read")).client_id
+
+    partner = await committed(live, client_id)
+    create = ("webhooks", "create", "--client-id", partner, "--event-type", "session.cancelled", "--json")
+    code, out, err = await run_cli(live, *create, "--url", "https://10.0.0.8/hooks")
+    assert code == 1
+    assert err.strip().startswith("error: url:")
+    assert "Traceback" not in err
+    code, out, err = await run_cli(live, *create, "--url", "http://127.0.0.1:9/hooks", allowed='["127.0.0.0/8"]')
+    assert code == 0, err
+    created = orjson.loads(out)
+    assert created["secret"].startswith("whsec_")
+    async with live.engine.connect() as connection:
+        urls = (await connection.scalars(sa.select(WebhookSubscription.url))).all()
+    assert urls == ["http://127.0.0.1:9/hooks"]
