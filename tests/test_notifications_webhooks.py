@@ -7,8 +7,8 @@ several worker processes against a committed database is in ``test_notifications
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,11 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from programme_api.config import Settings, get_settings
 from programme_api.domain.models import (
     DeliveryStatus,
-    Group,
     GroupSession,
     OAuthClient,
-    Organisation,
-    Region,
     Role,
     SessionStatus,
     WebhookDelivery,
@@ -44,7 +41,7 @@ from .factories import (
     make_session,
     principal_for,
 )
-from .notification_support import Receiver, body_of, make_client, outbox_events, running
+from .notification_support import Receiver, make_client, outbox_events, running
 
 CANCEL = """mutation($input: CancelSessionInput!) { cancelSession(input: $input) {
   session { id status } userErrors { field code } } }"""
@@ -273,9 +270,7 @@ async def test_a_tampered_body_fails_verification(migrated_database: MigratedDat
     from programme_api.domain.webhooks import new_secret
 
     secret = new_secret()
-    headers = delivery.signed_headers(
-        secret, "msg_1", b'{"a":1}', __import__("datetime").datetime.now(__import__("datetime").UTC)
-    )
+    headers = delivery.signed_headers(secret, "msg_1", b'{"a":1}', datetime.now(UTC))
     receiver = Receiver(secret=secret)
     assert receiver.handle(headers, b'{"a":1}') == 204
     assert receiver.handle(headers, b'{"a":2}') == 401
@@ -360,7 +355,3 @@ async def test_delivery_refuses_an_address_not_allowed_at_the_time_of_sending(
     assert row.status is DeliveryStatus.PENDING
     assert row.attempts == 1
     assert "not a public address" in (row.last_error or "")
-
-
-def _unused(*_args: Any) -> None:  # keeps imports used by type hints only
-    _ = (Group, Organisation, Region, uuid, body_of)
