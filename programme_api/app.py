@@ -17,11 +17,12 @@ from .config import Settings, get_settings
 from .db import create_engine, session_factory
 from .explorer import page as explorer
 from .logging import configure_logging
+from .notifications import runtime as notifications_runtime
 from .oauth import resource as oauth_resource
 from .oauth import routes as oauth_routes
 from .oauth.views import build_views
 from .runtime import Authenticator, Runtime
-from .web import exports, graphql, health, login, metrics
+from .web import exports, graphql, health, login, metrics, subscriptions
 from .web.metrics import MetricsMiddleware
 from .web.middleware import RequestContextMiddleware
 
@@ -48,8 +49,9 @@ def create_app(
         # Cached token and client views are trusted only while their change notifications are subscribed.
         await views.start()
         upkeep = planner_statistics.kept_fresh(engine, settings.sqlite_optimize_seconds)
+        events = notifications_runtime.serving(settings, engine) if owns_engine else contextlib.nullcontext()
         try:
-            async with upkeep if owns_engine else contextlib.nullcontext():
+            async with upkeep if owns_engine else contextlib.nullcontext(), events:
                 yield
         finally:
             await views.stop()
@@ -72,6 +74,7 @@ def build_routes() -> list[BaseRoute]:
     routes += explorer.routes
     routes += metrics.routes
     routes += exports.routes
+    routes += subscriptions.routes
     return routes
 
 

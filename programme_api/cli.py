@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from .domain import directory
 from .domain.errors import DomainError
 from .domain.models import ActorType
 from .domain.tenancy import KeyKind, bind_tenant_of
+from .notifications.cli import webhooks_app
+from .notifications.cli import worker as notifications_worker
 from .oauth.cli import clients_app, keys_app, users_app
 from .oauth.invalidation import publish_committed
 from .planner_statistics import analyze_session
@@ -48,6 +51,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(clients_app, name="clients")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+app.add_typer(webhooks_app, name="webhooks")
+app.command("worker")(notifications_worker)
 
 
 class CommandError(Exception):
@@ -140,6 +145,9 @@ def serve(
 
     configured = settings()
     _warn_without_row_security(configured)
+    if configured.worker_in_serve is None:  # one process: it runs the outbox worker too
+        os.environ["PROGRAMME_API_WORKER_IN_SERVE"] = "true" if workers == 1 else "false"
+        get_settings.cache_clear()
     uvicorn.run(
         "programme_api.app:create_default_app",
         factory=True,

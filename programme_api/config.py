@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,6 +45,38 @@ class Settings(BaseSettings):
     compiled_reads: bool = True
     # SQLite: seconds between the server's runs of PRAGMA optimize (fresh planner statistics as data grows).
     sqlite_optimize_seconds: float = Field(default=3600.0, gt=0)
+    # Change notifications: outbox worker, webhooks (SSRF allow-list, retries), safeguarding emails.
+    worker_poll_seconds: float = Field(default=0.25, gt=0)
+    # Run the outbox worker inside ``serve`` (unset: when it serves as one process).
+    worker_in_serve: bool | None = None
+    webhook_allowed_networks: list[str] = Field(default_factory=list)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_seconds: float = Field(default=24 * 3600.0, gt=0)
+    webhook_backoff_seconds: float = Field(default=5.0, gt=0)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    smtp_url: str | None = None
+    smtp_from: str = "programme-api@localhost"
+    safeguarding_leads: dict[str, str] = Field(default_factory=dict)
+    safeguarding_escalate_minutes: float = Field(default=60.0, gt=0)
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not a network (e.g. 10.0.0.0/8 or 127.0.0.1/32)") from None
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("must be an smtp:// or smtps:// URL")
+        return value
 
     @property
     def owner_url(self) -> str:

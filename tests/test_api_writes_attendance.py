@@ -204,4 +204,4 @@ async def test_statement_count_does_not_grow_with_the_register(
     assert len(small["attendance"]) == 3
     assert len(large["attendance"]) == 15
     assert small_count == large_count, (small_count, large_count)
-    assert large_count <= 10, statement_counter.statements
+    assert large_count <= 11, statement_counter.statements  # 11: the register's outbox event is one INSERT

@@ -23,14 +23,20 @@ from programme_api.config import Settings
 from programme_api.db import create_engine
 from programme_api.domain.demo import load_demo
 from programme_api.domain.models import (
+    EmailKind,
     IdempotencyRecord,
+    NotificationEmail,
     OAuthAuthorizationCode,
     OAuthClient,
     OAuthClientRegion,
     OAuthToken,
     Organisation,
+    OutboxEvent,
     Region,
+    SafeguardingAlert,
     User,
+    WebhookDelivery,
+    WebhookSubscription,
     utcnow,
 )
 from programme_api.domain.tenancy import bind_tenant, bind_tenant_of, tenant_of
@@ -102,6 +108,28 @@ async def add_credentials(db: AsyncSession, organisation: Organisation) -> None:
             ),
         ]
     )
+    await db.flush()
+    await add_notifications(db, organisation, client)
+
+
+async def add_notifications(db: AsyncSession, organisation: Organisation, client: OAuthClient) -> None:
+    """One row in each change-notification table (outbox, webhooks, safeguarding emails) for ``organisation``."""
+    now = utcnow()
+    event = OutboxEvent(organisation_id=organisation.id, event_type="session.cancelled", subject_id=uuid.uuid4(),
+                        payload={"ids": {}, "fields": {}})  # fmt: skip
+    subscription = WebhookSubscription(organisation_id=organisation.id, client_pk=client.id,
+                                       url="https://x.example/hooks", event_types=["session.cancelled"],
+                                       secret="whsec_probe")  # fmt: skip
+    db.add_all([event, subscription])
+    await db.flush()
+    db.add(WebhookDelivery(organisation_id=organisation.id, subscription_id=subscription.id, event_id=event.id,
+                           event_type=event.event_type, next_attempt_at=now))  # fmt: skip
+    alert = await db.scalar(
+        sa.select(SafeguardingAlert).where(SafeguardingAlert.organisation_id == organisation.id).limit(1)
+    )
+    if alert is not None:
+        db.add(NotificationEmail(organisation_id=organisation.id, alert_id=alert.id, kind=EmailKind.RAISED,
+                                 next_attempt_at=now))  # fmt: skip
     await db.flush()
 
 

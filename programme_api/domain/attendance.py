@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import access, audit
+from . import access, audit, outbox
 from .access import require_scope
 from .errors import DomainError, ErrorCode, NotFound
 from .models import (
@@ -114,6 +114,7 @@ async def record_attendance(
     await session.flush()
     counts = {status.value: sum(1 for e in entries if e.status is status) for status in AttendanceStatus}
     await audit.record(session, principal, "session.record_attendance", meeting, counts | {"dropins": dropin_count})
+    await outbox.emit(session, principal, "register.recorded", meeting)
     rows = await session.scalars(
         access.in_reach(principal, Attendance)
         .where(Attendance.session_id == meeting.id)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import access
+from . import access, outbox
 from .access import require_scope
 from .errors import DomainError, ErrorCode, NotFound
 from .models import AuditEvent, Consent, ConsentPurpose, Participant, utcnow
@@ -135,6 +135,7 @@ async def withdraw_consent(
         consent.withdrawn_by_user_id = principal.user_id
     await session.flush()
     audit_event(session, principal, "consent.withdrawn", "Participant", participant.id, {"purpose": purpose.value})
+    await outbox.emit(session, principal, "consent.withdrawn", participant, purpose=purpose.value)
     return open_consents
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import access, audit
+from . import access, audit, outbox
 from .access import require_scope
 from .errors import DomainError, ErrorCode
 from .models import Enrolment, EnrolmentStatus, Group, GroupStatus, Participant, utcnow
@@ -86,6 +86,7 @@ async def enrol_in(session: AsyncSession, principal: Principal, participant: Par
     enrolment.left_at = None
     await session.flush()
     await audit.record(session, principal, "enrolment.create", enrolment, {"status": status.value})
+    await outbox.emit(session, principal, "participant.enrolled", enrolment)
     return enrolment
 
 
@@ -104,6 +105,7 @@ async def leave(session: AsyncSession, principal: Principal, enrolment_id: uuid.
     await audit.record(
         session, principal, "enrolment.leave", enrolment, {"was": "active" if was_active else "waitlisted"}
     )
+    await outbox.emit(session, principal, "participant.left", enrolment)
     promoted = await fill_from_waitlist(session, principal, group) if was_active else []
     return Left(enrolment=enrolment, promoted=promoted)
 
@@ -129,4 +131,5 @@ async def fill_from_waitlist(session: AsyncSession, principal: Principal, group:
     await session.flush()
     for enrolment in waiting:
         await audit.record(session, principal, "enrolment.promote", enrolment)
+        await outbox.emit(session, principal, "enrolment.promoted", enrolment)
     return list(waiting)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import access, audit
+from . import access, audit, outbox
 from .access import require_scope
 from .errors import DomainError, ErrorCode
 from .models import GroupSession, SessionStatus
@@ -50,6 +50,7 @@ async def cancel_session(
     row.cancellation_reason = cleaned
     await session.flush()
     await audit.record(session, principal, "session.cancel", row, {"group_id": str(row.group_id)})
+    await outbox.emit(session, principal, "session.cancelled", row)
     return row
 
 
@@ -93,4 +94,5 @@ async def reschedule_session(
     row.starts_at, row.ends_at = starts_at, ends_at
     await session.flush()
     await audit.record(session, principal, "session.reschedule", row, details)
+    await outbox.emit(session, principal, "session.rescheduled", row)
     return row

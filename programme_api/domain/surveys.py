@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import access
+from . import access, outbox
 from .access import readable, require_scope
 from .consent import audit_event
 from .demo.outcomes import ensure_shipped_instruments
@@ -195,6 +195,7 @@ async def submit_response(
         )
         session.add(alert)
         await session.flush()
+        await outbox.emit(session, principal, "safeguarding_alert.raised", alert)
     audit_event(
         session,
         principal,
@@ -228,6 +229,7 @@ async def acknowledge_alert(
     alert.acknowledgement_note = note
     await session.flush()
     audit_event(session, principal, "safeguarding_alert.acknowledged", "SafeguardingAlert", alert.id)
+    await outbox.emit(session, principal, "safeguarding_alert.acknowledged", alert)
     return alert
 
 

@@ -69,6 +69,8 @@ class Listener:
     """The reconnecting loop shared by the PostgreSQL and Redis listeners; subclasses implement ``_listen``."""
 
     name = "listener"
+    #: The notification (pub/sub) channel listened to.
+    channel = invalidation.CHANNEL
 
     def __init__(self) -> None:
         self.healthy_until = 0.0
@@ -152,7 +154,7 @@ class PostgresListener(Listener):
         connection: Any = await asyncio.wait_for(asyncpg.connect(**self._connect_kwargs), HEALTHY_WINDOW_SECONDS * 4)
         try:
             connection.add_termination_listener(lambda _connection: self._lost())
-            await connection.add_listener(invalidation.CHANNEL, lambda *args: self._deliver(args[3]))
+            await connection.add_listener(self.channel, lambda *args: self._deliver(args[3]))
             await connection.add_listener(self._beacon, lambda *_args: self._heard())
             self._subscribed()
             while True:
@@ -178,7 +180,7 @@ class RedisListener(Listener):
         client = Redis.from_url(self._url, socket_connect_timeout=HEALTHY_WINDOW_SECONDS * 2)
         pubsub = client.pubsub()
         try:
-            await pubsub.subscribe(invalidation.CHANNEL)
+            await pubsub.subscribe(self.channel)
             pinged = time.monotonic()
             while True:
                 message = await pubsub.get_message(timeout=HEARTBEAT_SECONDS)

@@ -12,13 +12,16 @@ from .audit_log import AuditEvent, AuditQuery
 from .mutation import Mutation
 from .outcomes import OutcomesMutation, OutcomesQuery
 from .query import Query
+from .subscriptions import ChangeEvent, Subscription
 from .types.outcomes import Consent, SafeguardingAlert, SurveyInstrument, SurveyResponse
 from .types.people import AttendanceRecord, Enrolment, Participant
 from .types.programme import Facilitator, Group, GroupSession, Organisation, Region
+from .webhooks import WebhookDelivery, WebhooksMutation, WebhooksQuery, WebhookSubscription
 
 schema = strawberry.Schema(
-    query=strawberry.tools.merge_types("Query", (Query, OutcomesQuery, AuditQuery)),
-    mutation=strawberry.tools.merge_types("Mutation", (Mutation, OutcomesMutation)),
+    query=strawberry.tools.merge_types("Query", (Query, OutcomesQuery, AuditQuery, WebhooksQuery)),
+    mutation=strawberry.tools.merge_types("Mutation", (Mutation, OutcomesMutation, WebhooksMutation)),
+    subscription=Subscription,
     types=[
         Organisation,
         Region,
@@ -33,6 +36,9 @@ schema = strawberry.Schema(
         SurveyResponse,
         SafeguardingAlert,
         AuditEvent,
+        WebhookSubscription,
+        WebhookDelivery,
+        ChangeEvent,
     ],
 )
 audited.install(schema._schema)

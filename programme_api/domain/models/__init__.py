@@ -29,6 +29,15 @@ from .enums import (
 )
 from .evaluation import EvaluationProject, EvaluationProjectOrganisation
 from .group import Facilitator, FacilitatorAssignment, Group
+from .notification import (
+    DeliveryStatus,
+    EmailKind,
+    NotificationEmail,
+    OutboxEvent,
+    WebhookDelivery,
+    WebhookStatus,
+    WebhookSubscription,
+)
 from .organisation import Organisation, Region
 from .participant import Enrolment, Participant
 from .session import Attendance, GroupSession, SessionFacilitator
@@ -43,6 +52,8 @@ __all__ = [
     "Consent",
     "ConsentPurpose",
     "DeliveryMode",
+    "DeliveryStatus",
+    "EmailKind",
     "Enrolment",
     "EnrolmentStatus",
     "EvaluationProject",
@@ -54,11 +65,13 @@ __all__ = [
     "GroupSession",
     "GroupStatus",
     "IdempotencyRecord",
+    "NotificationEmail",
     "OAuthAuthorizationCode",
     "OAuthClient",
     "OAuthClientRegion",
     "OAuthToken",
     "Organisation",
+    "OutboxEvent",
     "Participant",
     "Region",
     "Role",
@@ -73,5 +86,8 @@ __all__ = [
     "Topic",
     "User",
     "UserRegion",
+    "WebhookDelivery",
+    "WebhookStatus",
+    "WebhookSubscription",
     "utcnow",
 ]

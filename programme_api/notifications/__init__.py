@@ -1,0 +1,1 @@
+"""Telling the outside about committed changes: the outbox worker, webhooks, live subscriptions, emails."""
