@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
+from alembic.util.exc import CommandError as AlembicCommandError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +32,11 @@ from .planner_statistics import analyze_session
 
 T = TypeVar("T")
 
-app = typer.Typer(help="programme-api: the peer-support programme data service.", no_args_is_help=True)
+app = typer.Typer(
+    help="programme-api: the peer-support programme data service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 demo_app = typer.Typer(help="Demonstration data.", no_args_is_help=True)
 organisations_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
@@ -66,7 +72,7 @@ def one_line_errors(function: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
             return function(*args, **kwargs)
-        except (SettingsError, CommandError, DomainError) as exc:
+        except (SettingsError, CommandError, DomainError, AlembicCommandError) as exc:
             fail(str(exc))
         except SQLAlchemyError as exc:
             fail(f"database error: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}")
@@ -316,4 +322,11 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 def main() -> None:
-    app()
+    """The console entry point: whatever a command did not foresee is still one line (the trace goes to the
+    log at debug level), so scripts and operators never have to read a traceback."""
+    try:
+        app()
+    except Exception as exc:
+        logging.getLogger(__name__).debug("command failed", exc_info=True)
+        typer.echo(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unexpected'}", err=True)
+        raise SystemExit(1) from None
