@@ -21,7 +21,7 @@ from .oauth import resource as oauth_resource
 from .oauth import routes as oauth_routes
 from .oauth.views import build_views
 from .runtime import Authenticator, Runtime
-from .web import exports, graphql, health, login, metrics
+from .web import exports, graphql, health, login, metrics, sdl
 from .web.metrics import MetricsMiddleware
 from .web.middleware import RequestContextMiddleware
 
@@ -72,6 +72,7 @@ def build_routes() -> list[BaseRoute]:
     routes += explorer.routes
     routes += metrics.routes
     routes += exports.routes
+    routes += sdl.routes
     return routes
 
 

@@ -239,6 +239,27 @@ def schema_print() -> None:
     sys.stdout.write(print_schema_sdl())
 
 
+@schema_app.command("check")
+@one_line_errors
+def schema_check(
+    published: Path = typer.Argument(..., help="The SDL partners were given (e.g. the last release's schema.graphql)."),
+) -> None:
+    """Fail when the code's schema breaks PUBLISHED: removals and narrowings, except of what was deprecated."""
+    from .schema import evolution, schema
+
+    try:
+        published_sdl = published.read_text()
+    except OSError as exc:
+        raise CommandError(f"cannot read {published}: {exc.strerror or exc}") from exc
+    changes = evolution.compare(published_sdl, schema._schema)
+    for change in changes:
+        typer.echo(str(change))
+    refused = evolution.breaking(changes)
+    if refused:
+        raise CommandError(f"{len(refused)} breaking change(s) to the published schema; deprecate first")
+    typer.echo(f"no breaking change to {published}")
+
+
 class ExportFormat(StrEnum):
     CSV = "csv"
     PARQUET = "parquet"

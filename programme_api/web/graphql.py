@@ -42,11 +42,11 @@ from ..domain.tenancy import bind_principal
 from ..explorer.page import explorer_page, prefers_html
 from ..oauth.errors import AuthenticationError
 from ..runtime import Runtime
-from ..schema import compiler, schema
+from ..schema import compiler, evolution, schema
 from ..schema.context import RequestContext
 from ..schema.errors import UNEXPECTED, format_error
 from ..schema.limits import LIMIT_RULES, MAX_TOKENS
-from .metrics import GRAPHQL_READS
+from .metrics import DEPRECATED_USES, GRAPHQL_READS
 from .request_id import current_request_id
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,13 @@ def validation_errors(query: str) -> tuple[GraphQLError, ...]:
     return tuple(validate(schema._schema, document, VALIDATION_RULES))
 
 
+@lru_cache(maxsize=512)
+def deprecated_members(query: str) -> tuple[str, ...]:
+    document = parse_document(query)
+    assert isinstance(document, DocumentNode)
+    return evolution.deprecated_uses(schema._schema, document)
+
+
 def respond(payload: dict[str, Any], status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type=media_type, headers=headers)
 
@@ -194,6 +201,8 @@ async def graphql_endpoint(request: Request) -> Response:
     errors = validation_errors(params.query)
     if errors:
         return request_error([format_error(error, request_id) for error in errors], media_type)
+    for member in deprecated_members(params.query):
+        DEPRECATED_USES.labels(client=principal.client_id or "", member=member).inc()
     operation = get_operation_ast(document, params.operation_name)
     if operation is None:
         return request_error([{"message": "name the operation to run with 'operationName'"}], media_type)

@@ -22,6 +22,13 @@ GRAPHQL_READS = Counter(
     ["path"],
     registry=REGISTRY,
 )
+DEPRECATED_USES = Counter(
+    "programme_api_deprecated_field_uses",
+    "Operations that used a deprecated field or enum value, by OAuth client and member: who still relies on "
+    "what before it is removed.",
+    ["client", "member"],
+    registry=REGISTRY,
+)
 LATENCY = Histogram(
     "programme_api_request_seconds", "Time to answer HTTP requests, by route.", ["route"], registry=REGISTRY
 )
