@@ -22,7 +22,8 @@ from .oauth import routes as oauth_routes
 from .oauth.views import build_views
 from .runtime import Authenticator, Runtime
 from .web import exports, graphql, health, login, metrics, sdl
-from .web.metrics import MetricsMiddleware
+from .web.access_log import AccessLogMiddleware
+from .web.metrics import MetricsMiddleware, worker_exited
 from .web.middleware import RequestContextMiddleware
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,11 @@ def create_app(
             await views.stop()
             if owns_engine:
                 await engine.dispose()
+                worker_exited()
 
     middleware = [Middleware(RequestContextMiddleware), Middleware(MetricsMiddleware)]
+    if settings.access_log:
+        middleware.insert(1, Middleware(AccessLogMiddleware))
     app = Starlette(routes=build_routes(), middleware=middleware, lifespan=lifespan)
     app.state.runtime = runtime
     app.state.cached_views = views

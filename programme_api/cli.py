@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,6 +30,7 @@ from .domain import directory
 from .domain.errors import DomainError
 from .domain.models import ActorType
 from .domain.tenancy import KeyKind, bind_tenant_of
+from .metrics import MULTIPROCESS_DIRECTORY
 from .oauth.cli import clients_app, keys_app, users_app
 from .oauth.invalidation import publish_committed
 from .planner_statistics import analyze_session
@@ -140,24 +145,39 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     workers: int = typer.Option(1, min=1, help="Worker processes (stateless; share state through the database)."),
+    graceful_timeout: int = typer.Option(
+        30, min=1, help="On SIGTERM, seconds to let requests in flight finish before closing their connections."
+    ),
 ) -> None:
     """Serve the API (GraphQL at /graphql) with uvicorn."""
     import uvicorn
 
     configured = settings()
     _warn_without_row_security(configured)
+    if workers > 1:
+        _share_metrics_between_workers()
     uvicorn.run(
         "programme_api.app:create_default_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
+        timeout_graceful_shutdown=graceful_timeout,
         log_level="info",
         access_log=False,
         proxy_headers=True,
         env_file=None,
         log_config=None if configured.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
+
+
+def _share_metrics_between_workers() -> None:
+    """Workers write their metrics to files in one directory that /metrics sums (prometheus_client's
+    multiprocess mode); a fresh directory per start, unless the operator named one."""
+    if not os.environ.get(MULTIPROCESS_DIRECTORY):
+        directory = tempfile.mkdtemp(prefix="programme-api-metrics-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        os.environ[MULTIPROCESS_DIRECTORY] = directory
 
 
 def _warn_without_row_security(configured: Settings) -> None:

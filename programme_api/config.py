@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,6 +45,28 @@ class Settings(BaseSettings):
     compiled_reads: bool = True
     # SQLite: seconds between the server's runs of PRAGMA optimize (fresh planner statistics as data grows).
     sqlite_optimize_seconds: float = Field(default=3600.0, gt=0)
+
+    # Operations: who may read /metrics (loopback peers always; these networks too; or the bearer token), and
+    # the per-request access log (one line per request; JSON with LOG_FORMAT=json).
+    metrics_token: str | None = None
+    metrics_allow_ips: str = ""
+    access_log: bool = True
+
+    @property
+    def metrics_allow_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                     for part in self.metrics_allow_ips.split(",") if part.strip())  # fmt: skip
+
+    @field_validator("metrics_allow_ips")
+    @classmethod
+    def _check_networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"not an address or network: {part.strip()!r}") from exc
+        return value
 
     @property
     def owner_url(self) -> str:

@@ -11,6 +11,7 @@ sent; if they cannot be, the answer is withheld (``domain.audit``).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -46,7 +47,7 @@ from ..schema import compiler, evolution, schema
 from ..schema.context import RequestContext
 from ..schema.errors import UNEXPECTED, format_error
 from ..schema.limits import LIMIT_RULES, MAX_TOKENS
-from .metrics import DEPRECATED_USES, GRAPHQL_READS
+from .metrics import DEPRECATED_USES, GRAPHQL_READS, observe_operation
 from .request_id import current_request_id
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,7 @@ async def graphql_endpoint(request: Request) -> Response:
     try:
         media_type = negotiate(request)
         principal = await authenticate(request, runtime)
+        request.state.client_id = principal.client_id or ""
         params = await read_params(request, runtime.settings.max_body_bytes)
     except HTTPProblem as problem:
         return respond({"errors": [{"message": problem.message}]}, problem.status, JSON, problem.headers)
@@ -212,7 +214,12 @@ async def graphql_endpoint(request: Request) -> Response:
     if principal.user_id is None and uses_introspection(params.query):
         refusal = {"message": INTROSPECTION_REFUSED, "extensions": {"code": "FORBIDDEN"}}
         return request_error([refusal], media_type)
-    return await run_operation(runtime, principal, document, params, media_type, request_id)
+    name = operation.name.value if operation.name else None
+    request.state.operation = name or ""
+    started = time.perf_counter()
+    response = await run_operation(runtime, principal, document, params, media_type, request_id)
+    observe_operation(operation.operation.value, name, time.perf_counter() - started)
+    return response
 
 
 async def authenticate(request: Request, runtime: Runtime) -> Principal:
