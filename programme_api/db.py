@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import orjson
@@ -36,6 +37,16 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
             "statement_cache_size": settings.statement_cache_size,
             "server_settings": {"jit": "off"},
         }
+        if settings.statement_cache_size == 0:
+            # Behind PgBouncer in transaction mode: a prepared statement may outlive its transaction on a server
+            # connection another client gets next, so SQLAlchemy keeps none and names each one uniquely; and
+            # PgBouncer refuses startup parameters, so ``jit`` is the role's setting there
+            # (``ALTER ROLE programme_app SET jit = off``, README).
+            options["connect_args"] = {
+                "statement_cache_size": 0,
+                "prepared_statement_cache_size": 0,
+                "prepared_statement_name_func": _unique_statement_name,
+            }
         # No ping per checkout (a round trip on every request); connections are recycled instead, and a
         # connection that died in between fails its request once and is replaced.
         options["pool_recycle"] = 300
@@ -52,6 +63,10 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
+
+
+def _unique_statement_name() -> str:
+    return f"__programme_{uuid.uuid4().hex}__"
 
 
 class TimedPool(AsyncAdaptedQueuePool):
