@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from . import planner_statistics
+from . import planner_statistics, tracing
 from .config import Settings, get_settings
 from .db import create_engine, session_factory
 from .explorer import page as explorer
@@ -63,6 +63,7 @@ def create_app(
         middleware.insert(1, Middleware(AccessLogMiddleware))
     app = Starlette(routes=build_routes(), middleware=middleware, lifespan=lifespan)
     app.state.runtime = runtime
+    runtime.tracer = tracing.configure(app, engine)
     app.state.cached_views = views
     return app
 

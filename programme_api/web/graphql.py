@@ -217,7 +217,10 @@ async def graphql_endpoint(request: Request) -> Response:
     name = operation.name.value if operation.name else None
     request.state.operation = name or ""
     started = time.perf_counter()
-    response = await run_operation(runtime, principal, document, params, media_type, request_id)
+    with runtime.tracer.start_as_current_span(f"{operation.operation.value} {name or ''}".strip()) as span:
+        span.set_attribute("graphql.operation.type", operation.operation.value)
+        span.set_attribute("graphql.operation.name", name or "")
+        response = await run_operation(runtime, principal, document, params, media_type, request_id)
     observe_operation(operation.operation.value, name, time.perf_counter() - started)
     return response
 
