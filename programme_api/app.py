@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from . import planner_statistics
+from . import planner_statistics, tracing
 from .config import Settings, get_settings
 from .db import create_engine, session_factory
 from .explorer import page as explorer
@@ -22,8 +22,9 @@ from .oauth import resource as oauth_resource
 from .oauth import routes as oauth_routes
 from .oauth.views import build_views
 from .runtime import Authenticator, Runtime
-from .web import exports, graphql, health, login, metrics, subscriptions
-from .web.metrics import MetricsMiddleware
+from .web import exports, graphql, health, login, metrics, sdl, subscriptions
+from .web.access_log import AccessLogMiddleware
+from .web.metrics import MetricsMiddleware, worker_exited
 from .web.middleware import RequestContextMiddleware
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,14 @@ def create_app(
             await views.stop()
             if owns_engine:
                 await engine.dispose()
+                worker_exited()
 
     middleware = [Middleware(RequestContextMiddleware), Middleware(MetricsMiddleware)]
+    if settings.access_log:
+        middleware.insert(1, Middleware(AccessLogMiddleware))
     app = Starlette(routes=build_routes(), middleware=middleware, lifespan=lifespan)
     app.state.runtime = runtime
+    runtime.tracer = tracing.configure(app, engine)
     app.state.cached_views = views
     return app
 
@@ -75,6 +80,7 @@ def build_routes() -> list[BaseRoute]:
     routes += metrics.routes
     routes += exports.routes
     routes += subscriptions.routes
+    routes += sdl.routes
     return routes
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
+import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
+from alembic.util.exc import CommandError as AlembicCommandError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +30,7 @@ from .domain import directory
 from .domain.errors import DomainError
 from .domain.models import ActorType
 from .domain.tenancy import KeyKind, bind_tenant_of
+from .metrics import MULTIPROCESS_DIRECTORY
 from .notifications.cli import webhooks_app
 from .notifications.cli import worker as notifications_worker
 from .oauth.cli import clients_app, keys_app, users_app
@@ -33,7 +39,11 @@ from .planner_statistics import analyze_session
 
 T = TypeVar("T")
 
-app = typer.Typer(help="programme-api: the peer-support programme data service.", no_args_is_help=True)
+app = typer.Typer(
+    help="programme-api: the peer-support programme data service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 demo_app = typer.Typer(help="Demonstration data.", no_args_is_help=True)
 organisations_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
@@ -71,7 +81,7 @@ def one_line_errors(function: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
             return function(*args, **kwargs)
-        except (SettingsError, CommandError, DomainError) as exc:
+        except (SettingsError, CommandError, DomainError, AlembicCommandError) as exc:
             fail(str(exc))
         except SQLAlchemyError as exc:
             fail(f"database error: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}")
@@ -139,6 +149,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     workers: int = typer.Option(1, min=1, help="Worker processes (stateless; share state through the database)."),
+    graceful_timeout: int = typer.Option(
+        30, min=1, help="On SIGTERM, seconds to let requests in flight finish before closing their connections."
+    ),
 ) -> None:
     """Serve the API (GraphQL at /graphql) with uvicorn."""
     import uvicorn
@@ -148,18 +161,30 @@ def serve(
     if configured.worker_in_serve is None:  # one process: it runs the outbox worker too
         os.environ["PROGRAMME_API_WORKER_IN_SERVE"] = "true" if workers == 1 else "false"
         get_settings.cache_clear()
+    if workers > 1:
+        _share_metrics_between_workers()
     uvicorn.run(
         "programme_api.app:create_default_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
+        timeout_graceful_shutdown=graceful_timeout,
         log_level="info",
         access_log=False,
         proxy_headers=True,
         env_file=None,
         log_config=None if configured.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
+
+
+def _share_metrics_between_workers() -> None:
+    """Workers write their metrics to files in one directory that /metrics sums (prometheus_client's
+    multiprocess mode); a fresh directory per start, unless the operator named one."""
+    if not os.environ.get(MULTIPROCESS_DIRECTORY):
+        directory = tempfile.mkdtemp(prefix="programme-api-metrics-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        os.environ[MULTIPROCESS_DIRECTORY] = directory
 
 
 def _warn_without_row_security(configured: Settings) -> None:
@@ -239,6 +264,27 @@ def schema_print() -> None:
     from .schema import print_schema_sdl
 
     sys.stdout.write(print_schema_sdl())
+
+
+@schema_app.command("check")
+@one_line_errors
+def schema_check(
+    published: Path = typer.Argument(..., help="The SDL partners were given (e.g. the last release's schema.graphql)."),
+) -> None:
+    """Fail when the code's schema breaks PUBLISHED: removals and narrowings, except of what was deprecated."""
+    from .schema import evolution, schema
+
+    try:
+        published_sdl = published.read_text()
+    except OSError as exc:
+        raise CommandError(f"cannot read {published}: {exc.strerror or exc}") from exc
+    changes = evolution.compare(published_sdl, schema._schema)
+    for change in changes:
+        typer.echo(str(change))
+    refused = evolution.breaking(changes)
+    if refused:
+        raise CommandError(f"{len(refused)} breaking change(s) to the published schema; deprecate first")
+    typer.echo(f"no breaking change to {published}")
 
 
 class ExportFormat(StrEnum):
@@ -324,4 +370,11 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 def main() -> None:
-    app()
+    """The console entry point: whatever a command did not foresee is still one line (the trace goes to the
+    log at debug level), so scripts and operators never have to read a traceback."""
+    try:
+        app()
+    except Exception as exc:
+        logging.getLogger(__name__).debug("command failed", exc_info=True)
+        typer.echo(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unexpected'}", err=True)
+        raise SystemExit(1) from None

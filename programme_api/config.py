@@ -78,6 +78,28 @@ class Settings(BaseSettings):
             raise ValueError("must be an smtp:// or smtps:// URL")
         return value
 
+    # Operations: who may read /metrics (loopback peers always; these networks too; or the bearer token), and
+    # the per-request access log (one line per request; JSON with LOG_FORMAT=json).
+    metrics_token: str | None = None
+    metrics_allow_ips: str = ""
+    access_log: bool = True
+
+    @property
+    def metrics_allow_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                     for part in self.metrics_allow_ips.split(",") if part.strip())  # fmt: skip
+
+    @field_validator("metrics_allow_ips")
+    @classmethod
+    def _check_metrics_networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"not an address or network: {part.strip()!r}") from exc
+        return value
+
     @property
     def owner_url(self) -> str:
         return self.owner_database_url or self.database_url

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
 import orjson
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from .config import Settings
+from .metrics import POOL_IN_USE, POOL_WAIT
+from .request_context import statement_sent
 
 READ_ONLY = "programme_api_read_only"
 """Execution option of a connection whose unit of work only reads (consumed when its transaction begins)."""
@@ -32,20 +37,54 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
             "statement_cache_size": settings.statement_cache_size,
             "server_settings": {"jit": "off"},
         }
+        if settings.statement_cache_size == 0:
+            # Behind PgBouncer in transaction mode: a prepared statement may outlive its transaction on a server
+            # connection another client gets next, so SQLAlchemy keeps none and names each one uniquely; and
+            # PgBouncer refuses startup parameters, so ``jit`` is the role's setting there
+            # (``ALTER ROLE programme_app SET jit = off``, README).
+            options["connect_args"] = {
+                "statement_cache_size": 0,
+                "prepared_statement_cache_size": 0,
+                "prepared_statement_name_func": _unique_statement_name,
+            }
         # No ping per checkout (a round trip on every request); connections are recycled instead, and a
         # connection that died in between fails its request once and is replaced.
         options["pool_recycle"] = 300
         options["pool_size"] = settings.pool_size
         options["max_overflow"] = settings.max_overflow
+        options["poolclass"] = TimedPool
     # JSON columns (survey answers, instrument definitions) decoded by orjson: several times faster than the
     # standard library on an export's hundreds of thousands of rows.
     options["json_deserializer"] = orjson.loads
     options.update(overrides)
     engine = create_async_engine(url, **options)
+    _instrument(engine)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
+
+
+def _unique_statement_name() -> str:
+    return f"__programme_{uuid.uuid4().hex}__"
+
+
+class TimedPool(AsyncAdaptedQueuePool):
+    """The usual pool, timing how long each checkout waited for a connection (opening one included)."""
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        started = time.perf_counter()
+        try:
+            return super()._do_get()
+        finally:
+            POOL_WAIT.observe(time.perf_counter() - started)
+
+
+def _instrument(engine: AsyncEngine) -> None:
+    """Count statements per request and connections in use, for /metrics."""
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *_args: statement_sent())
+    event.listen(engine.sync_engine.pool, "checkout", lambda *_args: POOL_IN_USE.inc())
+    event.listen(engine.sync_engine.pool, "checkin", lambda *_args: POOL_IN_USE.dec())
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
@@ -34,6 +35,7 @@ class Runtime:
     session_maker: async_sessionmaker[AsyncSession]
     authenticate: Authenticator = anonymous
     audit_writer: AuditWriter | None = None
+    tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
 
     def __post_init__(self) -> None:
         if self.audit_writer is None:

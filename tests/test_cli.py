@@ -136,6 +136,30 @@ def test_commands_before_migration_fail_in_one_line(database_url: str) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("verb", ["downgrade", "upgrade"])
+def test_unknown_revision_is_one_line(database_url: str, verb: str) -> None:
+    assert invoke("db", "upgrade")[0] == 0
+    code, _, err = invoke("db", verb, "nonsense")
+    assert code == 1
+    assert err == "error: Can't locate revision identified by 'nonsense'\n"
+
+
+def test_an_unforeseen_failure_is_one_line_from_the_console_script(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from programme_api import cli
+
+    def broken(revision: str = "head") -> None:
+        raise RuntimeError("disk on fire\nsecond line of detail")
+
+    monkeypatch.setattr(cli.migrations, "upgrade", broken)
+    monkeypatch.setattr("sys.argv", ["programme-api", "db", "upgrade"])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == "error: RuntimeError: disk on fire\n"
+
+
 def test_bad_setting_is_one_line_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROGRAMME_API_DATABASE_URL", "not a url")
     get_settings.cache_clear()

@@ -329,13 +329,26 @@ async def audit_export(writer: AuditWriter, principal: Principal, prepared: Prep
 
 
 async def export_body(
-    session_maker: async_sessionmaker[AsyncSession], principal: Principal, prepared: PreparedExport, export_format: str
+    session_maker: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    prepared: PreparedExport,
+    export_format: str,
+    on_rows: Callable[[int], None] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The file's bytes (audited beforehand with ``audit_export``)."""
+    """The file's bytes (audited beforehand with ``audit_export``); ``on_rows`` hears each batch's row count."""
     answers = item_columns(prepared.instruments)
     encode = csv_chunks if export_format == "csv" else parquet_chunks
     async with read_only_session(session_maker) as session:  # a long read: never hold the write lock
         install_guard(session)
         await bind_principal(session, principal)
-        async for chunk in encode(stream_rows(session, prepared.project, answers), answers):
+        rows = stream_rows(session, prepared.project, answers)
+        async for chunk in encode(rows if on_rows is None else _reported(rows, on_rows), answers):
             yield chunk
+
+
+async def _reported(
+    batches: AsyncIterator[list[list[Any]]], on_rows: Callable[[int], None]
+) -> AsyncIterator[list[list[Any]]]:
+    async for batch in batches:
+        on_rows(len(batch))
+        yield batch

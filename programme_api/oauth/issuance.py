@@ -36,6 +36,8 @@ from starlette.responses import JSONResponse, Response
 
 from ..domain.models import AuditEvent, OAuthClient, OAuthToken, utcnow
 from ..domain.tenancy import SETTING, setting_value
+from ..metrics import TOKENS_ISSUED
+from ..request_context import statement_sent
 from ..runtime import Runtime
 from ..web.request_id import current_request_id
 from .clients import ClientRecord, client_record, format_scope, is_explorer_anchor, parse_scope
@@ -170,6 +172,7 @@ async def try_client_credentials(request: Request) -> Response | None:
         request_id=getattr(request.state, "request_id", None) or current_request_id(),
     )
     await _write(Runtime.of(request), token_row, event)
+    TOKENS_ISSUED.labels(GRANT_TYPE).inc()
     return JSONResponse(issued.response(), headers=dict(default_json_headers))
 
 
@@ -189,6 +192,7 @@ async def _write(runtime: Runtime, token_row: dict[str, Any], event: dict[str, A
         await bind.exec_driver_sql(INSERT_SQL, parameters)
         return
     pooled = await bind.raw_connection()
+    statement_sent()  # past SQLAlchemy's events, so counted here
     try:
         await pooled.driver_connection.execute(INSERT_SQL, *parameters)  # type: ignore[union-attr]
     finally:

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from ..domain.models import utcnow
 from ..domain.principal import ALL_SCOPES, effective_scopes
+from ..metrics import TOKENS_ISSUED
 from ..runtime import Runtime
 from ..web.request_id import current_request_id
 from . import invalidation, store
@@ -166,6 +167,7 @@ class ProgrammeAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             grant_type=request.payload.grant_type,
             refreshed_family_id=refreshed.row.family_id if refreshed is not None else None,
         )
+        TOKENS_ISSUED.labels(request.payload.grant_type).inc()
 
     def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
         return request

@@ -7,7 +7,7 @@ then streams from a server-side cursor.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import cast
 
 from starlette.requests import Request
@@ -19,6 +19,7 @@ from ..domain.audit import AuditUnavailable
 from ..domain.errors import DomainError, ErrorCode
 from ..domain.exports import audit_export, codebook_json, export_body, prepare_export
 from ..domain.principal import Principal
+from ..metrics import EXPORT_BYTES, EXPORT_ROWS
 from ..runtime import Runtime
 
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
@@ -74,11 +75,20 @@ async def _export(request: Request, export_format: str) -> Response:
     except AuditUnavailable as unavailable:
         return _problem(503, unavailable.message)
     filename = f"{prepared.project.slug}-surveys.{export_format}"
+    count_rows = EXPORT_ROWS.labels(export_format).inc
+    body = export_body(runtime.session_maker, principal, prepared, export_format, on_rows=count_rows)
     return ClosingStreamingResponse(
-        export_body(runtime.session_maker, principal, prepared, export_format),
+        _counted(body, export_format),
         media_type=MEDIA_TYPES[export_format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )
+
+
+async def _counted(body: AsyncIterator[bytes], export_format: str) -> AsyncIterator[bytes]:
+    """The export's bytes, counted for /metrics as they leave."""
+    async for chunk in body:
+        EXPORT_BYTES.labels(export_format).inc(len(chunk))
+        yield chunk
 
 
 async def surveys_csv(request: Request) -> Response:

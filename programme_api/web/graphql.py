@@ -11,6 +11,7 @@ sent; if they cannot be, the answer is withheld (``domain.audit``).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -42,11 +43,11 @@ from ..domain.tenancy import bind_principal
 from ..explorer.page import explorer_page, prefers_html
 from ..oauth.errors import AuthenticationError
 from ..runtime import Runtime
-from ..schema import compiler, schema
+from ..schema import compiler, evolution, schema
 from ..schema.context import RequestContext
 from ..schema.errors import UNEXPECTED, format_error
 from ..schema.limits import LIMIT_RULES, MAX_TOKENS
-from .metrics import GRAPHQL_READS
+from .metrics import DEPRECATED_USES, GRAPHQL_READS, observe_operation
 from .request_id import current_request_id
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,13 @@ def validation_errors(query: str) -> tuple[GraphQLError, ...]:
     return tuple(validate(schema._schema, document, VALIDATION_RULES))
 
 
+@lru_cache(maxsize=512)
+def deprecated_members(query: str) -> tuple[str, ...]:
+    document = parse_document(query)
+    assert isinstance(document, DocumentNode)
+    return evolution.deprecated_uses(schema._schema, document)
+
+
 def respond(payload: dict[str, Any], status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type=media_type, headers=headers)
 
@@ -185,6 +193,7 @@ async def graphql_endpoint(request: Request) -> Response:
     try:
         media_type = negotiate(request)
         principal = await authenticate(request, runtime)
+        request.state.client_id = principal.client_id or ""
         params = await read_params(request, runtime.settings.max_body_bytes)
     except HTTPProblem as problem:
         return respond({"errors": [{"message": problem.message}]}, problem.status, JSON, problem.headers)
@@ -194,6 +203,8 @@ async def graphql_endpoint(request: Request) -> Response:
     errors = validation_errors(params.query)
     if errors:
         return request_error([format_error(error, request_id) for error in errors], media_type)
+    for member in deprecated_members(params.query):
+        DEPRECATED_USES.labels(client=principal.client_id or "", member=member).inc()
     operation = get_operation_ast(document, params.operation_name)
     if operation is None:
         return request_error([{"message": "name the operation to run with 'operationName'"}], media_type)
@@ -203,7 +214,15 @@ async def graphql_endpoint(request: Request) -> Response:
     if principal.user_id is None and uses_introspection(params.query):
         refusal = {"message": INTROSPECTION_REFUSED, "extensions": {"code": "FORBIDDEN"}}
         return request_error([refusal], media_type)
-    return await run_operation(runtime, principal, document, params, media_type, request_id)
+    name = operation.name.value if operation.name else None
+    request.state.operation = name or ""
+    started = time.perf_counter()
+    with runtime.tracer.start_as_current_span(f"{operation.operation.value} {name or ''}".strip()) as span:
+        span.set_attribute("graphql.operation.type", operation.operation.value)
+        span.set_attribute("graphql.operation.name", name or "")
+        response = await run_operation(runtime, principal, document, params, media_type, request_id)
+    observe_operation(operation.operation.value, name, time.perf_counter() - started)
+    return response
 
 
 async def authenticate(request: Request, runtime: Runtime) -> Principal:

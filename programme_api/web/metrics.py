@@ -1,30 +1,40 @@
-"""Prometheus metrics: request counts and latencies per route, served at /metrics."""
+"""Prometheus metrics at /metrics, one page for all workers of a ``serve --workers N``.
+
+With several workers each process writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR`` (``serve`` sets
+one up) and the page sums them (prometheus_client's multiprocess mode), so a scrape reads the whole service,
+not whichever worker answered it. The page is for the operator's scraper: it answers loopback peers and
+addresses in ``METRICS_ALLOW_IPS``, or anyone with the ``METRICS_TOKEN`` bearer, and no one else.
+"""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import os
 import time
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-REGISTRY = CollectorRegistry()
-REQUESTS = Counter(
-    "programme_api_requests_total", "HTTP requests by route and status.", ["route", "method", "status"],
-    registry=REGISTRY,
-)  # fmt: skip
-GRAPHQL_READS = Counter(
-    "programme_api_graphql_reads",
-    "GraphQL query operations by the path that answered them: one compiled statement, or the resolvers.",
-    ["path"],
-    registry=REGISTRY,
+from ..metrics import (
+    DEPRECATED_USES,
+    EXPORT_BYTES,
+    GRAPHQL_READS,
+    LATENCY,
+    MULTIPROCESS_DIRECTORY,
+    OPERATIONS,
+    REGISTRY,
+    REQUESTS,
+    STATEMENTS,
 )
-LATENCY = Histogram(
-    "programme_api_request_seconds", "Time to answer HTTP requests, by route.", ["route"], registry=REGISTRY
-)
+from ..request_context import count_statements
+from ..runtime import Runtime
+
+__all__ = ["DEPRECATED_USES", "EXPORT_BYTES", "GRAPHQL_READS", "REGISTRY", "routes"]
 
 
 def route_name(scope: Scope) -> str:
@@ -50,6 +60,10 @@ def route_name(scope: Scope) -> str:
     return template
 
 
+def observe_operation(operation_type: str, name: str | None, seconds: float) -> None:
+    OPERATIONS.labels(operation_type, (name or "")[:64]).observe(seconds)
+
+
 class MetricsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -67,16 +81,50 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            route = route_name(scope)
-            REQUESTS.labels(route, scope["method"], str(status)).inc()
-            LATENCY.labels(route).observe(time.perf_counter() - started)
+        with count_statements() as statements:
+            try:
+                await self.app(scope, receive, record_status)
+            finally:
+                route = route_name(scope)
+                REQUESTS.labels(route, scope["method"], str(status)).inc()
+                LATENCY.labels(route).observe(time.perf_counter() - started)
+                STATEMENTS.observe(statements.sent)
 
 
-async def metrics(_request: Request) -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+def exposition() -> bytes:
+    """Every worker's samples summed when workers share a multiprocess directory, else this process's."""
+    if os.environ.get(MULTIPROCESS_DIRECTORY):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def may_scrape(request: Request) -> bool:
+    settings = Runtime.of(request).settings
+    token = settings.metrics_token
+    offered = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if token and offered and hmac.compare_digest(offered.encode(), token.encode()):
+        return True
+    peer = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return address.is_loopback or any(address in network for network in settings.metrics_allow_networks)
+
+
+async def metrics(request: Request) -> Response:
+    if not may_scrape(request):
+        return Response("metrics are for the operator's scraper: send the metrics token, or scrape from an "
+                        "allowed address\n", status_code=403, media_type="text/plain")  # fmt: skip
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def worker_exited() -> None:
+    """Drop this worker's live gauges from the shared page (its counters keep counting in the sums)."""
+    if os.environ.get(MULTIPROCESS_DIRECTORY):
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 routes = [Route("/metrics", metrics, methods=["GET"])]

@@ -25,6 +25,7 @@ from ...domain.access import CompiledRead, compile_read
 from ...domain.errors import DomainError
 from ...domain.principal import Principal
 from ...domain.tenancy import bound_read
+from ...request_context import statement_sent
 from .build import Builder
 from .dialect import DIALECTS, JsonDialect, register_sqlite_functions
 from .operation import Fallback, QueryOperation, Selection, Unsupported, coerce_variables, structure_of
@@ -182,6 +183,7 @@ async def run(
         async with bind.begin_nested():
             return (await bind.exec_driver_sql(sql, parameters)).all()
     pooled = await bind.raw_connection()
+    statement_sent()  # past SQLAlchemy's events, so counted here
     try:
         driver: Any = pooled.driver_connection
         if dialect.name == "sqlite":
