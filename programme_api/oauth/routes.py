@@ -139,7 +139,7 @@ async def authorize(request: Request) -> Response:
     redirect_uri = prepared.payload.data.get("redirect_uri")
     if isinstance(redirect_uri, str) and not _URI.fullmatch(redirect_uri):
         return _error_page(request, "invalid_request", BAD_REDIRECT_URI)
-    session = read_session(request)
+    session = await read_session(request)
     decision: str | None = None
     if request.method == "POST":
         if session is None or not csrf_matches(session, prepared.form.get("csrf")):

@@ -7,6 +7,7 @@ from .auth import (
     OAuthClient,
     OAuthClientRegion,
     OAuthToken,
+    SignInSessionRecord,
     User,
     UserRegion,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "SessionFacilitator",
     "SessionSource",
     "SessionStatus",
+    "SignInSessionRecord",
     "SurveyInstrument",
     "SurveyResponse",
     "Timepoint",
