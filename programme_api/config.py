@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     compiled_reads: bool = True
     # SQLite: seconds between the server's runs of PRAGMA optimize (fresh planner statistics as data grows).
     sqlite_optimize_seconds: float = Field(default=3600.0, gt=0)
+    # Forwarded headers: the peers (comma-separated addresses or networks, `*` for any) whose X-Forwarded-For
+    # and X-Forwarded-Proto name the client; empty (default): none, the client is the TCP peer.
+    forwarded_allow_ips: str = ""
 
     @property
     def owner_url(self) -> str:
