@@ -30,6 +30,7 @@ from .oauth_support import (
     counts,
     hidden_value,
     pkce_pair,
+    redis_client,
     settings,
     sign_in,
     web,
@@ -206,20 +207,6 @@ async def test_local_throttle_counts_within_a_window() -> None:
     now[0] += 1
     assert await throttle.attempt(key) == 0  # a new window started
     await throttle.clear(key)
-
-
-@pytest.fixture
-async def redis_client() -> AsyncIterator[Redis]:
-    client = Redis.from_url("redis://127.0.0.1:6379/15", socket_connect_timeout=0.5)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"no Redis at 127.0.0.1:6379 ({exc}); CI must test the shared throttle for real")
-        pytest.skip(f"no Redis at 127.0.0.1:6379 ({exc})")
-    yield client
-    await client.aclose()
 
 
 async def test_redis_throttle_is_shared_between_workers(redis_client: Redis) -> None:

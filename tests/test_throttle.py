@@ -41,6 +41,7 @@ from .oauth_support import (
     hidden_value,
     make_person,
     oauth_settings,
+    redis_client,
     settings,
     sign_in,
     web,
@@ -48,20 +49,6 @@ from .oauth_support import (
 )
 
 BURST = 20
-
-
-@pytest.fixture
-async def redis_client() -> AsyncIterator[Redis]:
-    client = Redis.from_url("redis://127.0.0.1:6379/15", socket_connect_timeout=5)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"no Redis at 127.0.0.1:6379 ({exc}); CI must test the shared throttle for real")
-        pytest.skip(f"no Redis at 127.0.0.1:6379 ({exc})")
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
