@@ -250,3 +250,22 @@ async def test_bad_scalar_values_are_invalid_with_their_path(
     error = await refused(gql, query, {"v": data.draw(values)}, world["as"])
     assert error["path"] == path
     assert error["extensions"]["field"] == field
+
+
+async def test_nul_in_outcome_mutation_arguments(db: AsyncSession, gql: GraphQLClient, world: dict[str, Any]) -> None:
+    """Mutations with their own payloads (consent, safeguarding, instruments) refuse alike, naming the argument."""
+    before = await row_counts(db)
+    consent = """mutation($v: String!) { recordConsent(participantId: "UGFydGljaXBhbnQ6MDA", purpose: EVALUATION,
+        formVersion: $v) { consent { id } userErrors { field code message } } }"""
+    body = await gql.execute(consent, {"v": NUL}, as_=world["as"])
+    assert "errors" not in body, body
+    assert body["data"]["recordConsent"] == {
+        "consent": None,
+        "userErrors": [{"field": "formVersion", "code": "INVALID",
+                        "message": "'formVersion' must not contain NUL characters"}],
+    }  # fmt: skip
+    define = """mutation($n: String!) { defineCustomInstrument(code: "x-1", name: $n, definition: {items: ["a\\u0000"]})
+        { instrument { id } userErrors { field code } } }"""
+    body = await gql.execute(define, {"n": "Name"}, as_=world["as"])
+    assert body["data"]["defineCustomInstrument"]["userErrors"] == [{"field": "definition", "code": "INVALID"}]
+    assert await row_counts(db) == before
