@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from . import planner_statistics, tracing
 from .config import Settings, get_settings
@@ -63,6 +64,9 @@ def create_app(
     middleware = [Middleware(RequestContextMiddleware), Middleware(MetricsMiddleware)]
     if settings.access_log:
         middleware.insert(1, Middleware(AccessLogMiddleware))
+    if settings.forwarded_allow_ips:
+        # Outermost, so everything (the sign-in throttle, audit records) sees the client a trusted proxy names.
+        middleware.insert(0, Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips))
     app = Starlette(routes=build_routes(), middleware=middleware, lifespan=lifespan)
     app.state.runtime = runtime
     runtime.tracer = tracing.configure(app, engine)

@@ -172,7 +172,7 @@ def serve(
         timeout_graceful_shutdown=graceful_timeout,
         log_level="info",
         access_log=False,
-        proxy_headers=True,
+        proxy_headers=False,  # the app believes forwarded headers only from FORWARDED_ALLOW_IPS
         env_file=None,
         log_config=None if configured.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )

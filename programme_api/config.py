@@ -100,6 +100,10 @@ class Settings(BaseSettings):
                     raise ValueError(f"not an address or network: {part.strip()!r}") from exc
         return value
 
+    # Forwarded headers: the peers (comma-separated addresses or networks, `*` for any) whose X-Forwarded-For
+    # and X-Forwarded-Proto name the client; empty (default): none, the client is the TCP peer.
+    forwarded_allow_ips: str = ""
+
     @property
     def owner_url(self) -> str:
         return self.owner_database_url or self.database_url

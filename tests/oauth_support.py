@@ -6,6 +6,7 @@ Test modules import the fixtures they use by name (pytest finds fixtures through
 from __future__ import annotations
 
 import functools
+import os
 import re
 import secrets
 import uuid
@@ -19,6 +20,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -329,3 +331,17 @@ async def refresh(
 def bearer(token: dict[str, Any] | str) -> dict[str, str]:
     value = token if isinstance(token, str) else token["access_token"]
     return {"Authorization": f"Bearer {value}"}
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[Redis]:
+    client = Redis.from_url("redis://127.0.0.1:6379/15", socket_connect_timeout=5)
+    try:
+        await client.ping()
+    except Exception as exc:
+        await client.aclose()
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"no Redis at 127.0.0.1:6379 ({exc}); CI must test the shared throttle for real")
+        pytest.skip(f"no Redis at 127.0.0.1:6379 ({exc})")
+    yield client
+    await client.aclose()

@@ -82,7 +82,7 @@ ONE_STATEMENT = {
 # Nested deeper than the fixed parser stack of SQLite before 3.46 allows: answered by the executor there.
 TOO_DEEP_FOR_OLD_SQLITE = {"benchmark_dashboard"}
 VARIABLES: dict[str, dict[str, Any]] = {
-    "computed_and_root_reference": {"days": 400},
+    "computed_and_root_reference": {"days": 300},
     "aliases_fragments_directives": {"skip": False, "n": 2},
     "filters": {"f": {"search": "0-", "statuses": ["ACTIVE"]}, "s": {"statuses": ["HELD", "CANCELLED"]}},
 }

@@ -30,6 +30,7 @@ from .oauth_support import (
     counts,
     hidden_value,
     pkce_pair,
+    redis_client,
     settings,
     sign_in,
     web,
@@ -199,52 +200,35 @@ async def test_local_throttle_counts_within_a_window() -> None:
     key = throttle_key("A@Example.org ", "10.0.0.1")
     assert key == throttle_key("a@example.org", "10.0.0.1")
     for _ in range(3):
-        assert await throttle.retry_after(key) == 0
-        await throttle.record_failure(key)
-    assert await throttle.retry_after(key) == 60
+        assert await throttle.attempt(key) == 0
+    assert await throttle.attempt(key) == 60
     now[0] += 59.5
-    assert await throttle.retry_after(key) == 1
+    assert await throttle.attempt(key) == 1
     now[0] += 1
-    assert await throttle.retry_after(key) == 0
-    await throttle.record_failure(key)
-    assert await throttle.retry_after(key) == 0  # a new window started
+    assert await throttle.attempt(key) == 0  # a new window started
     await throttle.clear(key)
 
 
-@pytest.fixture
-async def redis_client() -> AsyncIterator[Redis]:
-    client = Redis.from_url("redis://127.0.0.1:6379/15", socket_connect_timeout=0.5)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"no Redis at 127.0.0.1:6379 ({exc}); CI must test the shared throttle for real")
-        pytest.skip(f"no Redis at 127.0.0.1:6379 ({exc})")
-    yield client
-    await client.aclose()
-
-
 async def test_redis_throttle_is_shared_between_workers(redis_client: Redis) -> None:
+    prefix = f"test-{secrets.token_hex(6)}:"
     key = throttle_key(f"{secrets.token_hex(6)}@example.org", "10.0.0.2")
-    worker_one = RedisThrottle(redis_client, max_failures=2, window_seconds=30)
-    worker_two = RedisThrottle(redis_client, max_failures=2, window_seconds=30)
+    worker_one = RedisThrottle(redis_client, max_failures=2, window_seconds=30, prefix=prefix)
+    worker_two = RedisThrottle(redis_client, max_failures=2, window_seconds=30, prefix=prefix)
     try:
-        await worker_one.record_failure(key)
-        assert await worker_two.retry_after(key) == 0
-        await worker_two.record_failure(key)
-        assert 0 < await worker_one.retry_after(key) <= 30
-        assert await redis_client.get(RedisThrottle.PREFIX + key) == b"2"
+        assert await worker_one.attempt(key) == 0
+        assert await worker_two.attempt(key) == 0
+        assert 0 < await worker_one.attempt(key) <= 30
+        assert await redis_client.get(prefix + key) == b"3"
         await worker_one.clear(key)
-        assert await worker_two.retry_after(key) == 0
+        assert await worker_two.attempt(key) == 0
     finally:
-        await redis_client.delete(RedisThrottle.PREFIX + key)
+        await redis_client.delete(prefix + key)
 
 
 async def test_redis_throttle_falls_back_to_the_process_when_redis_is_down() -> None:
     unreachable = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     throttle = RedisThrottle(unreachable, max_failures=1, window_seconds=30)
     key = throttle_key("x@example.org", "10.0.0.3")
-    await throttle.record_failure(key)
-    assert await throttle.retry_after(key) > 0
+    assert await throttle.attempt(key) == 0
+    assert await throttle.attempt(key) > 0
     await unreachable.aclose()

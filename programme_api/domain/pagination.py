@@ -30,6 +30,7 @@ from sqlalchemy.types import TypeDecorator
 
 from . import access
 from .errors import DomainError, ErrorCode
+from .values import value_problem
 
 M = TypeVar("M")
 # Adds per-row values (e.g. aggregates joined in) to the outermost select of a page, given that select, its
@@ -149,7 +150,7 @@ def _list_cursor(ordering: Ordering, cursor: str, argument: str) -> tuple[Any, .
         expected = column_python_type(column)
         if not isinstance(value, expected) or (expected is date and isinstance(value, datetime)):
             raise DomainError(ErrorCode.INVALID, f"'{argument}' is not a cursor for this list", argument)
-        if isinstance(value, datetime) and value.tzinfo is None:
+        if value_problem(value) is not None:  # no row of any list holds such a value
             raise DomainError(ErrorCode.INVALID, f"'{argument}' is not a cursor for this list", argument)
     return key
 

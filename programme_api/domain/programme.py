@@ -109,6 +109,7 @@ class ComplianceState(enum.StrEnum):
 
 
 DEFAULT_EXPIRY_WINDOW_DAYS = 30
+MAX_EXPIRY_WINDOW_DAYS = 366
 
 
 def today() -> date:

@@ -160,11 +160,11 @@ def _sqlite_key(kind: KeyKind, key: str) -> str:
 
 async def bind_tenant_of(session: AsyncSession, kind: KeyKind, key: str) -> None:
     """Bind this transaction to the organisation ``key`` belongs to (nothing, if it belongs to none)."""
-    if _is_postgresql(session):
+    if _is_postgresql(session) and "\x00" not in key:  # a key with NUL belongs to no one (and cannot be sent)
         await session.execute(_BIND_BY_KEY, {"kind": kind, "key": key})
 
 
 def bind_tenant_of_sync(session: Session, kind: KeyKind, key: str) -> None:
     """``bind_tenant_of`` for synchronous callers (the authorization server's callbacks, run in ``run_sync``)."""
-    if _is_postgresql(session):
+    if _is_postgresql(session) and "\x00" not in key:
         session.execute(_BIND_BY_KEY, {"kind": kind, "key": key})

@@ -127,7 +127,7 @@ def asset_url(name: str) -> str:
 
 async def _signed_in_user(request: Request) -> User | None:
     """The active person behind the session cookie; a deactivated account counts as signed out."""
-    session = read_session(request)
+    session = await read_session(request)
     if session is None:
         return None
     async with read_only_session(Runtime.of(request).session_maker) as db:

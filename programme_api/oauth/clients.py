@@ -32,6 +32,7 @@ from ..domain.errors import DomainError, ErrorCode
 from ..domain.models import ActorType, OAuthClient, OAuthClientRegion
 from ..domain.passwords import hash_secret, new_secret, secret_matches
 from ..domain.principal import ALL_SCOPES, Principal
+from ..domain.values import text_problem
 from . import audit
 from .lookups import evaluation_project_id, regions_by_slug
 
@@ -159,7 +160,7 @@ def find_client(session: Session, client_id: str, issuer: str) -> ClientRecord |
     """The active client answering to ``client_id`` (explorer anchors and revoked clients answer to nothing)."""
     if client_id == EXPLORER_CLIENT_ID:
         return explorer_client(issuer)
-    if is_explorer_anchor(client_id):
+    if is_explorer_anchor(client_id) or text_problem(client_id) is not None:
         return None
     row = session.scalar(sa.select(OAuthClient).where(OAuthClient.client_id == client_id))
     if row is None or row.revoked_at is not None:

@@ -36,6 +36,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..domain.models import AuditEvent, OAuthClient, OAuthToken, utcnow
 from ..domain.tenancy import SETTING, setting_value
+from ..domain.values import text_problem
 from ..metrics import TOKENS_ISSUED
 from ..request_context import statement_sent
 from ..runtime import Runtime
@@ -110,6 +111,8 @@ def _secure_issuer(issuer: str) -> bool:
 
 async def _client(request: Request, client_id: str) -> ClientRecord | None:
     """The active client from the worker's view, or from the database (then remembered)."""
+    if text_problem(client_id) is not None:
+        return None  # no client answers to it, and the database could not even compare it
     views = views_of(request)
     cached = views.clients.get(client_id)
     if cached is not None and views.channel.trusts(cached.loaded_at):

@@ -8,6 +8,7 @@ carries the session's CSRF value. A client bound to another organisation than th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,12 @@ SCOPE_DESCRIPTIONS = {
     "evaluation:read": "See consented, pseudonymised survey data for an evaluation project",
     "admin": "Manage users, OAuth clients, the audit log and organisation settings",
 }
+# RFC 3986's characters: a redirect URI with any other (a backslash, a space, a control character) matches no
+# registered URI, and browsers disagree on what it means, so it is refused before any comparison.
+_URI = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+BAD_REDIRECT_URI = (
+    "The redirect_uri is not a valid URI, so it is not one registered for this app; no redirect was made."
+)
 _OAUTH_PARAMETERS = (
     "response_type",
     "client_id",
@@ -129,7 +136,10 @@ async def authorize(request: Request) -> Response:
     prepared = await _prepared(request)
     if isinstance(prepared, Response):
         return prepared
-    session = read_session(request)
+    redirect_uri = prepared.payload.data.get("redirect_uri")
+    if isinstance(redirect_uri, str) and not _URI.fullmatch(redirect_uri):
+        return _error_page(request, "invalid_request", BAD_REDIRECT_URI)
+    session = await read_session(request)
     decision: str | None = None
     if request.method == "POST":
         if session is None or not csrf_matches(session, prepared.form.get("csrf")):

@@ -1,6 +1,7 @@
 """Slowing down password guessing at ``/login``: after 5 failures for one email from one address, wait.
 
-Failures are counted per (email, client IP) in a fixed 15-minute window that starts at the first failure.
+Attempts are counted per (email, client IP) in a fixed 15-minute window that starts at the first one, before
+the password is checked (a success clears the count, so what remains are failures and attempts in flight).
 With ``REDIS_URL`` set the counts live in Redis, so every worker and host sees the same numbers; otherwise
 they live in the process (fine for the single-process SQLite set-up). If Redis cannot be reached the
 process-local counter takes over rather than letting guesses through unthrottled or locking everyone out.
@@ -34,16 +35,20 @@ def throttle_key(email: str, address: str) -> str:
 
 
 class SignInThrottle(Protocol):
-    async def retry_after(self, key: str) -> int:
-        """Seconds until another attempt is allowed (0: allowed now)."""
+    async def attempt(self, key: str) -> int:
+        """Count one sign-in attempt and answer the seconds to wait (0: check the password now).
 
-    async def record_failure(self, key: str) -> None: ...
+        Counting and deciding are one atomic step, so a burst of simultaneous attempts cannot all pass the
+        check before any of them is counted: at most ``max_failures`` per window are let through."""
 
-    async def clear(self, key: str) -> None: ...
+    async def clear(self, key: str) -> None:
+        """A successful sign-in forgets the key's count."""
 
 
 class LocalThrottle:
-    """Per-process counts, bounded in size so a flood of distinct keys cannot exhaust memory."""
+    """Per-process counts, bounded in size so a flood of distinct keys cannot exhaust memory.
+
+    ``attempt`` reads and writes the count without awaiting in between, so on the event loop it is atomic."""
 
     def __init__(
         self,
@@ -57,14 +62,7 @@ class LocalThrottle:
         self._clock = clock
         self._entries: dict[str, tuple[int, float]] = {}
 
-    async def retry_after(self, key: str) -> int:
-        count, ends = self._entries.get(key, (0, 0.0))
-        remaining = ends - self._clock()
-        if count < self.max_failures or remaining <= 0:
-            return 0
-        return math.ceil(remaining)
-
-    async def record_failure(self, key: str) -> None:
+    async def attempt(self, key: str) -> int:
         now = self._clock()
         count, ends = self._entries.get(key, (0, 0.0))
         if ends <= now:
@@ -72,6 +70,7 @@ class LocalThrottle:
         self._entries[key] = (count + 1, ends)
         if len(self._entries) > _LOCAL_MAX_ENTRIES:
             self._prune(now)
+        return 0 if count < self.max_failures else max(1, math.ceil(ends - now))
 
     async def clear(self, key: str) -> None:
         self._entries.pop(key, None)
@@ -85,7 +84,8 @@ class LocalThrottle:
 
 
 class RedisThrottle:
-    """Counts shared by every worker through Redis (``SET NX EX`` starts the window, ``INCR`` counts)."""
+    """Counts shared by every worker through Redis: one ``MULTI`` of ``SET NX EX`` (starts the window),
+    ``INCR`` (counts this attempt) and ``TTL``, so the count each attempt sees is exact."""
 
     PREFIX = "programme-api:sign-in-failures:"
 
@@ -96,38 +96,31 @@ class RedisThrottle:
         max_failures: int = MAX_FAILURES,
         window_seconds: int = WINDOW_SECONDS,
         fallback: LocalThrottle | None = None,
+        prefix: str = PREFIX,
     ) -> None:
         self.redis = redis
         self.max_failures = max_failures
         self.window_seconds = window_seconds
+        self.prefix = prefix
         self.fallback = fallback or LocalThrottle(max_failures=max_failures, window_seconds=window_seconds)
 
-    async def retry_after(self, key: str) -> int:
+    async def attempt(self, key: str) -> int:
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.get(self.PREFIX + key)
-                pipe.ttl(self.PREFIX + key)
-                count, ttl = await pipe.execute()
+                pipe.set(self.prefix + key, 0, ex=self.window_seconds, nx=True)
+                pipe.incr(self.prefix + key)
+                pipe.ttl(self.prefix + key)
+                _started, count, ttl = await pipe.execute()
         except RedisError as exc:
             log.warning("sign-in throttle: Redis unavailable (%s); using this process's counts", exc)
-            return await self.fallback.retry_after(key)
-        if count is None or int(count) < self.max_failures or ttl is None or int(ttl) <= 0:
+            return await self.fallback.attempt(key)
+        if int(count) <= self.max_failures:
             return 0
-        return int(ttl)
-
-    async def record_failure(self, key: str) -> None:
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(self.PREFIX + key, 0, ex=self.window_seconds, nx=True)
-                pipe.incr(self.PREFIX + key)
-                await pipe.execute()
-        except RedisError as exc:
-            log.warning("sign-in throttle: Redis unavailable (%s); using this process's counts", exc)
-            await self.fallback.record_failure(key)
+        return max(1, int(ttl))
 
     async def clear(self, key: str) -> None:
         try:
-            await self.redis.delete(self.PREFIX + key)
+            await self.redis.delete(self.prefix + key)
         except RedisError as exc:
             log.warning("sign-in throttle: Redis unavailable (%s)", exc)
         await self.fallback.clear(key)

@@ -19,6 +19,7 @@ from ..domain.errors import DomainError, ErrorCode
 from ..domain.models import ActorType, Role, User, UserRegion
 from ..domain.passwords import hash_password, verify_password
 from ..domain.tenancy import bind_tenant_of, tenant_of
+from ..domain.values import text_problem
 from . import audit
 from .lookups import evaluation_project_id, regions_by_slug
 
@@ -61,8 +62,11 @@ async def check_password(email: str, password: str, session: AsyncSession) -> Us
 
     Binds the session to the email's organisation (nothing, for an unknown email) before reading the person.
     """
-    await bind_tenant_of(session, "email", normalise_email(email))
-    row = await session.scalar(sa.select(User).where(User.email == normalise_email(email)))
+    address = _searchable(email)
+    row = None
+    if address is not None:
+        await bind_tenant_of(session, "email", address)
+        row = await session.scalar(sa.select(User).where(User.email == address))
     stored_hash = row.password_hash if row is not None and row.is_active else None
     matches = await anyio.to_thread.run_sync(verify_password, stored_hash, password[:MAX_PASSWORD_LENGTH])
     return row if matches else None
@@ -70,11 +74,19 @@ async def check_password(email: str, password: str, session: AsyncSession) -> Us
 
 async def find_user_id_by_email(session: AsyncSession, email: str) -> tuple[uuid.UUID, uuid.UUID] | None:
     """``(user id, organisation id)`` for an email, used to attribute failed sign-ins (binds as above)."""
-    await bind_tenant_of(session, "email", normalise_email(email))
-    row = (
-        await session.execute(sa.select(User.id, User.organisation_id).where(User.email == normalise_email(email)))
-    ).first()
+    address = _searchable(email)
+    if address is None:
+        return None
+    await bind_tenant_of(session, "email", address)
+    row = (await session.execute(sa.select(User.id, User.organisation_id).where(User.email == address))).first()
     return None if row is None else (row[0], row[1])
+
+
+def _searchable(email: str) -> str | None:
+    """The email as stored, or None when no stored email can match it (a NUL, which the database also
+    cannot compare, or more than an address's 320 characters): such a sign-in simply fails."""
+    address = normalise_email(email)
+    return None if text_problem(address, 320) is not None else address
 
 
 async def create_user(

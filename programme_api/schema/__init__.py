@@ -7,7 +7,7 @@ from pathlib import Path
 import strawberry
 import strawberry.tools
 
-from . import audited
+from . import audited, inputs
 from .audit_log import AuditEvent, AuditQuery
 from .mutation import Mutation
 from .outcomes import OutcomesMutation, OutcomesQuery
@@ -42,6 +42,7 @@ schema = strawberry.Schema(
     ],
 )
 audited.install(schema._schema)
+inputs.install(schema)
 
 PUBLISHED_SCHEMA = Path(__file__).resolve().parent.parent.parent / "schema.graphql"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
@@ -53,7 +53,9 @@ class GroupFilter:
     statuses: list[models.GroupStatus] | None = None
     topics: list[models.Topic] | None = None
     delivery_modes: list[models.DeliveryMode] | None = None
-    search: str | None = strawberry.field(default=None, description="Case-insensitive part of the group's name.")
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive part of the group's name (at most 200 characters)."
+    )
 
     def to_domain(self) -> programme.GroupFilter:
         return programme.GroupFilter(
@@ -171,14 +173,18 @@ class Query:
         self,
         info: Info,
         compliance: programme.ComplianceState | None = None,
-        within_days: int = programme.DEFAULT_EXPIRY_WINDOW_DAYS,
+        within_days: Annotated[
+            int,
+            strawberry.argument(
+                description=f"Days ahead a background check's expiry counts as `CHECK_EXPIRING` "
+                f"(0 to {programme.MAX_EXPIRY_WINDOW_DAYS})."
+            ),
+        ] = programme.DEFAULT_EXPIRY_WINDOW_DAYS,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
     ) -> Connection[Facilitator]:
-        if not 0 <= within_days <= 366:
-            raise DomainError(ErrorCode.INVALID, "'withinDays' must be between 0 and 366", "withinDays")
         return await top_level_connection(
             info, lambda p: programme.facilitators(p, compliance, within_days), programme.FACILITATOR_ORDER,
             Facilitator.from_model, first, after, last, before,

@@ -1,7 +1,9 @@
 """People's sign-in (``/login``, ``/logout``) for the explorer and browser apps, and the session it leaves.
 
 The session is a cookie signed with the secret from the key file (itsdangerous, with a max age): it names
-the person and carries a random CSRF value that forms posted under it must echo (the consent form does).
+the person, the server-side session record (``oauth.sign_in_sessions``: ``/logout`` deletes it, so no copy of
+the cookie outlives sign-out) and a random CSRF value that forms posted under it must echo (the consent form
+does).
 It is ``HttpOnly``, ``SameSite=Lax`` and, when ``ISSUER`` is https, ``Secure``. The sign-in form itself is
 protected by a signed double-submit cookie, so another site cannot sign a browser into someone's account.
 
@@ -27,8 +29,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from ..db import read_only_session
 from ..domain.models import ActorType
-from ..oauth import audit
+from ..oauth import audit, sign_in_sessions
 from ..oauth.lifetimes import SIGN_IN_SESSION_LIFETIME
 from ..oauth.service import OAuthService, oauth_service
 from ..oauth.throttle import throttle_key
@@ -55,14 +58,15 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 class SignInSession:
     user_id: uuid.UUID
     csrf: str
+    token: str
 
 
 def _serializer(service: OAuthService, purpose: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(service.keyring.session_secret, salt=f"programme-api.{purpose}")
 
 
-def read_session(request: Request) -> SignInSession | None:
-    """The signed-in person's session, if the cookie is present, authentic and not too old."""
+def _cookie_session(request: Request) -> SignInSession | None:
+    """What the session cookie says, if it is present, authentic and not too old (not yet whether it ended)."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
@@ -70,9 +74,19 @@ def read_session(request: Request) -> SignInSession | None:
         data = _serializer(oauth_service(request), "session").loads(
             cookie, max_age=int(SIGN_IN_SESSION_LIFETIME.total_seconds())
         )
-        return SignInSession(user_id=uuid.UUID(data["uid"]), csrf=str(data["csrf"]))
+        return SignInSession(user_id=uuid.UUID(data["uid"]), csrf=str(data["csrf"]), token=str(data["sid"]))
     except (BadSignature, KeyError, TypeError, ValueError):
         return None
+
+
+async def read_session(request: Request) -> SignInSession | None:
+    """The signed-in person's session: an authentic cookie whose server-side record still exists."""
+    session = _cookie_session(request)
+    if session is None:
+        return None
+    async with read_only_session(Runtime.of(request).session_maker) as db:
+        live = await sign_in_sessions.is_live(db, session.token, session.user_id)
+    return session if live else None
 
 
 def csrf_matches(session: SignInSession, submitted: object) -> bool:
@@ -167,7 +181,7 @@ async def login(request: Request) -> Response:
 
     service = oauth_service(request)
     key = throttle_key(email, _client_address(request))
-    wait = await service.throttle.retry_after(key)
+    wait = await service.throttle.attempt(key)
     if wait > 0:
         await _audit_failure(request, email, "throttled")
         minutes = max(1, (wait + 59) // 60)
@@ -191,22 +205,30 @@ async def login(request: Request) -> Response:
                     details={"ip": _client_address(request)},
                 )
             )
+            session_token = await sign_in_sessions.start(session, user.id)
             await session.commit()
     if user is None:
-        await service.throttle.record_failure(key)
         await _audit_failure(request, email, "bad_credentials")
         return _login_form(request, next_path=next_path, email=email, error=FAILURE_MESSAGE, status=400)
 
     await service.throttle.clear(key)
     response = RedirectResponse(next_path, status_code=303)
-    value = _serializer(service, "session").dumps({"uid": str(user.id), "csrf": secrets.token_urlsafe(24)})
+    value = _serializer(service, "session").dumps(
+        {"uid": str(user.id), "sid": session_token, "csrf": secrets.token_urlsafe(24)}
+    )
     _set_cookie(response, service, SESSION_COOKIE, value, max_age=int(SIGN_IN_SESSION_LIFETIME.total_seconds()))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return response
 
 
 async def logout(request: Request) -> Response:
-    """End the browser session. Tokens already issued to apps end by expiry or through ``/oauth/revoke``."""
+    """End the browser session: its record goes, so a copy of the cookie no longer signs anyone in. Tokens
+    already issued to apps end by expiry or through ``/oauth/revoke``."""
+    session = _cookie_session(request)
+    if session is not None:
+        async with Runtime.of(request).session_maker() as db:
+            await sign_in_sessions.end(db, session.token)
+            await db.commit()
     response = render(request, "signed_out.html", {})
     response.delete_cookie(SESSION_COOKIE, path="/", secure=oauth_service(request).secure_cookies, httponly=True)
     return response

@@ -7,6 +7,7 @@ from .auth import (
     OAuthClient,
     OAuthClientRegion,
     OAuthToken,
+    SignInSessionRecord,
     User,
     UserRegion,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "SessionFacilitator",
     "SessionSource",
     "SessionStatus",
+    "SignInSessionRecord",
     "SurveyInstrument",
     "SurveyResponse",
     "Timepoint",

@@ -127,3 +127,14 @@ class IdempotencyRecord(UUIDPrimaryKey, CreatedAt, Base):
     key: Mapped[str] = mapped_column(sa.String(200))
     request_hash: Mapped[str] = mapped_column(sa.String(64))
     response: Mapped[dict[str, Any]]
+
+
+class SignInSessionRecord(CreatedAt, Base):
+    """A person's browser session after ``/login``: the cookie names it by a random token, stored here only
+    hashed; signing out deletes the row, so any copy of the cookie ends with it. Per person, not tenant data."""
+
+    __tablename__ = "sign_in_sessions"
+
+    token_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime]

@@ -24,7 +24,8 @@ from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 
 from ...domain.principal import Principal
-from .operation import Selection, Unsupported, arguments
+from .. import inputs
+from .operation import Fallback, Selection, Unsupported, arguments
 
 
 @dataclass
@@ -38,7 +39,11 @@ class Request:
     def arguments(self, definition: Any, node: FieldNode) -> dict[str, Any]:
         found = self.memo.get(id(node))
         if found is None:
-            found = self.memo[id(node)] = arguments(self.selection, definition, node)
+            found = arguments(self.selection, definition, node)
+            refused = inputs.problem(definition.args, found)
+            if refused is not None:
+                raise Fallback(refused[1])  # the executor refuses it, with the field's path
+            self.memo[id(node)] = found
         return found
 
 

@@ -283,7 +283,10 @@ class Facilitator(Node):
             version=row.version,
         )
 
-    @strawberry.field(description="Compliance today; `withinDays` sets the expiry warning window (default 30).")
+    @strawberry.field(
+        description="Compliance today; `withinDays` sets the expiry warning window "
+        f"(default 30, 0 to {programme.MAX_EXPIRY_WINDOW_DAYS})."
+    )
     def compliance_state(self, within_days: int = programme.DEFAULT_EXPIRY_WINDOW_DAYS) -> programme.ComplianceState:
         return programme.compliance_state(self.model, programme.today(), within_days)
 
