@@ -24,6 +24,7 @@ from .runtime import Authenticator, Runtime
 from .web import exports, graphql, health, login, metrics
 from .web.metrics import MetricsMiddleware
 from .web.middleware import RequestContextMiddleware
+from .web.rate_limit import AuthEndpointThrottle, RateLimits
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def create_app(
     runtime = Runtime(settings=settings, engine=engine, session_maker=session_maker or session_factory(engine))
     runtime.authenticate = authenticate if authenticate is not None else oauth_resource.authenticate
     views = build_views(settings, engine)
+    rate_limits = RateLimits(settings, runtime.session_maker)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -53,13 +55,16 @@ def create_app(
                 yield
         finally:
             await views.stop()
+            await rate_limits.close()
             if owns_engine:
                 await engine.dispose()
 
     middleware = [Middleware(RequestContextMiddleware), Middleware(MetricsMiddleware)]
+    middleware.append(Middleware(AuthEndpointThrottle, limits=rate_limits))
     app = Starlette(routes=build_routes(), middleware=middleware, lifespan=lifespan)
     app.state.runtime = runtime
     app.state.cached_views = views
+    app.state.rate_limits = rate_limits
     return app
 
 
