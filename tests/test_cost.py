@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from graphql import parse, validate
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from programme_api import explorer
 from programme_api.app import create_app
+from programme_api.config import Settings
 from programme_api.domain.principal import Principal
+from programme_api.schema import schema
+from programme_api.schema.cost import CostAnalysis
 from programme_api.schema.relay import to_global_id
 
 from .api import TokenBook
@@ -155,7 +163,7 @@ async def test_node_limit_refuses_before_any_sql(  # type: ignore[no-untyped-def
     error = response.json()["errors"][0]
     assert error["extensions"] == {
         "code": "MAX_NODE_LIMIT_EXCEEDED",
-        "requestedNodes": 100 + 100 * 100 + 100 * 100 * 20,
+        "requestedNodes": 100 + 100 * 100 + 100 * 100 * 10,
         "allowedNodes": 50_000,
     }
     allowed = await post(lenient, caller, "{ groups(first: 100) { nodes { sessions(first: 100) { nodes { id } } } } }")
@@ -175,3 +183,25 @@ async def test_node_ids_count_as_many_objects(http, caller: Principal) -> None: 
     response = await post(http, caller, "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ids})
     assert cost_of(response)["requestedQueryCost"] == 4
     assert cost_of(response)["actualQueryCost"] == 0  # none found: nulls cost nothing
+
+
+def saved_operations() -> dict[str, str]:
+    """The explorer's saved operations, as its script lists them (``query: [lines].join("\\n")``)."""
+    source = (Path(explorer.__file__).parent / "static" / "explorer.js").read_text()
+    found = {}
+    for match in re.finditer(r'id: "([^"]+)",.*?query: \[(.*?)\]\.join', source, re.DOTALL):
+        lines = [json.loads(line.strip().rstrip(",")) for line in match.group(2).strip().splitlines()]
+        found[match.group(1)] = "\n".join(lines)
+    return found
+
+
+def test_the_explorers_saved_operations_fit_the_default_limits() -> None:
+    operations = saved_operations()
+    assert "region-dashboard" in operations
+    limits = Settings()
+    for name, query in operations.items():
+        document = parse(query)
+        assert validate(schema._schema, document) == [], name
+        cost = CostAnalysis(schema._schema, document, None, {}).requested()
+        assert cost.points <= limits.max_query_cost, (name, cost)
+        assert cost.nodes <= limits.max_query_nodes, (name, cost)
