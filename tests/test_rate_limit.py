@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -17,11 +18,14 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.applications import Starlette
 
 from programme_api.app import create_app
+from programme_api.config import Settings
+from programme_api.domain.models import AuditEvent, OAuthClient
 from programme_api.domain.principal import Principal
 from programme_api.limiter import Bucket, LocalLimiter, RedisLimiter
 from programme_api.oauth import admin
@@ -30,6 +34,7 @@ from .api import TokenBook
 from .conftest import MigratedDatabase, as_app_role
 from .factories import make_group, make_organisation, make_region, principal_for
 from .oauth_support import ISSUER, build_app, make_client, oauth_settings
+from .test_oauth_cli import cli_settings, invoke, query  # noqa: F401 (a fixture, found by its name)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 QUERY = "{ groups(first: 10) { nodes { name } } }"  # 11 points
@@ -251,3 +256,37 @@ async def test_sign_in_endpoints_are_throttled_per_address(oauth_web: httpx.Asyn
     assert int(response.headers["Retry-After"]) >= 1
     other_paths = await oauth_web.get("/healthz")
     assert other_paths.status_code == 200
+
+
+def test_the_admin_sets_a_clients_limit_from_the_command_line(cli_settings: Settings) -> None:  # noqa: F811
+    code, out, err = invoke(
+        "clients", "create", "--organisation", "acme", "--name", "Booking app", "--scope", "programme:read", "--json"
+    )
+    assert code == 0, err
+    created = json.loads(out)
+    code, out, err = invoke("clients", "set-rate-limit", created["client_id"], "250")
+    assert code == 0, err
+    assert query(cli_settings, sa.select(OAuthClient.rate_limit_points)) == [(250,)]
+    changes = query(cli_settings, sa.select(AuditEvent.details).where(AuditEvent.action == "oauth.client_changed"))
+    assert changes == [({"rate_limit_points": 250},)]
+
+    async def limit_seen() -> str:
+        app = create_app(cli_settings)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as client:
+            auth = (created["client_id"], created["client_secret"])
+            issued = await client.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=auth)
+            answer = await client.post(
+                "/graphql",
+                json={"query": "{ viewer { subject } }"},
+                headers={"Authorization": f"Bearer {issued.json()['access_token']}"},
+            )
+            await app.state.rate_limits.close()
+            return answer.headers["RateLimit-Limit"]
+
+    assert asyncio.run(limit_seen()) == "250"
+    assert invoke("clients", "set-rate-limit", created["client_id"], "default")[0] == 0
+    assert query(cli_settings, sa.select(OAuthClient.rate_limit_points)) == [(None,)]
+    code, _out, err = invoke("clients", "set-rate-limit", created["client_id"], "0")
+    assert code == 1
+    assert "at least 1" in err
+    assert invoke("clients", "set-rate-limit", "no-such-client", "10")[0] == 1
