@@ -155,9 +155,9 @@ def respond(payload: dict[str, Any], status: int, media_type: str, headers: dict
     return Response(orjson.dumps(payload), status_code=status, media_type=media_type, headers=headers)
 
 
-def request_error(errors: list[dict[str, Any]], media_type: str) -> Response:
+def request_error_status(media_type: str) -> int:
     """Errors before execution: 400 with graphql-response+json, 200 with legacy JSON (as the spec advises)."""
-    return respond({"errors": errors}, 400 if media_type == GRAPHQL_RESPONSE else 200, media_type)
+    return 400 if media_type == GRAPHQL_RESPONSE else 200
 
 
 async def graphql_endpoint(request: Request) -> Response:
@@ -239,7 +239,7 @@ async def refuse(
     """An answer refused before execution (nothing charged), with the caller's cost and throttle status."""
     outcome = await limits.take(buckets, 0)
     payload = {"errors": errors, "extensions": cost_extension(requested, 0, outcome)}
-    return respond(payload, 400 if media_type == GRAPHQL_RESPONSE else 200, media_type, rate_limit_headers(outcome))
+    return respond(payload, request_error_status(media_type), media_type, rate_limit_headers(outcome))
 
 
 async def authenticate(request: Request, runtime: Runtime) -> Principal:
@@ -308,7 +308,7 @@ async def run_operation(
         if result.errors and result.data is None and all(error.path is None for error in result.errors):
             await session.rollback()
             errors = [format_error(error, request_id) for error in result.errors]
-            return {"errors": errors}, 400 if media_type == GRAPHQL_RESPONSE else 200, 0
+            return {"errors": errors}, request_error_status(media_type), 0
         failed = bool(result.errors) or context.failed
         try:
             await (session.rollback() if failed else session.commit())
