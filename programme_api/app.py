@@ -27,6 +27,7 @@ from .web import exports, graphql, health, login, metrics, sdl, subscriptions
 from .web.access_log import AccessLogMiddleware
 from .web.metrics import MetricsMiddleware, worker_exited
 from .web.middleware import RequestContextMiddleware
+from .web.rate_limit import AuthEndpointThrottle, RateLimits
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def create_app(
     runtime = Runtime(settings=settings, engine=engine, session_maker=session_maker or session_factory(engine))
     runtime.authenticate = authenticate if authenticate is not None else oauth_resource.authenticate
     views = build_views(settings, engine)
+    rate_limits = RateLimits(settings, runtime.session_maker)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -57,6 +59,7 @@ def create_app(
                 yield
         finally:
             await views.stop()
+            await rate_limits.close()
             if owns_engine:
                 await engine.dispose()
                 worker_exited()
@@ -67,10 +70,12 @@ def create_app(
     if settings.forwarded_allow_ips:
         # Outermost, so everything (the sign-in throttle, audit records) sees the client a trusted proxy names.
         middleware.insert(0, Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips))
+    middleware.append(Middleware(AuthEndpointThrottle, limits=rate_limits))
     app = Starlette(routes=build_routes(), middleware=middleware, lifespan=lifespan)
     app.state.runtime = runtime
     runtime.tracer = tracing.configure(app, engine)
     app.state.cached_views = views
+    app.state.rate_limits = rate_limits
     return app
 
 

@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     # Forwarded headers: the peers (comma-separated addresses or networks, `*` for any) whose X-Forwarded-For
     # and X-Forwarded-Proto name the client; empty (default): none, the client is the TCP peer.
     forwarded_allow_ips: str = ""
+    # Limits: query cost, rate limits (leaky buckets of cost points), time limits (README "Limits").
+    max_query_cost: int = Field(default=5000, ge=1)
+    max_query_nodes: int = Field(default=50_000, ge=1)
+    rate_limit_points: int = Field(default=5000, ge=1)
+    rate_limit_refill_seconds: float = Field(default=50.0, gt=0)
+    auth_rate_limit_requests: int = Field(default=60, ge=1)
+    auth_rate_limit_address_requests: int = Field(default=300, ge=1)
+    rate_limit_redis_prefix: str = "programme-api:rate-limit:"
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
 
     @property
     def owner_url(self) -> str:

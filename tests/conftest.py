@@ -41,6 +41,8 @@ APP_ROLE = "programme_app_test"
 POSTGRES_URL = os.environ.get("PROGRAMME_API_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKENDS = ["sqlite", "postgresql"]
+# Settings for apps that compare or measure heavy shapes, where the cost and rate limits are not the subject.
+UNLIMITED = {"max_query_cost": 10**9, "max_query_nodes": 10**9, "rate_limit_points": 10**9}
 
 
 @dataclass
@@ -276,7 +278,9 @@ async def two_clients(migrated_database: MigratedDatabase, session_maker: Any, c
     tokens = TokenBook()
     clients = []
     for compiled in (True, False):
-        settings = migrated_database.settings.model_copy(update={"compiled_reads": compiled})
+        # The paths are compared on heavy shapes on purpose: no cost or rate limit stands in the way.
+        update = {"compiled_reads": compiled, **UNLIMITED}
+        settings = migrated_database.settings.model_copy(update=update)
         app = create_app(settings, engine=migrated_database.engine, session_maker=session_maker,
                          authenticate=tokens.authenticate)  # fmt: skip
         served = as_app_role(app, migrated_database.backend, connection)

@@ -126,3 +126,19 @@ async def set_user_role(session: AsyncSession, email: str, role: str) -> None:
     row = await _user(session, email)
     row.role = new_role
     await _changed_user(session, row, {"role": new_role.value})
+
+
+async def set_client_rate_limit(session: AsyncSession, client_id: str, points: int | None) -> None:
+    """Give the client a bucket of its own size (cost points; None: back to the operator's default)."""
+    if points is not None and points < 1:
+        raise DomainError(ErrorCode.INVALID, "the rate limit must be at least 1 point", "points")
+    row = await _client(session, client_id)
+    row.rate_limit_points = points
+    await _changed_client(session, row, {"rate_limit_points": points})
+
+
+async def client_rate_limit(session: AsyncSession, client_id: str) -> int | None:
+    """The client's own bucket size, or None for the default (also for an unknown client)."""
+    statement = sa.select(OAuthClient.rate_limit_points).where(OAuthClient.client_id == client_id)
+    points: int | None = await session.scalar(statement)
+    return points

@@ -171,6 +171,29 @@ def clients_set_regions(
     )
 
 
+@clients_app.command("set-rate-limit")
+@_one_line_errors
+def clients_set_rate_limit(
+    client_id: str = typer.Argument(..., help="The client's id."),
+    points: str = typer.Argument(..., help="Cost points its bucket holds, or 'default' for the operator's default."),
+) -> None:
+    """Set the size of a client's rate-limit bucket (it refills in RATE_LIMIT_REFILL_SECONDS)."""
+    from .. import cli
+
+    if points == "default":
+        value = None
+    elif points.isdigit() and int(points) >= 1:
+        value = int(points)
+    else:
+        raise cli.CommandError("POINTS must be a whole number of at least 1, or 'default'")
+    _change(
+        "client",
+        client_id,
+        lambda session: admin.set_client_rate_limit(session, client_id, value),
+        f"client {client_id}: rate limit {points if value is None else f'{value} points'}",
+    )
+
+
 @users_app.command("disable")
 @_one_line_errors
 def users_disable(email: str = typer.Argument(..., help="Sign-in email.")) -> None:

@@ -10,6 +10,7 @@ sent; if they cannot be, the answer is withheld (``domain.audit``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -17,10 +18,10 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 from graphql import (
     DocumentNode,
     ExecutionResult,
-    FieldNode,
     GraphQLError,
     OperationType,
     execute,
@@ -28,9 +29,8 @@ from graphql import (
     parse,
     specified_rules,
     validate,
-    visit,
 )
-from graphql.language import Visitor
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -41,13 +41,16 @@ from ..domain.audit import AuditUnavailable, ReadLog, write_reads
 from ..domain.principal import Principal
 from ..domain.tenancy import bind_principal
 from ..explorer.page import explorer_page, prefers_html
+from ..limiter import Bucket, Outcome
 from ..oauth.errors import AuthenticationError
 from ..runtime import Runtime
 from ..schema import compiler, evolution, schema
 from ..schema.context import RequestContext
+from ..schema.cost import CostAnalysis
 from ..schema.errors import UNEXPECTED, format_error
 from ..schema.limits import LIMIT_RULES, MAX_TOKENS
 from .metrics import DEPRECATED_USES, GRAPHQL_READS, observe_operation
+from .rate_limit import RateLimits, rate_limit_headers, throttle_status
 from .request_id import current_request_id
 
 log = logging.getLogger(__name__)
@@ -141,27 +144,6 @@ def parse_document(query: str) -> DocumentNode | GraphQLError:
         return error
 
 
-INTROSPECTION_REFUSED = (
-    "introspection is for people signed in (the explorer); partner apps use the published schema.graphql"
-)
-
-
-@lru_cache(maxsize=512)
-def uses_introspection(query: str) -> bool:
-    """Whether a (parsed, valid) document asks for ``__schema`` or ``__type`` (``__typename`` is fine)."""
-    document = parse_document(query)
-    assert isinstance(document, DocumentNode)
-    found = False
-
-    class Finder(Visitor):
-        def enter_field(self, node: FieldNode, *_args: Any) -> None:
-            nonlocal found
-            found = found or node.name.value in ("__schema", "__type")
-
-    visit(document, Finder())
-    return found
-
-
 @lru_cache(maxsize=512)
 def validation_errors(query: str) -> tuple[GraphQLError, ...]:
     document = parse_document(query)
@@ -180,9 +162,9 @@ def respond(payload: dict[str, Any], status: int, media_type: str, headers: dict
     return Response(orjson.dumps(payload), status_code=status, media_type=media_type, headers=headers)
 
 
-def request_error(errors: list[dict[str, Any]], media_type: str) -> Response:
+def request_error_status(media_type: str) -> int:
     """Errors before execution: 400 with graphql-response+json, 200 with legacy JSON (as the spec advises)."""
-    return respond({"errors": errors}, 400 if media_type == GRAPHQL_RESPONSE else 200, media_type)
+    return 400 if media_type == GRAPHQL_RESPONSE else 200
 
 
 async def graphql_endpoint(request: Request) -> Response:
@@ -197,32 +179,85 @@ async def graphql_endpoint(request: Request) -> Response:
         params = await read_params(request, runtime.settings.max_body_bytes)
     except HTTPProblem as problem:
         return respond({"errors": [{"message": problem.message}]}, problem.status, JSON, problem.headers)
+    limits = RateLimits.of(request)
+    buckets = await limits.buckets(principal)
     document = parse_document(params.query)
     if isinstance(document, GraphQLError):
-        return request_error([format_error(document, request_id)], media_type)
+        return await refuse([format_error(document, request_id)], media_type, limits, buckets)
     errors = validation_errors(params.query)
     if errors:
-        return request_error([format_error(error, request_id) for error in errors], media_type)
+        return await refuse([format_error(error, request_id) for error in errors], media_type, limits, buckets)
     for member in deprecated_members(params.query):
         DEPRECATED_USES.labels(client=principal.client_id or "", member=member).inc()
     operation = get_operation_ast(document, params.operation_name)
     if operation is None:
-        return request_error([{"message": "name the operation to run with 'operationName'"}], media_type)
+        return await refuse(
+            [{"message": "name the operation to run with 'operationName'"}], media_type, limits, buckets
+        )
     if request.method == "GET" and operation.operation is not OperationType.QUERY:
         return respond({"errors": [{"message": "only queries may be sent with GET; use POST"}]}, 405, JSON,
                        {"Allow": "POST"})  # fmt: skip
-    if principal.user_id is None and uses_introspection(params.query):
-        refusal = {"message": INTROSPECTION_REFUSED, "extensions": {"code": "FORBIDDEN"}}
-        return request_error([refusal], media_type)
+    analysis = CostAnalysis(schema._schema, document, params.operation_name, params.variables or {})
+    requested = analysis.requested()
+    settings = runtime.settings
+    allowed = min(settings.max_query_cost, *(int(bucket.capacity) for bucket in buckets))
+    if requested.points > allowed:
+        message = f"the query would cost {requested.points} points; at most {allowed} are allowed per request"
+        extensions = {"code": "QUERY_TOO_COSTLY", "requestedQueryCost": requested.points, "allowedQueryCost": allowed}
+        return await refuse(
+            [{"message": message, "extensions": extensions}], media_type, limits, buckets, requested.points
+        )
+    if requested.nodes > settings.max_query_nodes:
+        message = f"the query may return {requested.nodes} nodes; at most {settings.max_query_nodes} are allowed"
+        extensions = {"code": "MAX_NODE_LIMIT_EXCEEDED", "requestedNodes": requested.nodes,
+                      "allowedNodes": settings.max_query_nodes}  # fmt: skip
+        return await refuse(
+            [{"message": message, "extensions": extensions}], media_type, limits, buckets, requested.points
+        )
+    reserved = max(requested.points, 1)
+    outcome = await limits.take(buckets, reserved)
+    if not outcome.allowed:
+        wait = outcome.retry_after
+        error = {
+            "message": f"rate limit exceeded: this query needs {reserved} points; retry in {wait} s",
+            "extensions": {"code": "THROTTLED", "retryAfter": wait},
+        }
+        payload = {"errors": [error], "extensions": cost_extension(requested.points, 0, outcome)}
+        return respond(payload, 429, media_type, rate_limit_headers(outcome))
     name = operation.name.value if operation.name else None
     request.state.operation = name or ""
     started = time.perf_counter()
     with runtime.tracer.start_as_current_span(f"{operation.operation.value} {name or ''}".strip()) as span:
         span.set_attribute("graphql.operation.type", operation.operation.value)
         span.set_attribute("graphql.operation.name", name or "")
-        response = await run_operation(runtime, principal, document, params, media_type, request_id)
+        payload, status, actual = await run_operation(
+            runtime, principal, document, params, media_type, request_id, analysis
+        )
     observe_operation(operation.operation.value, name, time.perf_counter() - started)
-    return response
+    request.state.cost = actual
+    if actual < reserved:
+        outcome = await limits.take(buckets, actual - reserved)  # give back what the answer did not use
+    payload["extensions"] = cost_extension(requested.points, actual, outcome)
+    return respond(payload, status, media_type, rate_limit_headers(outcome))
+
+
+def cost_extension(requested: int, actual: int, outcome: Outcome) -> dict[str, Any]:
+    return {
+        "cost": {
+            "requestedQueryCost": requested,
+            "actualQueryCost": actual,
+            "throttleStatus": throttle_status(outcome),
+        }
+    }
+
+
+async def refuse(
+    errors: list[dict[str, Any]], media_type: str, limits: RateLimits, buckets: list[Bucket], requested: int = 0
+) -> Response:
+    """An answer refused before execution (nothing charged), with the caller's cost and throttle status."""
+    outcome = await limits.take(buckets, 0)
+    payload = {"errors": errors, "extensions": cost_extension(requested, 0, outcome)}
+    return respond(payload, request_error_status(media_type), media_type, rate_limit_headers(outcome))
 
 
 async def authenticate(request: Request, runtime: Runtime) -> Principal:
@@ -235,6 +270,10 @@ async def authenticate(request: Request, runtime: Runtime) -> Principal:
     return principal
 
 
+Answer = tuple[dict[str, Any], int, int]
+"""An operation's answer before its cost extension: the payload, the HTTP status and the actual cost."""
+
+
 async def run_operation(
     runtime: Runtime,
     principal: Principal,
@@ -242,19 +281,31 @@ async def run_operation(
     params: GraphQLParams,
     media_type: str,
     request_id: str,
-) -> Response:
+    analysis: CostAnalysis,
+) -> Answer:
     """Execute in one unit of work: commit when the operation raised no error, else roll back; then write the
     audited reads (their own transaction) before anything is sent. A query the compiler answers (it refuses
-    audited fields) is one statement outside any unit of work."""
+    audited fields) is one statement outside any unit of work.
+
+    All of it within ``REQUEST_TIMEOUT_SECONDS``: on PostgreSQL each transaction's ``statement_timeout`` is
+    the time left (``SET LOCAL``, so it ends with the transaction, PgBouncer's transaction mode included),
+    on SQLite a progress handler interrupts a statement past the deadline; past it the operation is rolled
+    back and answered with ``TIMEOUT``."""
+    seconds = runtime.settings.request_timeout_seconds
+    deadline = time.monotonic() + seconds
     query = compiler.QueryOperation.of(document, params.query, params.operation_name, params.variables)
     bind = runtime.session_maker.kw.get("bind", runtime.engine)  # the engine, or the tests' connection
-    text = await compiler.answer(
-        bind, principal, schema, query, enabled=runtime.settings.compiled_reads, request_id=request_id
-    )
+    try:
+        async with asyncio.timeout(seconds):
+            text = await compiler.answer(
+                bind, principal, schema, query, enabled=runtime.settings.compiled_reads, request_id=request_id
+            )
+    except TimeoutError:
+        return timed_out(seconds, request_id)
     if query is not None:
         GRAPHQL_READS.labels(path="executor" if text is None else "compiled").inc()
     if text is not None:
-        return respond({"data": orjson.Fragment(text)}, 200, media_type)
+        return {"data": orjson.Fragment(text)}, 200, analysis.actual(orjson.loads(text))
     # A query only reads: on SQLite its transaction then runs beside writers instead of queueing on the lock.
     unit_of_work = runtime.session_maker() if query is None else read_only_session(runtime.session_maker)
     async with unit_of_work as session:
@@ -262,11 +313,20 @@ async def run_operation(
         await bind_principal(session, principal)
         reads = ReadLog()
         context = RequestContext(principal=principal, session=session, request_id=request_id, reads=reads)
-        result = await _execute(document, params, context)
-        await context.finish()
+        async with statement_deadline(session, deadline):
+            try:
+                async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+                    result = await _execute(document, params, context)
+            except TimeoutError:
+                result = None
+            await context.finish()
+        if result is None or ((result.errors or context.failed) and time.monotonic() >= deadline):
+            await session.rollback()
+            return timed_out(seconds, request_id)
         if result.errors and result.data is None and all(error.path is None for error in result.errors):
             await session.rollback()
-            return request_error([format_error(error, request_id) for error in result.errors], media_type)
+            errors = [format_error(error, request_id) for error in result.errors]
+            return {"errors": errors}, request_error_status(media_type), 0
         failed = bool(result.errors) or context.failed
         try:
             await (session.rollback() if failed else session.commit())
@@ -274,7 +334,8 @@ async def run_operation(
             log.exception("commit failed")
             await session.rollback()
             error = {"message": UNEXPECTED, "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}}
-            return respond({"data": None, "errors": [error]}, 200, media_type)
+            return {"data": None, "errors": [error]}, 200, 0
+    actual = analysis.actual(result.data)
     try:
         await write_reads(runtime.audit, reads, principal)
     except AuditUnavailable as unavailable:
@@ -282,11 +343,45 @@ async def run_operation(
             "message": unavailable.message,
             "extensions": {"code": unavailable.code.value, "requestId": request_id},
         }
-        return respond({"data": None, "errors": [error]}, 200, media_type)
+        return {"data": None, "errors": [error]}, 200, actual
     payload: dict[str, Any] = {"data": result.data}
     if result.errors:
         payload["errors"] = [format_error(error, request_id) for error in result.errors]
-    return respond(payload, 200, media_type)
+    return payload, 200, actual
+
+
+def timed_out(seconds: float, request_id: str) -> Answer:
+    """The answer past the deadline: nothing of the operation was kept."""
+    message = f"the operation took longer than {seconds:g} s and was stopped; nothing was changed"
+    error = {"message": message, "extensions": {"code": "TIMEOUT", "requestId": request_id}}
+    return {"data": None, "errors": [error]}, 200, 0
+
+
+_STATEMENT_TIMEOUT = sa.text("SELECT set_config('statement_timeout', :milliseconds, true)")
+SQLITE_PROGRESS_STEPS = 1000  # virtual machine instructions between deadline checks (well under a millisecond)
+
+
+class statement_deadline:
+    """Bound every statement of the session's transaction by ``deadline`` (a ``time.monotonic`` value)."""
+
+    def __init__(self, session: AsyncSession, deadline: float) -> None:
+        self.session = session
+        self.deadline = deadline
+        self.sqlite: Any = None
+
+    async def __aenter__(self) -> None:
+        left = max(int((self.deadline - time.monotonic()) * 1000), 1)
+        connection = await self.session.connection()
+        if connection.dialect.name == "postgresql":
+            await connection.execute(_STATEMENT_TIMEOUT, {"milliseconds": str(left)})
+        elif connection.dialect.name == "sqlite":
+            self.sqlite = (await connection.get_raw_connection()).driver_connection
+            deadline = self.deadline
+            await self.sqlite.set_progress_handler(lambda: int(time.monotonic() > deadline), SQLITE_PROGRESS_STEPS)
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self.sqlite is not None:
+            await self.sqlite.set_progress_handler(None, 0)
 
 
 async def _execute(document: DocumentNode, params: GraphQLParams, context: RequestContext) -> ExecutionResult:

@@ -62,6 +62,8 @@ class OAuthClient(UUIDPrimaryKey, CreatedAt, Base):
         sa.ForeignKey("evaluation_projects.id", ondelete="CASCADE")
     )
     revoked_at: Mapped[datetime | None]
+    # Cost points the client's bucket holds (its rate limit); None: the operator's default.
+    rate_limit_points: Mapped[int | None]
 
 
 class OAuthClientRegion(UUIDPrimaryKey, Base):
