@@ -126,3 +126,10 @@ async def set_user_role(session: AsyncSession, email: str, role: str) -> None:
     row = await _user(session, email)
     row.role = new_role
     await _changed_user(session, row, {"role": new_role.value})
+
+
+async def set_client_trusted_documents_only(session: AsyncSession, client_id: str, trusted_only: bool) -> None:
+    """Let the client run only the documents registered for it (``documents.py``), or any document again."""
+    row = await _client(session, client_id)
+    row.trusted_documents_only = trusted_only
+    await _changed_client(session, row, {"trusted_documents_only": trusted_only})

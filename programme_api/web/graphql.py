@@ -11,7 +11,7 @@ sent; if they cannot be, the answer is withheld (``domain.audit``).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -46,6 +46,7 @@ from ..schema import compiler, schema
 from ..schema.context import RequestContext
 from ..schema.errors import UNEXPECTED, format_error
 from ..schema.limits import LIMIT_RULES, MAX_TOKENS
+from . import persisted
 from .metrics import GRAPHQL_READS
 from .request_id import current_request_id
 
@@ -71,6 +72,9 @@ class GraphQLParams:
     query: str
     variables: dict[str, Any] | None
     operation_name: str | None
+    # A persisted document named instead of (or beside) the text: ``web/persisted.py``.
+    extensions: dict[str, Any] | None = None
+    document_id: Any = None
 
 
 def negotiate(request: Request) -> str:
@@ -102,7 +106,9 @@ async def read_params(request: Request, max_bytes: int) -> GraphQLParams:
     if not isinstance(raw, dict):
         raise HTTPProblem(400, "the request body must be a JSON object")
     query, variables, operation_name = raw.get("query"), raw.get("variables"), raw.get("operationName")
-    if not isinstance(query, str) or not query.strip():
+    if query is None and persisted.names_a_document(raw):
+        query = ""
+    elif not isinstance(query, str) or not query.strip():
         raise HTTPProblem(400, "'query' must be a non-empty string")
     if variables is not None and not isinstance(variables, dict):
         raise HTTPProblem(400, "'variables' must be an object")
@@ -110,7 +116,7 @@ async def read_params(request: Request, max_bytes: int) -> GraphQLParams:
         raise HTTPProblem(400, "'operationName' must be a string")
     if raw.get("extensions") is not None and not isinstance(raw["extensions"], dict):
         raise HTTPProblem(400, "'extensions' must be an object")
-    return GraphQLParams(query, variables, operation_name)
+    return GraphQLParams(query, variables, operation_name, raw.get("extensions"), raw.get("documentId"))
 
 
 async def _body(request: Request, max_bytes: int) -> bytes:
@@ -188,12 +194,23 @@ async def graphql_endpoint(request: Request) -> Response:
         params = await read_params(request, runtime.settings.max_body_bytes)
     except HTTPProblem as problem:
         return respond({"errors": [{"message": problem.message}]}, problem.status, JSON, problem.headers)
+    try:
+        text, remember = await persisted.resolve(runtime, principal, params.query, params.extensions,
+                                                 params.document_id)  # fmt: skip
+    except persisted.DocumentRefused as refused:
+        error = [{"message": refused.message, "extensions": {"code": refused.code}}]
+        if refused.status is None:
+            return request_error(error, media_type)
+        return respond({"errors": error}, refused.status, media_type, refused.headers)
+    params = replace(params, query=text)
     document = parse_document(params.query)
     if isinstance(document, GraphQLError):
         return request_error([format_error(document, request_id)], media_type)
     errors = validation_errors(params.query)
     if errors:
         return request_error([format_error(error, request_id) for error in errors], media_type)
+    if remember is not None:
+        remember()
     operation = get_operation_ast(document, params.operation_name)
     if operation is None:
         return request_error([{"message": "name the operation to run with 'operationName'"}], media_type)

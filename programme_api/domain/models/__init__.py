@@ -12,6 +12,7 @@ from .auth import (
 )
 from .base import Base, utcnow
 from .consent import Consent
+from .documents import TrustedDocument
 from .enums import (
     ActorType,
     AttendanceStatus,
@@ -71,6 +72,7 @@ __all__ = [
     "SurveyResponse",
     "Timepoint",
     "Topic",
+    "TrustedDocument",
     "User",
     "UserRegion",
     "utcnow",

@@ -62,6 +62,8 @@ class OAuthClient(UUIDPrimaryKey, CreatedAt, Base):
         sa.ForeignKey("evaluation_projects.id", ondelete="CASCADE")
     )
     revoked_at: Mapped[datetime | None]
+    # May run only the documents registered for it (``TrustedDocument``), nothing sent as free text.
+    trusted_documents_only: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 class OAuthClientRegion(UUIDPrimaryKey, Base):
