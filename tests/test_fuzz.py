@@ -220,8 +220,10 @@ def test_no_input_breaks_the_service(case: Any, target: Target) -> None:
     body = response.text
     assert response.status_code < 500, f"{response.status_code} for\n{case.body}\n{body[:1000]}"
     assert leaks(body) == [], f"exception details in the answer to\n{case.body}\n{body[:1000]}"
-    assert response.status_code in (200, 400), f"{response.status_code} for\n{case.body}\n{body[:1000]}"
-    answer = response.json()
-    assert "data" in answer or "errors" in answer, body[:1000]
+    # 429: a rate limit, where one is configured, may throttle the fuzzer; that is an answer, not a failure.
+    assert response.status_code in (200, 400, 429), f"{response.status_code} for\n{case.body}\n{body[:1000]}"
+    if response.status_code != 429:
+        answer = response.json()
+        assert "data" in answer or "errors" in answer, body[:1000]
     if "Unexpected error" in body:
         MASKED.append(f"{case.operation.label}: {case.body}")

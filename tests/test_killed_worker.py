@@ -99,6 +99,7 @@ class Figures:
     retries: int = 0
     connection_errors: int = 0
     server_errors: list[str] = field(default_factory=list)
+    throttled: int = 0
     confirmed_by_refusal: int = 0  # a retry refused as DUPLICATE: the first attempt had committed
     refused: list[str] = field(default_factory=list)
     registers: dict[str, set[str]] = field(
@@ -235,6 +236,10 @@ class Writer:
                 self.last = repr(error)
                 self.figures.connection_errors += 1
                 await asyncio.sleep(min(0.05 * attempt, 0.5))
+                continue
+            if response.status_code == 429:  # throttled: wait as told, then resend
+                self.figures.throttled += 1
+                await asyncio.sleep(min(float(response.headers.get("retry-after", "1") or 1), 2.0))
                 continue
             if response.status_code >= 500:
                 self.figures.server_errors.append(f"{response.status_code} {response.text[:200]}")
