@@ -369,6 +369,86 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+documents_app = typer.Typer(help="Trusted documents: the operations a client registered.", no_args_is_help=True)
+app.add_typer(documents_app, name="documents")
+
+
+def _document_problems(text: str) -> list[str]:
+    """What the endpoint would say of ``text`` before running it: syntax, schema validation, limits."""
+    from graphql import GraphQLError
+
+    from .web.graphql import parse_document, validation_errors
+
+    document = parse_document(text)
+    if isinstance(document, GraphQLError):
+        return [document.message]
+    return [error.message for error in validation_errors(text)]
+
+
+@documents_app.command("register")
+@one_line_errors
+def documents_register(
+    client_id: str = typer.Argument(..., help="The client the documents belong to."),
+    file: Path = typer.Argument(..., help="A .graphql file (one document) or a Relay/Codegen manifest (.json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Register documents for a client (those already registered stay as they are); prints their ids."""
+    from .oauth import documents
+
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    if file.suffix.lower() == ".json":
+        entries = documents.entries_from_manifest(raw)
+    else:
+        try:
+            entries = [documents.entry_from_text(raw.decode("utf-8"))]
+        except UnicodeDecodeError as exc:
+            raise CommandError(f"{file} is not UTF-8 text") from exc
+
+    async def work(session: AsyncSession) -> documents.Registered:
+        return await documents.register_documents(session, client_id, entries, _document_problems)
+
+    registered = run_for_key("client", client_id, work)
+    rows = [{"document_id": e.document_id, "sha256": e.sha256, "added": e in registered.added} for e in entries]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['document_id']}\t{'registered' if row['added'] else 'already registered'}")
+
+
+@documents_app.command("list")
+@one_line_errors
+def documents_list(
+    client_id: str = typer.Argument(..., help="The client whose documents to list."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List a client's registered documents, oldest first."""
+    from .oauth import documents
+
+    rows = run_for_key("client", client_id, lambda session: documents.list_documents(session, client_id))
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['document_id']}\t{row['sha256']}\t{','.join(row['operations'])}\t{row['registered_at']}")
+
+
+@documents_app.command("trusted-only")
+@one_line_errors
+def documents_trusted_only(
+    client_id: str = typer.Argument(..., help="The client to mark."),
+    off: bool = typer.Option(False, "--off", help="Let the client send any document again."),
+) -> None:
+    """Let the client run only its registered documents (or, with --off, any document again)."""
+    from .oauth.admin import set_client_trusted_documents_only
+
+    run_for_key("client", client_id, lambda session: set_client_trusted_documents_only(session, client_id, not off))
+    typer.echo(f"client {client_id} {'may send any document' if off else 'may run only its registered documents'}")
+
+
 def main() -> None:
     """The console entry point: whatever a command did not foresee is still one line (the trace goes to the
     log at debug level), so scripts and operators never have to read a traceback."""

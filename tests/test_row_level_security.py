@@ -34,6 +34,7 @@ from programme_api.domain.models import (
     OutboxEvent,
     Region,
     SafeguardingAlert,
+    TrustedDocument,
     User,
     WebhookDelivery,
     WebhookSubscription,
@@ -97,6 +98,13 @@ async def add_credentials(db: AsyncSession, organisation: Organisation) -> None:
                 code_challenge="x" * 43,
                 code_challenge_method="S256",
                 expires_at=later,
+            ),
+            TrustedDocument(
+                organisation_id=organisation.id,
+                client_pk=client.id,
+                sha256=tag + tag,
+                document_id=tag,
+                document="{ viewer { subject } }",
             ),
             IdempotencyRecord(
                 organisation_id=organisation.id,

@@ -59,6 +59,8 @@ class Principal:
     facilitator_id: uuid.UUID | None = None
     evaluation_project_id: uuid.UUID | None = None
     token_id: str | None = field(default=None, compare=False)
+    # The client may run only the documents registered for it (``oauth/documents.py``).
+    trusted_documents_only: bool = False
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

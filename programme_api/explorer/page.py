@@ -40,6 +40,7 @@ from ..oauth.clients import EXPLORER_CLIENT_ID, explorer_redirect_uri
 from ..runtime import Runtime
 from ..schema import schema
 from ..web.login import read_session
+from .operations import PAGE_DATA as SAVED_PAGE_DATA
 
 HERE: Final = Path(__file__).parent
 STATIC_DIR: Final = HERE / "static"
@@ -151,6 +152,7 @@ async def explorer_page(request: Request) -> Response:
         schema_url=SCHEMA_PATH,
         display_name=user.display_name,
         email=user.email,
+        saved_operations=SAVED_PAGE_DATA,
     )
     return Response(html, media_type="text/html", headers=dict(PAGE_HEADERS))
 

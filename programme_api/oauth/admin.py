@@ -142,3 +142,10 @@ async def client_rate_limit(session: AsyncSession, client_id: str) -> int | None
     statement = sa.select(OAuthClient.rate_limit_points).where(OAuthClient.client_id == client_id)
     points: int | None = await session.scalar(statement)
     return points
+
+
+async def set_client_trusted_documents_only(session: AsyncSession, client_id: str, trusted_only: bool) -> None:
+    """Let the client run only the documents registered for it (``documents.py``), or any document again."""
+    row = await _client(session, client_id)
+    row.trusted_documents_only = trusted_only
+    await _changed_client(session, row, {"trusted_documents_only": trusted_only})

@@ -206,6 +206,7 @@ async def load_token(session: AsyncSession, claims: AccessTokenClaims, now: date
         facilitator_id=facilitator_id,
         evaluation_project_id=project_id,
         token_id=claims.jti,
+        trusted_documents_only=client.trusted_documents_only,
     )
     return LoadedToken(principal, None, tags)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -49,6 +49,7 @@ from ..schema.context import RequestContext
 from ..schema.cost import CostAnalysis
 from ..schema.errors import UNEXPECTED, format_error
 from ..schema.limits import LIMIT_RULES, MAX_TOKENS
+from . import persisted
 from .metrics import DEPRECATED_USES, GRAPHQL_READS, observe_operation
 from .rate_limit import RateLimits, rate_limit_headers, throttle_status
 from .request_id import current_request_id
@@ -75,6 +76,9 @@ class GraphQLParams:
     query: str
     variables: dict[str, Any] | None
     operation_name: str | None
+    # A persisted document named instead of (or beside) the text: ``web/persisted.py``.
+    extensions: dict[str, Any] | None = None
+    document_id: Any = None
 
 
 def negotiate(request: Request) -> str:
@@ -106,7 +110,9 @@ async def read_params(request: Request, max_bytes: int) -> GraphQLParams:
     if not isinstance(raw, dict):
         raise HTTPProblem(400, "the request body must be a JSON object")
     query, variables, operation_name = raw.get("query"), raw.get("variables"), raw.get("operationName")
-    if not isinstance(query, str) or not query.strip():
+    if query is None and persisted.names_a_document(raw):
+        query = ""
+    elif not isinstance(query, str) or not query.strip():
         raise HTTPProblem(400, "'query' must be a non-empty string")
     if variables is not None and not isinstance(variables, dict):
         raise HTTPProblem(400, "'variables' must be an object")
@@ -114,7 +120,7 @@ async def read_params(request: Request, max_bytes: int) -> GraphQLParams:
         raise HTTPProblem(400, "'operationName' must be a string")
     if raw.get("extensions") is not None and not isinstance(raw["extensions"], dict):
         raise HTTPProblem(400, "'extensions' must be an object")
-    return GraphQLParams(query, variables, operation_name)
+    return GraphQLParams(query, variables, operation_name, raw.get("extensions"), raw.get("documentId"))
 
 
 async def _body(request: Request, max_bytes: int) -> bytes:
@@ -181,6 +187,15 @@ async def graphql_endpoint(request: Request) -> Response:
         return respond({"errors": [{"message": problem.message}]}, problem.status, JSON, problem.headers)
     limits = RateLimits.of(request)
     buckets = await limits.buckets(principal)
+    try:
+        text, remember = await persisted.resolve(runtime, principal, params.query, params.extensions,
+                                                 params.document_id)  # fmt: skip
+    except persisted.DocumentRefused as refused:
+        refusal = [{"message": refused.message, "extensions": {"code": refused.code}}]
+        if refused.status is None:
+            return await refuse(refusal, media_type, limits, buckets)
+        return respond({"errors": refusal}, refused.status, media_type, refused.headers)
+    params = replace(params, query=text)
     document = parse_document(params.query)
     if isinstance(document, GraphQLError):
         return await refuse([format_error(document, request_id)], media_type, limits, buckets)
@@ -189,6 +204,8 @@ async def graphql_endpoint(request: Request) -> Response:
         return await refuse([format_error(error, request_id) for error in errors], media_type, limits, buckets)
     for member in deprecated_members(params.query):
         DEPRECATED_USES.labels(client=principal.client_id or "", member=member).inc()
+    if remember is not None:
+        remember()
     operation = get_operation_ast(document, params.operation_name)
     if operation is None:
         return await refuse(

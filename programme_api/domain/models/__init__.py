@@ -13,6 +13,7 @@ from .auth import (
 )
 from .base import Base, utcnow
 from .consent import Consent
+from .documents import TrustedDocument
 from .enums import (
     ActorType,
     AttendanceStatus,
@@ -86,6 +87,7 @@ __all__ = [
     "SurveyResponse",
     "Timepoint",
     "Topic",
+    "TrustedDocument",
     "User",
     "UserRegion",
     "WebhookDelivery",

@@ -64,6 +64,8 @@ class OAuthClient(UUIDPrimaryKey, CreatedAt, Base):
     revoked_at: Mapped[datetime | None]
     # Cost points the client's bucket holds (its rate limit); None: the operator's default.
     rate_limit_points: Mapped[int | None]
+    # May run only the documents registered for it (``TrustedDocument``), nothing sent as free text.
+    trusted_documents_only: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 class OAuthClientRegion(UUIDPrimaryKey, Base):

@@ -215,6 +215,16 @@
     }
   }
 
+  function requestBody(params) {
+    var body = { variables: params.variables || null, operationName: operationNameFor(params) };
+    if (Object.prototype.hasOwnProperty.call(SAVED_HASHES, params.query)) {
+      body.extensions = { persistedQuery: { version: 1, sha256Hash: SAVED_HASHES[params.query] } };
+    } else {
+      body.query = params.query;
+    }
+    return body;
+  }
+
   function postGraphQL(params, token) {
     return fetch("/graphql", {
       method: "POST",
@@ -223,11 +233,7 @@
         Accept: "application/graphql-response+json, application/json",
         Authorization: "Bearer " + token
       },
-      body: JSON.stringify({
-        query: params.query,
-        variables: params.variables || null,
-        operationName: operationNameFor(params)
-      }),
+      body: JSON.stringify(requestBody(params)),
       credentials: "omit",
       cache: "no-store"
     });
@@ -282,72 +288,28 @@
     return new Date(date.getFullYear(), date.getMonth(), date.getDate() + days);
   }
 
+  // The saved operations' texts come from the server, where they are the explorer's registered documents; a
+  // text sent unchanged goes by its hash alone (postGraphQL), as any client's persisted document would.
+  var SAVED_TEXTS = {};
+  var SAVED_HASHES = {};
+  JSON.parse(root.dataset.savedOperations || "[]").forEach(function (saved) {
+    SAVED_TEXTS[saved.id] = saved.query;
+    SAVED_HASHES[saved.query] = saved.sha256;
+  });
+
   var OPERATIONS = [
     {
       id: "region-dashboard",
       title: "Region dashboard",
-      description: "Your regions, their groups and facilitators, and each group's last 8 sessions with attendance.",
-      query: [
-        "# Your regions, their groups with facilitators, and each group's last 8 sessions with attendance counts.",
-        "# Page sizes keep it within the cost limit (extensions.cost in the answer): page on for more.",
-        "query RegionDashboard {",
-        "  regions(first: 5) {",
-        "    totalCount",
-        "    nodes {",
-        "      name",
-        "      groups(first: 25) {",
-        "        totalCount",
-        "        nodes {",
-        "          name",
-        "          status",
-        "          deliveryMode",
-        "          venue",
-        "          facilitators {",
-        "            role",
-        "            facilitator { displayName complianceState }",
-        "          }",
-        "          sessions(last: 8) {",
-        "            nodes {",
-        "              startsAt",
-        "              status",
-        "              attendanceCounts { present excused unexcused dropins }",
-        "            }",
-        "          }",
-        "        }",
-        "      }",
-        "    }",
-        "  }",
-        "}",
-        ""
-      ].join("\n"),
+      description: "Your regions, their groups and facilitators, and each group's last 20 sessions with attendance.",
+      query: SAVED_TEXTS["region-dashboard"],
       variables: function () { return null; }
     },
     {
       id: "upcoming-sessions",
       title: "Upcoming sessions this week",
       description: "Sessions from now until the end of this week (Monday to Sunday, your computer's time zone).",
-      query: [
-        "# Sessions from now until the end of this week, earliest first.",
-        "query UpcomingSessionsThisWeek($startsFrom: DateTime!, $startsBefore: DateTime!) {",
-        "  sessions(filter: { startsFrom: $startsFrom, startsBefore: $startsBefore }, first: 100) {",
-        "    totalCount",
-        "    nodes {",
-        "      startsAt",
-        "      endsAt",
-        "      status",
-        "      cancellationReason",
-        "      group {",
-        "        name",
-        "        venue",
-        "        deliveryMode",
-        "        region { name }",
-        "        facilitators { role facilitator { displayName } }",
-        "      }",
-        "    }",
-        "  }",
-        "}",
-        ""
-      ].join("\n"),
+      query: SAVED_TEXTS["upcoming-sessions"],
       variables: function () {
         var now = new Date();
         return {
@@ -360,25 +322,7 @@
       id: "attendance-this-month",
       title: "Attendance this month",
       description: "Totals per region and each group's attendance rate since the first of this month.",
-      query: [
-        "# Region totals and each group's attendance rate for this calendar month.",
-        "query AttendanceThisMonth($from: DateTime!, $to: DateTime!) {",
-        "  regions(first: 20) {",
-        "    nodes {",
-        "      name",
-        "      totals(from: $from, to: $to) { activeGroups sessionsHeld uniqueAttendees }",
-        "      groups(first: 100) {",
-        "        nodes {",
-        "          name",
-        "          status",
-        "          attendanceRate(from: $from, to: $to)",
-        "        }",
-        "      }",
-        "    }",
-        "  }",
-        "}",
-        ""
-      ].join("\n"),
+      query: SAVED_TEXTS["attendance-this-month"],
       variables: function () {
         var now = new Date();
         return {
@@ -391,43 +335,14 @@
       id: "checks-expiring",
       title: "Facilitators with checks expiring in 30 days",
       description: "Background checks that run out within 30 days, and the groups those facilitators run.",
-      query: [
-        "# Facilitators whose background check expires within 30 days, with the groups they facilitate.",
-        "query FacilitatorChecksExpiring {",
-        "  facilitators(compliance: CHECK_EXPIRING, withinDays: 30, first: 100) {",
-        "    totalCount",
-        "    nodes {",
-        "      displayName",
-        "      backgroundCheckExpiresOn",
-        "      trainingCompletedOn",
-        "      assignments { role group { name region { name } } }",
-        "    }",
-        "  }",
-        "}",
-        ""
-      ].join("\n"),
+      query: SAVED_TEXTS["checks-expiring"],
       variables: function () { return null; }
     },
     {
       id: "safeguarding-alerts",
       title: "Open safeguarding alerts",
       description: "Alerts raised by risk answers that nobody has acknowledged yet (needs surveys:read).",
-      query: [
-        "# Safeguarding alerts not yet acknowledged, newest first. Requires surveys:read.",
-        "query OpenSafeguardingAlerts {",
-        "  safeguardingAlerts(openOnly: true, first: 50) {",
-        "    totalCount",
-        "    nodes {",
-        "      id",
-        "      raisedAt",
-        "      reason",
-        "      acknowledgedAt",
-        "      group { name region { name } }",
-        "    }",
-        "  }",
-        "}",
-        ""
-      ].join("\n"),
+      query: SAVED_TEXTS["safeguarding-alerts"],
       variables: function () { return null; }
     }
   ];

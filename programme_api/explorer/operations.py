@@ -1,0 +1,40 @@
+"""The explorer's saved operations: the documents registered for the built-in ``programme-explorer`` client.
+
+Each ``operations/<id>.graphql`` file is one saved operation. The explorer client is defined in code rather
+than as a row of one organisation (``oauth/clients.py``), so its documents are too: they ship with the
+service, and ``/graphql`` finds them by SHA-256 beside the documents registered in the database for other
+clients. The page hands the texts and hashes to ``explorer.js``, which sends an unchanged saved operation by
+its hash alone; a test checks that every one of them passes the endpoint's validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import orjson
+
+OPERATIONS_DIR: Final = Path(__file__).parent / "operations"
+
+
+@dataclass(frozen=True)
+class SavedOperation:
+    id: str
+    query: str
+    sha256: str
+
+
+def _load() -> tuple[SavedOperation, ...]:
+    found = []
+    for path in sorted(OPERATIONS_DIR.glob("*.graphql")):
+        text = path.read_text(encoding="utf-8")
+        found.append(SavedOperation(path.stem, text, hashlib.sha256(text.encode()).hexdigest()))
+    return tuple(found)
+
+
+SAVED_OPERATIONS: Final = _load()
+BY_SHA256: Final = {operation.sha256: operation.query for operation in SAVED_OPERATIONS}
+#: What the page puts in ``data-saved-operations`` for ``explorer.js``.
+PAGE_DATA: Final = orjson.dumps([{"id": o.id, "query": o.query, "sha256": o.sha256} for o in SAVED_OPERATIONS]).decode()
