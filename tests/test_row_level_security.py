@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -23,6 +23,9 @@ from programme_api.config import Settings
 from programme_api.db import create_engine
 from programme_api.domain.demo import load_demo
 from programme_api.domain.models import (
+    Facilitator,
+    FacilitatorCheck,
+    FacilitatorCheckKind,
     IdempotencyRecord,
     OAuthAuthorizationCode,
     OAuthClient,
@@ -57,6 +60,8 @@ async def add_credentials(db: AsyncSession, organisation: Organisation) -> None:
     user = await db.scalar(sa.select(User).where(User.organisation_id == organisation.id).limit(1))
     assert region is not None
     assert user is not None
+    facilitator = await db.scalar(sa.select(Facilitator).where(Facilitator.organisation_id == organisation.id).limit(1))
+    assert facilitator is not None
     tag = uuid.uuid4().hex
     client = OAuthClient(
         organisation_id=organisation.id,
@@ -91,6 +96,13 @@ async def add_credentials(db: AsyncSession, organisation: Organisation) -> None:
                 code_challenge="x" * 43,
                 code_challenge_method="S256",
                 expires_at=later,
+            ),
+            FacilitatorCheck(
+                organisation_id=organisation.id,
+                facilitator_id=facilitator.id,
+                kind=FacilitatorCheckKind.TRAINING,
+                completed_on=date(2026, 1, 5),
+                recorded_by="probe",
             ),
             IdempotencyRecord(
                 organisation_id=organisation.id,

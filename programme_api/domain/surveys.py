@@ -23,6 +23,7 @@ from .consent import audit_event
 from .demo.outcomes import ensure_shipped_instruments
 from .errors import DomainError, ErrorCode, NotFound
 from .models import (
+    ActorType,
     Enrolment,
     Group,
     Participant,
@@ -140,6 +141,9 @@ class InstrumentDefinitionError(DomainError):
         self.problems = error.problems
         super().__init__(ErrorCode.INVALID, str(error), "definition")
 
+    def problems_found(self) -> list[tuple[str | None, str, ErrorCode]]:
+        return [(problem.field, problem.message, ErrorCode.INVALID) for problem in self.problems]
+
 
 async def submit_response(
     session: AsyncSession,
@@ -213,8 +217,16 @@ async def submit_response(
 async def acknowledge_alert(
     session: AsyncSession, principal: Principal, alert_id: uuid.UUID, note: str
 ) -> SafeguardingAlert:
-    """A coordinator (or admin) of the group's region records that the alert was followed up, with a note."""
+    """A coordinator (or admin) of the group's region records that the alert was followed up, with a note.
+
+    Only a person may: the alert then names who followed it up, which an application acting for itself
+    (a client-credentials token) cannot say.
+    """
     require_scope(principal, "surveys:read")
+    if principal.actor_type is not ActorType.USER:
+        raise DomainError(
+            ErrorCode.FORBIDDEN, "alerts are acknowledged by a person signed in, not by an application", "alertId"
+        )
     if principal.role is Role.FACILITATOR:
         raise DomainError(ErrorCode.FORBIDDEN, "alerts are acknowledged by the group's coordinators", "alertId")
     note = note.strip()

@@ -18,6 +18,7 @@ from .enums import (
     ConsentPurpose,
     DeliveryMode,
     EnrolmentStatus,
+    FacilitatorCheckKind,
     FacilitatorRole,
     GroupStatus,
     Role,
@@ -28,7 +29,7 @@ from .enums import (
     Topic,
 )
 from .evaluation import EvaluationProject, EvaluationProjectOrganisation
-from .group import Facilitator, FacilitatorAssignment, Group
+from .group import Facilitator, FacilitatorAssignment, FacilitatorCheck, Group
 from .organisation import Organisation, Region
 from .participant import Enrolment, Participant
 from .session import Attendance, GroupSession, SessionFacilitator
@@ -49,6 +50,8 @@ __all__ = [
     "EvaluationProjectOrganisation",
     "Facilitator",
     "FacilitatorAssignment",
+    "FacilitatorCheck",
+    "FacilitatorCheckKind",
     "FacilitatorRole",
     "Group",
     "GroupSession",
