@@ -33,8 +33,12 @@ from .principal import Principal
 R = TypeVar("R")
 MAX_KEY_LENGTH = 200
 
-# Models an answer may name, by class name (the ones with access rules, so replays are filtered like reads).
-_MODELS: dict[str, type[Any]] = {model.__name__: model for model in access.RULES}
+
+
+def _models() -> dict[str, type[Any]]:
+    """Models an answer may name, by class name: the ones with access rules, so replays are filtered like
+    reads. Looked up when used, since domain modules add their rules as they are imported."""
+    return {model.__name__: model for model in access.RULES}
 
 
 @dataclass(frozen=True)
@@ -127,18 +131,19 @@ def _stored(value: Any) -> Any:
         return [_stored(item) for item in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    if type(value).__name__ in _MODELS:
+    if type(value).__name__ in _models():
         return {"ref": [type(value).__name__, str(value.id)]}
     raise TypeError(f"cannot store {type(value).__name__} in an idempotency record")
 
 
-async def restore(session: AsyncSession, principal: Principal, stored: dict[str, Any], result_type: type[R]) -> R:
+async def restore(session: AsyncSession, principal: Principal, stored: Any, result_type: type[R]) -> R:
     """Rebuild an answer, re-loading its objects within the caller's reach (one statement per model)."""
     wanted: dict[str, set[uuid.UUID]] = {}
     _collect_refs(stored, wanted)
     loaded: dict[tuple[str, uuid.UUID], Any] = {}
+    models = _models()
     for name, ids in wanted.items():
-        model = _MODELS[name]
+        model = models[name]
         rows = await session.scalars(in_reach(principal, model).where(model.id.in_(ids)))
         loaded.update({(name, row.id): row for row in rows})
 
@@ -150,7 +155,7 @@ async def restore(session: AsyncSession, principal: Principal, stored: dict[str,
             return loaded.get((name, uuid.UUID(raw_id)))
         return value
 
-    if "fields" in stored:
+    if isinstance(stored, dict) and "fields" in stored:
         return result_type(**{name: _required(rebuilt(value), value) for name, value in stored["fields"].items()})
     return cast(R, _required(rebuilt(stored), stored))
 

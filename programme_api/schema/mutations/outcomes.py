@@ -323,17 +323,18 @@ async def erase_participant(
     except DomainError as error:
         return await _refuse(EraseParticipantPayload, error, info)  # type: ignore[no-any-return]
 
-    async def work(session: AsyncSession, principal: Principal) -> models.Participant:
+    async def work(session: AsyncSession, principal: Principal) -> bool:
         participant = expect_global_id(chosen.participant_id, "Participant", "input.participantId")
-        return await consent.erase_participant(session, principal, participant, chosen.version)
+        await consent.erase_participant(session, principal, participant, chosen.version)
+        return True  # the erased participant is out of everyone's reach, so a replay answers the flag alone
 
     return await perform(
         info,
         operation="eraseParticipant",
         scope="admin",
         input=chosen,
-        result_type=models.Participant,
+        result_type=bool,
         work=work,
         payload=EraseParticipantPayload,
-        present=lambda _row: EraseParticipantPayload(erased=True),
+        present=lambda erased: EraseParticipantPayload(erased=erased),
     )
