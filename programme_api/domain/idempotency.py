@@ -34,7 +34,6 @@ R = TypeVar("R")
 MAX_KEY_LENGTH = 200
 
 
-
 def _models() -> dict[str, type[Any]]:
     """Models an answer may name, by class name: the ones with access rules, so replays are filtered like
     reads. Looked up when used, since domain modules add their rules as they are imported."""
