@@ -232,7 +232,7 @@ async def acknowledge_alert(
     note = note.strip()
     if not note or len(note) > MAX_NOTE:
         raise DomainError(ErrorCode.INVALID, f"must be 1-{MAX_NOTE} characters", "note")
-    alert = await access.get_readable(session, principal, SafeguardingAlert, alert_id, "alert")
+    alert = await access.get_in_reach(session, principal, SafeguardingAlert, alert_id, "alert", "alertId", lock=True)
     if alert.acknowledged_at is not None:
         raise DomainError(ErrorCode.CONFLICT, "this alert has already been acknowledged", "alertId")
     alert.acknowledged_at = utcnow()
