@@ -253,3 +253,45 @@ def _changed(values: dict[str, Any]) -> dict[str, Any] | None:
         if isinstance(values.get(key), str):
             return values | {key: values[key] + " (again)"}
     return None
+
+
+@pytest.mark.only_backend("postgresql")
+async def test_a_fifteen_person_register_with_a_key_takes_at_most_eight_round_trips(
+    db: AsyncSession, gql: GraphQLClient, connection: Any
+) -> None:
+    """Every statement the request sends, the unit of work's begin and end included (in tests they are the
+    savepoint and its release, in the service BEGIN and COMMIT), as an application with a region-bound token
+    sends it (the benchmark's request)."""
+    import dataclasses
+
+    from benchmarks.shared import RECORD_ATTENDANCE
+    from programme_api.domain.models import ActorType
+
+    world = await build_world(db)
+    people = [world.member]
+    for _ in range(14):
+        person = await make_participant(db, world.region)
+        await enrol(db, person, world.group)
+        people.append(person)
+    app = dataclasses.replace(
+        principal_for(world.organisation, scopes={"programme:read", "attendance:write"}, role=None,
+                      regions=[world.region]),
+        actor_type=ActorType.CLIENT,
+    )  # fmt: skip
+    values = {"sessionId": gid(world.past_session), "version": world.past_session.version, "dropinCount": 1,
+              "entries": [{"participantId": gid(p), "status": "PRESENT"} for p in people],
+              "idempotencyKey": uuid.uuid4().hex}  # fmt: skip
+    sent: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    sa.event.listen(connection.sync_connection, "before_cursor_execute", note)
+    try:
+        data = await gql.data(RECORD_ATTENDANCE, {"input": values}, as_=app)
+    finally:
+        sa.event.remove(connection.sync_connection, "before_cursor_execute", note)
+
+    assert data["recordAttendance"]["userErrors"] == []
+    assert data["recordAttendance"]["session"]["version"] == world.past_session.version + 1
+    assert len(sent) <= 8, "\n".join(s[:120] for s in sent)
