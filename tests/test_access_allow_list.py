@@ -23,6 +23,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("programme_api.domain.consent", "_open_consents"): "consents of a participant found in reach",
     ("programme_api.domain.consent", "erase_participant"): "an admin's erasure counts the participant's responses",
     ("programme_api.domain.evaluation", "evaluator_rows"): "the evaluation project's own rule",
+    ("programme_api.domain.facilitators", "_account"): "an admin links an account of their own organisation",
     ("programme_api.domain.evaluation", "suppression_threshold"): "the participating organisations' thresholds",
     ("programme_api.domain.evaluation", "instrument_definition"): "instrument rule for the project's organisation",
     ("programme_api.domain.exports", "project_instruments"): "instrument rule for the project's organisation",

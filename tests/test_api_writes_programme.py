@@ -357,26 +357,34 @@ async def test_a_refused_first_attempt_does_not_burn_the_key(db: AsyncSession, g
     assert retried["group"]["name"] == "Renamed"
 
 
-async def test_a_key_committed_by_a_concurrent_call_is_replayed(
+async def test_a_key_is_claimed_by_one_insert_and_a_taken_key_is_replayed(
     db: AsyncSession, gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The first call claims the key with its insert and reads nothing before it; a later call's insert finds
+    the key taken (as a concurrent call's would, once the first commits) and replays the stored answer."""
     organisation = await make_organisation(db)
     region = await make_region(db, organisation)
     admin = principal_for(organisation)
     input = group_input(region, idempotencyKey="race-1")
+    real_claim, real_find = idempotency._claim, idempotency._find
+    calls: list[tuple[str, Any]] = []
+
+    async def claim(*args: Any) -> Any:
+        claimed = await real_claim(*args)
+        calls.append(("claim", claimed is not None))
+        return claimed
+
+    async def find(*args: Any) -> Any:
+        calls.append(("find", args[2].key))
+        return await real_find(*args)
+
+    monkeypatch.setattr(idempotency, "_claim", claim)
+    monkeypatch.setattr(idempotency, "_find", find)
     first = await mutate(gql, CREATE_GROUP, "createGroup", input, admin)
     counted = await row_counts(db)
-    real_find = idempotency._find
-    lookups: list[str | None] = []
-
-    async def find_as_if_not_yet_committed(*args: Any) -> Any:
-        lookups.append(args[2].key)
-        return None if len(lookups) == 1 else await real_find(*args)
-
-    monkeypatch.setattr(idempotency, "_find", find_as_if_not_yet_committed)
     again = await mutate(gql, CREATE_GROUP, "createGroup", input, admin)
 
-    assert lookups == ["race-1", "race-1"]  # the insert hit the unique key, so the record was read again
+    assert calls == [("claim", True), ("claim", False), ("find", "race-1")]
     assert again == first
     assert await row_counts(db) == counted
 

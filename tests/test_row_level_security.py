@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -24,6 +24,9 @@ from programme_api.db import create_engine
 from programme_api.domain.demo import load_demo
 from programme_api.domain.models import (
     EmailKind,
+    Facilitator,
+    FacilitatorCheck,
+    FacilitatorCheckKind,
     IdempotencyRecord,
     NotificationEmail,
     OAuthAuthorizationCode,
@@ -64,6 +67,8 @@ async def add_credentials(db: AsyncSession, organisation: Organisation) -> None:
     user = await db.scalar(sa.select(User).where(User.organisation_id == organisation.id).limit(1))
     assert region is not None
     assert user is not None
+    facilitator = await db.scalar(sa.select(Facilitator).where(Facilitator.organisation_id == organisation.id).limit(1))
+    assert facilitator is not None
     tag = uuid.uuid4().hex
     client = OAuthClient(
         organisation_id=organisation.id,
@@ -105,6 +110,13 @@ async def add_credentials(db: AsyncSession, organisation: Organisation) -> None:
                 sha256=tag + tag,
                 document_id=tag,
                 document="{ viewer { subject } }",
+            ),
+            FacilitatorCheck(
+                organisation_id=organisation.id,
+                facilitator_id=facilitator.id,
+                kind=FacilitatorCheckKind.TRAINING,
+                completed_on=date(2026, 1, 5),
+                recorded_by="probe",
             ),
             IdempotencyRecord(
                 organisation_id=organisation.id,

@@ -4,8 +4,9 @@ The register sent is the whole truth for the session: recording it again replace
 updated in place, people no longer listed removed), so a facilitator can correct a register by resending it.
 Only participants enrolled in the session's group count: active now, or left after the session began.
 
-The work is a fixed number of statements whatever the register's size (one lookup for all participants, one
-delete, one multi-row upsert), so a full group costs the same round trips as a pair.
+The work is a fixed number of statements whatever the register's size (one update of the session, one lookup
+for all participants, one statement that deletes, upserts and audits), so a full group costs the same round
+trips as a pair.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -101,40 +102,74 @@ async def record_attendance(
 ) -> Register:
     require_scope(principal, SCOPE)
     _check(entries, dropin_count)
-    meeting = await access.get_in_reach(
-        session, principal, GroupSession, session_id, "session", "session_id", lock=True
-    )
-    if meeting.status is SessionStatus.CANCELLED:
-        raise DomainError(ErrorCode.INVALID_STATE, "a cancelled session has no register", "session_id")
+    meeting = await _mark_held(session, principal, session_id, version, dropin_count)
     await _check_enrolled(session, principal, meeting, entries)
-    await audit.bump_version(session, meeting, version, "session")
-    await _replace_register(session, principal, meeting, entries)
-    meeting.status = SessionStatus.HELD
-    meeting.dropin_count = dropin_count
-    await session.flush()
     counts = {status.value: sum(1 for e in entries if e.status is status) for status in AttendanceStatus}
-    await audit.record(session, principal, "session.record_attendance", meeting, counts | {"dropins": dropin_count})
-    await outbox.emit(session, principal, "register.recorded", meeting)
-    rows = await session.scalars(
-        access.in_reach(principal, Attendance)
-        .where(Attendance.session_id == meeting.id)
-        .execution_options(populate_existing=True)
+    event = audit.event_values(
+        principal, "session.record_attendance", "GroupSession", meeting.id, counts | {"dropins": dropin_count}
     )
+    announced = outbox.event_values(principal, "register.recorded", meeting)
+    records = await _replace_register(session, principal, meeting, entries, event, announced)
     order = {entry.participant_id: index for index, entry in enumerate(entries)}
-    return Register(session=meeting, records=sorted(rows, key=lambda row: order[row.participant_id]))
+    return Register(session=meeting, records=sorted(records, key=lambda row: order[row.participant_id]))
+
+
+async def _mark_held(
+    session: AsyncSession, principal: Principal, session_id: uuid.UUID, version: int, dropin_count: int
+) -> GroupSession:
+    """Compare-and-set the version, mark the session held with its drop-ins, in one ``UPDATE ... RETURNING``
+    limited to the sessions the writer reaches (which also locks the row until the request ends).
+
+    Only when it changes nothing is the session read again, to say why: not found, cancelled, or stale.
+    """
+    statement = (
+        sa.update(GroupSession)
+        .where(
+            GroupSession.id == session_id,
+            access.reach_filter(principal, GroupSession),
+            GroupSession.version == version,
+            GroupSession.status != SessionStatus.CANCELLED,
+        )
+        .values(version=version + 1, status=SessionStatus.HELD, dropin_count=dropin_count)
+        .returning(GroupSession)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    meeting: GroupSession | None = (await session.execute(statement)).scalar_one_or_none()
+    if meeting is not None:
+        return meeting
+    current = await access.get_in_reach(session, principal, GroupSession, session_id, "session", "session_id")
+    if current.status is SessionStatus.CANCELLED:
+        raise DomainError(ErrorCode.INVALID_STATE, "a cancelled session has no register", "session_id")
+    raise audit.conflict("session", current.version)
 
 
 async def _replace_register(
-    session: AsyncSession, principal: Principal, meeting: GroupSession, entries: Sequence[RegisterEntry]
-) -> None:
-    """Delete rows of people no longer listed, then insert or update the listed ones in one statement."""
+    session: AsyncSession,
+    principal: Principal,
+    meeting: GroupSession,
+    entries: Sequence[RegisterEntry],
+    event: dict[str, Any],
+    announced: dict[str, Any],
+) -> list[Attendance]:
+    """Delete rows of people no longer listed, insert or update the listed ones, and add the audit and outbox
+    events.
+
+    On PostgreSQL the four are one statement (the delete and the two event inserts as data-modifying CTEs of
+    the upsert), so a register is one round trip whatever its size; SQLite, in process, runs them one by one.
+    The upsert returns the rows as they now are.
+    """
     table = cast(sa.Table, Attendance.__table__)
     listed = [entry.participant_id for entry in entries]
-    await session.execute(
-        sa.delete(table).where(table.c.session_id == meeting.id, table.c.participant_id.not_in(listed))
-    )
+    gone = sa.delete(table).where(table.c.session_id == meeting.id, table.c.participant_id.not_in(listed))
+    audited = audit.insert_event(event)
+    outboxed = outbox.insert_event(announced)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if not postgres or not entries:
+        await session.execute(gone)
+        await session.execute(audited)
+        await session.execute(outboxed)
     if not entries:
-        return
+        return []
     now = utcnow()
     values = [
         {
@@ -147,12 +182,14 @@ async def _replace_register(
         }
         for entry in entries
     ]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    insert = postgresql.insert(table) if postgres else sqlite.insert(table)
     upsert = insert.values(values)
-    await session.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[table.c.session_id, table.c.participant_id],
-            set_={"status": upsert.excluded.status, "recorded_at": upsert.excluded.recorded_at},
-        )
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[table.c.session_id, table.c.participant_id],
+        set_={"status": upsert.excluded.status, "recorded_at": upsert.excluded.recorded_at},
     )
+    if postgres:
+        upsert = upsert.add_cte(gone.cte("gone")).add_cte(audited.cte("audited")).add_cte(outboxed.cte("outboxed"))
+    returning = sa.select(Attendance).from_statement(upsert.returning(*table.c))
+    rows = await session.scalars(returning, execution_options={"populate_existing": True})
+    return list(rows)

@@ -39,7 +39,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..request_context import current_request_id
 from .errors import DomainError, ErrorCode
-from .models import AuditEvent
+from .models import AuditEvent, utcnow
 from .principal import Principal
 from .tenancy import bind_tenant
 
@@ -59,18 +59,19 @@ class Identified(Protocol):
 async def bump_version(session: AsyncSession, row: VersionedRow, seen: int, what: str) -> None:
     """Compare-and-set the row's version: CONFLICT when ``seen`` is not the stored version."""
     if row.version != seen:
-        raise _conflict(what, row.version)
+        raise conflict(what, row.version)
     table = cast(sa.Table, type(row).__table__)  # type: ignore[attr-defined]
     result = await session.execute(
         sa.update(table).where(table.c.id == row.id, table.c.version == seen).values(version=seen + 1)
     )
     if cast(CursorResult[Any], result).rowcount != 1:
-        raise _conflict(what, None)
+        raise conflict(what, None)
     # The database already holds the new version; tell the ORM so its own UPDATE does not repeat it.
     set_committed_value(row, "version", seen + 1)
 
 
-def _conflict(what: str, current: int | None) -> DomainError:
+def conflict(what: str, current: int | None) -> DomainError:
+    """The refusal of a write whose caller read an older version (``current`` when known)."""
     now = f" (now at version {current})" if current is not None else ""
     return DomainError(
         ErrorCode.CONFLICT, f"the {what} was changed by someone else{now}: read it again and retry", "version"
@@ -85,19 +86,34 @@ async def record(
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Add the audit event of one write (flushed with it, committed or rolled back with it)."""
-    event = AuditEvent(
-        organisation_id=principal.organisation_id,
-        actor_type=principal.actor_type,
-        actor_id=principal.actor_id,
-        action=action,
-        target_type=type(target).__name__,
-        target_id=str(target.id),
-        request_id=current_request_id(),
-        details=details or {},
-    )
+    event = AuditEvent(**event_values(principal, action, type(target).__name__, target.id, details))
     session.add(event)
     await session.flush()
     return event
+
+
+def event_values(
+    principal: Principal, action: str, target_type: str, target_id: uuid.UUID, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The columns of one write's audit event: for ``record``, and for a write path that inserts the event in
+    the same statement as its change (``insert_event``) to save a round trip."""
+    return {
+        "id": uuid.uuid4(),
+        "organisation_id": principal.organisation_id,
+        "occurred_at": utcnow(),
+        "actor_type": principal.actor_type,
+        "actor_id": principal.actor_id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": str(target_id),
+        "request_id": current_request_id(),
+        "details": details or {},
+    }
+
+
+def insert_event(values: dict[str, Any]) -> sa.Insert:
+    """The INSERT of one audit event (from ``event_values``), to run alone or as a CTE of the write it records."""
+    return sa.insert(AuditEvent).values(values)
 
 
 # --- audited reads ------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from . import access, outbox
 from .access import require_scope
 from .errors import DomainError, ErrorCode, NotFound
-from .models import AuditEvent, Consent, ConsentPurpose, Participant, utcnow
+from .models import AuditEvent, Consent, ConsentPurpose, Organisation, Participant, utcnow
 from .principal import Principal
 
 MAX_FORM_VERSION = 40
@@ -78,14 +78,20 @@ async def record_consent(
     principal: Principal,
     participant_id: uuid.UUID,
     purpose: ConsentPurpose,
-    form_version: str,
+    form_version: str | None,
     given_at: datetime | None = None,
 ) -> Consent:
     """Record one act of consent; an earlier consent still in force for the purpose is superseded (closed).
 
     Keeping one open row per purpose makes "in force" a simple EXISTS, and the closed row stays as history.
+    Without a form version, the organisation's default one is recorded (refused when it has none).
     """
     require_scope(principal, "participants:write")
+    if form_version is None:
+        organisation = await access.get_in_reach(
+            session, principal, Organisation, principal.organisation_id, "organisation", "formVersion"
+        )
+        form_version = organisation.default_consent_form_version or ""
     form_version = form_version.strip()
     if not form_version or len(form_version) > MAX_FORM_VERSION:
         raise DomainError(ErrorCode.INVALID, f"must be 1-{MAX_FORM_VERSION} characters", "formVersion")
@@ -183,7 +189,9 @@ __all__ = [
 ]
 
 
-async def erase_participant(session: AsyncSession, principal: Principal, participant_id: uuid.UUID) -> Participant:
+async def erase_participant(
+    session: AsyncSession, principal: Principal, participant_id: uuid.UUID, version: int | None = None
+) -> Participant:
     """Erase one participant on request: personal fields emptied, survey responses (and their alerts) deleted.
 
     The participant row stays, marked ``erased_at``, so enrolment and attendance counts already published stay
@@ -200,6 +208,12 @@ async def erase_participant(session: AsyncSession, principal: Principal, partici
 
     require_scope(principal, "admin")
     participant = await _writable_participant(session, principal, participant_id)
+    if version is not None and version != participant.version:
+        raise DomainError(
+            ErrorCode.CONFLICT,
+            f"the participant was changed by someone else (now at version {participant.version}): read it again",
+            "version",
+        )
     removed = access.trusted(
         sa.select(SurveyInstrument.code, SurveyInstrument.version, SurveyResponse.timepoint, sa.func.count())
         .join(SurveyInstrument, SurveyInstrument.id == SurveyResponse.instrument_id)

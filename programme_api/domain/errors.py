@@ -23,6 +23,11 @@ class ErrorCode(enum.StrEnum):
     INVALID_STATE = "INVALID_STATE"
     SCHEDULE_MISSING = "SCHEDULE_MISSING"
     AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE"
+    # Per-answer refusals of a survey response (one user error per item at fault).
+    UNKNOWN_ITEM = "UNKNOWN_ITEM"
+    OUT_OF_RANGE = "OUT_OF_RANGE"
+    MISSING_ITEM = "MISSING_ITEM"
+    TOO_MANY_MISSING = "TOO_MANY_MISSING"
 
 
 class DomainError(Exception):
@@ -33,6 +38,11 @@ class DomainError(Exception):
         self.code = code
         self.message = message
         self.field = field
+
+    def problems_found(self) -> list[tuple[str | None, str, ErrorCode]]:
+        """Each thing wrong as (field, message, code): one here; errors that list several say each one, so a
+        form can mark every field at once."""
+        return [(self.field, self.message, self.code)]
 
 
 class NotFound(DomainError):

@@ -64,6 +64,8 @@ async def assign_facilitator(
 ) -> FacilitatorAssignment:
     require_scope(principal, SCOPE)
     group, facilitator = await _targets(session, principal, group_id, facilitator_id)
+    if facilitator.archived_at is not None:
+        raise DomainError(ErrorCode.INVALID_STATE, "the facilitator is archived", "facilitator_id")
     refusal = REFUSALS.get(compliance_state(facilitator, today()))
     if refusal is not None:
         raise DomainError(refusal[0], refusal[1], "facilitator_id")

@@ -6,9 +6,9 @@ later call with that key and the same input re-loads those objects within the ca
 not a snapshot) and writes nothing; the same key with a different input is refused, because answering it
 with the first result would silently drop the second request.
 
-The record is inserted before the work, inside a savepoint: the unique constraint then serialises two
-concurrent calls with one key (the second waits for the first to commit and replays it) instead of letting
-both write.
+The record is claimed before the work with one ``INSERT ... ON CONFLICT DO NOTHING``: the unique constraint
+then serialises two concurrent calls with one key (the second waits for the first to commit and replays it)
+instead of letting both write, and the common case (a new key) costs that insert and the final update only.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from typing import Any, TypeVar, cast
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import access
 from .access import in_reach
 from .errors import DomainError, ErrorCode, NotFound
-from .models import IdempotencyRecord
+from .models import IdempotencyRecord, utcnow
 from .principal import Principal
 
 R = TypeVar("R")
@@ -35,8 +35,8 @@ MAX_KEY_LENGTH = 200
 
 
 def _models() -> dict[str, type[Any]]:
-    """Models an answer may name, by class name: the ones with access rules (so replays are filtered like
-    reads), looked up when needed, as modules register rules for their own tables when imported."""
+    """Models an answer may name, by class name: the ones with access rules, so replays are filtered like
+    reads. Looked up when used, since domain modules add their rules as they are imported."""
     return {model.__name__: model for model in access.RULES}
 
 
@@ -69,29 +69,15 @@ async def run_once(
         return await work(session, principal)
     if not once.key.strip() or len(once.key) > MAX_KEY_LENGTH:
         raise DomainError(ErrorCode.INVALID, f"must be 1 to {MAX_KEY_LENGTH} characters, not blank", "idempotency_key")
+    record_id = await _claim(session, principal, once)
+    if record_id is not None:
+        result = await work(session, principal)
+        table = cast(sa.Table, IdempotencyRecord.__table__)
+        await session.execute(sa.update(table).where(table.c.id == record_id).values(response=snapshot(result)))
+        return result
     existing = await _find(session, principal, once)
-    if existing is None:
-        record = IdempotencyRecord(
-            organisation_id=principal.organisation_id,
-            actor_id=principal.actor_id,
-            operation=once.operation,
-            key=once.key,
-            request_hash=once.request_hash,
-            response={},
-        )
-        try:
-            async with session.begin_nested():
-                session.add(record)
-                await session.flush()
-        except IntegrityError:
-            existing = await _find(session, principal, once)  # a concurrent call with this key committed first
-            if existing is None:
-                raise
-        else:
-            result = await work(session, principal)
-            record.response = snapshot(result)
-            await session.flush()
-            return result
+    if existing is None:  # the claim's only other outcome is a record with this key: it cannot vanish
+        raise RuntimeError("idempotency record neither inserted nor found")
     if existing.request_hash != once.request_hash:
         raise DomainError(
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
@@ -99,6 +85,31 @@ async def run_once(
             "idempotency_key",
         )
     return await restore(session, principal, existing.response, result_type)
+
+
+async def _claim(session: AsyncSession, principal: Principal, once: Once) -> uuid.UUID | None:
+    """Insert the caller's record for this key, or nothing when one exists: the id of the new record, else None.
+
+    One statement (``INSERT ... ON CONFLICT DO NOTHING RETURNING``): no savepoint, and no read before it. A
+    concurrent call with the same key waits on the unique index until the first commits, then inserts nothing
+    and replays it.
+    """
+    table = cast(sa.Table, IdempotencyRecord.__table__)
+    values = {
+        "id": uuid.uuid4(),
+        "organisation_id": principal.organisation_id,
+        "actor_id": principal.actor_id,
+        "operation": once.operation,
+        "key": once.key,
+        "request_hash": once.request_hash,
+        "response": {},
+        "created_at": utcnow(),
+    }
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    statement = insert.values(values).on_conflict_do_nothing().returning(table.c.id)
+    claimed: uuid.UUID | None = (await session.execute(statement)).scalar_one_or_none()
+    return claimed
 
 
 async def _find(session: AsyncSession, principal: Principal, once: Once) -> IdempotencyRecord | None:
@@ -135,13 +146,14 @@ def _stored(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in an idempotency record")
 
 
-async def restore(session: AsyncSession, principal: Principal, stored: dict[str, Any], result_type: type[R]) -> R:
+async def restore(session: AsyncSession, principal: Principal, stored: Any, result_type: type[R]) -> R:
     """Rebuild an answer, re-loading its objects within the caller's reach (one statement per model)."""
     wanted: dict[str, set[uuid.UUID]] = {}
     _collect_refs(stored, wanted)
     loaded: dict[tuple[str, uuid.UUID], Any] = {}
+    models = _models()
     for name, ids in wanted.items():
-        model = _models()[name]
+        model = models[name]
         rows = await session.scalars(in_reach(principal, model).where(model.id.in_(ids)))
         loaded.update({(name, row.id): row for row in rows})
 
@@ -153,7 +165,7 @@ async def restore(session: AsyncSession, principal: Principal, stored: dict[str,
             return loaded.get((name, uuid.UUID(raw_id)))
         return value
 
-    if "fields" in stored:
+    if isinstance(stored, dict) and "fields" in stored:
         return result_type(**{name: _required(rebuilt(value), value) for name, value in stored["fields"].items()})
     return cast(R, _required(rebuilt(stored), stored))
 

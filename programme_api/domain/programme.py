@@ -135,8 +135,9 @@ def facilitators(
     window_days: int = DEFAULT_EXPIRY_WINDOW_DAYS,
     on: date | None = None,
 ) -> sa.Select[Facilitator]:
-    """Facilitators, optionally only those in one compliance state (same rules as ``compliance_state``)."""
-    statement = readable(principal, Facilitator)
+    """Facilitators still active (not archived), optionally only those in one compliance state (same rules as
+    ``compliance_state``)."""
+    statement = readable(principal, Facilitator).where(Facilitator.archived_at.is_(None))
     on = on or today()
     expires = Facilitator.background_check_expires_on
     expired = sa.or_(expires.is_(None), expires < on)

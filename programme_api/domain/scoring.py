@@ -95,6 +95,9 @@ class AnswerError(DomainError):
         field = self.problems[0].field if len(self.problems) == 1 else "answers"
         super().__init__(ErrorCode.INVALID, message, field)
 
+    def problems_found(self) -> list[tuple[str | None, str, ErrorCode]]:
+        return [(problem.field, problem.message, ErrorCode(problem.code.value)) for problem in self.problems]
+
 
 @dataclass(frozen=True, slots=True)
 class DefinitionProblem:

@@ -23,6 +23,7 @@ from .consent import audit_event
 from .demo.outcomes import ensure_shipped_instruments
 from .errors import DomainError, ErrorCode, NotFound
 from .models import (
+    ActorType,
     Enrolment,
     Group,
     Participant,
@@ -140,6 +141,9 @@ class InstrumentDefinitionError(DomainError):
         self.problems = error.problems
         super().__init__(ErrorCode.INVALID, str(error), "definition")
 
+    def problems_found(self) -> list[tuple[str | None, str, ErrorCode]]:
+        return [(problem.field, problem.message, ErrorCode.INVALID) for problem in self.problems]
+
 
 async def submit_response(
     session: AsyncSession,
@@ -214,14 +218,22 @@ async def submit_response(
 async def acknowledge_alert(
     session: AsyncSession, principal: Principal, alert_id: uuid.UUID, note: str
 ) -> SafeguardingAlert:
-    """A coordinator (or admin) of the group's region records that the alert was followed up, with a note."""
+    """A coordinator (or admin) of the group's region records that the alert was followed up, with a note.
+
+    Only a person may: the alert then names who followed it up, which an application acting for itself
+    (a client-credentials token) cannot say.
+    """
     require_scope(principal, "surveys:read")
+    if principal.actor_type is not ActorType.USER:
+        raise DomainError(
+            ErrorCode.FORBIDDEN, "alerts are acknowledged by a person signed in, not by an application", "alertId"
+        )
     if principal.role is Role.FACILITATOR:
         raise DomainError(ErrorCode.FORBIDDEN, "alerts are acknowledged by the group's coordinators", "alertId")
     note = note.strip()
     if not note or len(note) > MAX_NOTE:
         raise DomainError(ErrorCode.INVALID, f"must be 1-{MAX_NOTE} characters", "note")
-    alert = await access.get_readable(session, principal, SafeguardingAlert, alert_id, "alert")
+    alert = await access.get_in_reach(session, principal, SafeguardingAlert, alert_id, "alert", "alertId", lock=True)
     if alert.acknowledged_at is not None:
         raise DomainError(ErrorCode.CONFLICT, "this alert has already been acknowledged", "alertId")
     alert.acknowledged_at = utcnow()

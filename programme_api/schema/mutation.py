@@ -9,7 +9,18 @@ from __future__ import annotations
 
 import strawberry
 
-from .mutations import attendance, enrolments, facilitation, groups, participants, regions, schedules, sessions
+from .mutations import (
+    attendance,
+    enrolments,
+    facilitation,
+    facilitators,
+    groups,
+    organisation_settings,
+    participants,
+    regions,
+    schedules,
+    sessions,
+)
 
 PROGRAMME = "Requires `programme:write`."
 PARTICIPANTS = "Requires `participants:write`."
@@ -71,4 +82,30 @@ class Mutation:
         resolver=attendance.record_attendance,
         description="Record a session's whole register (present / excused / unexcused per enrolled participant, "
         "and the drop-in count) and mark it held; recording again replaces it. Requires `attendance:write`.",
+    )
+    update_organisation_settings: organisation_settings.UpdateOrganisationSettingsPayload = strawberry.mutation(
+        resolver=organisation_settings.update_organisation_settings,
+        description="Change your organisation's name, timezone, suppression threshold or default consent form "
+        "version; each change is audited. Requires `admin`.",
+    )
+    create_facilitator: facilitators.FacilitatorPayload = strawberry.mutation(
+        resolver=facilitators.create_facilitator,
+        description=f"Add a facilitator to your organisation (linking a sign-in account needs `admin`). {PROGRAMME}",
+    )
+    update_facilitator: facilitators.FacilitatorPayload = strawberry.mutation(
+        resolver=facilitators.update_facilitator,
+        description=f"Correct a facilitator's name or contact, or (`admin`) link an account. {PROGRAMME}",
+    )
+    archive_facilitator: facilitators.FacilitatorPayload = strawberry.mutation(
+        resolver=facilitators.archive_facilitator,
+        description=f"Retire a facilitator: their assignments end, their history stays. {PROGRAMME}",
+    )
+    record_training: facilitators.RecordFacilitatorCheckPayload = strawberry.mutation(
+        resolver=facilitators.record_training,
+        description=f"Record completed training (kept as history); compliance follows at once. {PROGRAMME}",
+    )
+    record_background_check: facilitators.RecordFacilitatorCheckPayload = strawberry.mutation(
+        resolver=facilitators.record_background_check,
+        description=f"Record a completed background check with its expiry (kept as history); compliance follows "
+        f"at once. {PROGRAMME}",
     )

@@ -1,61 +1,37 @@
 """Root fields for consent, surveys, safeguarding and evaluation: thin resolvers over the domain modules.
 
-Mutations answer expected refusals as ``userErrors`` and mark the request failed, so the edge rolls back
-everything the mutation wrote; missing scopes are top-level errors (``INSUFFICIENT_SCOPE``) like elsewhere.
+The mutations are resolved in ``schema/mutations/outcomes.py``, on the one mutation convention.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from collections.abc import Callable
+from datetime import date
 from typing import Any, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
-from strawberry.scalars import JSON
 
-from ..domain import consent, evaluation, models, surveys
+from ..domain import evaluation, models, surveys
 from ..domain.audit import record_read
-from ..domain.errors import DomainError, ErrorCode
 from ..domain.pagination import Ordering
 from ..domain.principal import Principal
-from ..domain.scoring import AnswerError
 from .context import Info
 from .lists import M, N, StatementBuilder, top_level_connection
-from .mutations.common import TOP_LEVEL_CODES
+from .mutations import outcomes as outcome_mutations
 from .relay import Connection, expect_global_id
 from .types.outcomes import (
     AggregateTable,
-    Consent,
     EvaluationPageInfo,
     EvaluationResponse,
     EvaluationResponseConnection,
     EvaluationResponseEdge,
-    OutcomesUserError,
     SafeguardingAlert,
-    SurveyAnswerInput,
     SurveyInstrument,
     SurveyResponse,
 )
 
 T = TypeVar("T")
-
-
-async def attempt(info: Info, work: Callable[[], Awaitable[T]]) -> tuple[T | None, list[OutcomesUserError]]:
-    """Run a mutation's domain call; expected refusals become user errors and roll the request back."""
-    try:
-        return await work(), []
-    except DomainError as error:
-        if error.code in TOP_LEVEL_CODES:  # the same refusals that stay top-level errors for every mutation
-            raise
-        info.context.failed = True
-        if isinstance(error, AnswerError):
-            return None, [
-                OutcomesUserError(field=p.field, message=p.message, code=p.code.value) for p in error.problems
-            ]
-        if isinstance(error, surveys.InstrumentDefinitionError):
-            return None, [OutcomesUserError(field=p.field, message=p.message, code="INVALID") for p in error.problems]
-        return None, [OutcomesUserError(field=error.field, message=error.message, code=error.code.value)]
 
 
 async def audited_connection(
@@ -79,53 +55,6 @@ async def audited_connection(
     connection = await top_level_connection(info, build, ordering, kept, first, after, None, None)
     record_read(info.context.reads, what, ids, **details)
     return connection
-
-
-@strawberry.type
-class RecordConsentPayload:
-    consent: Consent | None
-    user_errors: list[OutcomesUserError]
-
-
-@strawberry.type
-class WithdrawConsentPayload:
-    withdrawn: list[Consent]
-    user_errors: list[OutcomesUserError]
-
-
-@strawberry.type
-class SubmitSurveyResponsePayload:
-    response: SurveyResponse | None
-    safeguarding_alert: SafeguardingAlert | None
-    user_errors: list[OutcomesUserError]
-
-
-@strawberry.type
-class AcknowledgeSafeguardingAlertPayload:
-    alert: SafeguardingAlert | None
-    user_errors: list[OutcomesUserError]
-
-
-@strawberry.type
-class DefineCustomInstrumentPayload:
-    instrument: SurveyInstrument | None
-    user_errors: list[OutcomesUserError]
-
-
-@strawberry.type
-class EraseParticipantPayload:
-    erased: bool
-    user_errors: list[OutcomesUserError]
-
-
-@strawberry.input
-class SubmitSurveyResponseInput:
-    participant_id: strawberry.ID
-    group_id: strawberry.ID
-    instrument_id: strawberry.ID
-    timepoint: models.Timepoint
-    answers: list[SurveyAnswerInput]
-    completed_at: datetime | None = None
 
 
 @strawberry.type(description="The evaluator's project: consented, pseudonymised data. Requires `evaluation:read`.")
@@ -263,116 +192,39 @@ class OutcomesQuery:
         )
 
 
+PARTICIPANTS = "Requires `participants:write`."
+
+
 @strawberry.type
 class OutcomesMutation:
-    @strawberry.mutation(
+    record_consent: outcome_mutations.RecordConsentPayload = strawberry.mutation(
+        resolver=outcome_mutations.record_consent,
         description="Record a participant's consent for one purpose (an earlier one in force for "
-        "the purpose is superseded, kept as history). Requires `participants:write`."
+        f"the purpose is superseded, kept as history). {PARTICIPANTS}",
     )
-    async def record_consent(
-        self,
-        info: Info,
-        participant_id: strawberry.ID,
-        purpose: models.ConsentPurpose,
-        form_version: str,
-        given_at: datetime | None = None,
-    ) -> RecordConsentPayload:
-        async def work() -> models.Consent:
-            participant = expect_global_id(participant_id, "Participant", "participantId")
-            return await info.context.run(consent.record_consent, participant, purpose, form_version, given_at)
-
-        row, errors = await attempt(info, work)
-        return RecordConsentPayload(consent=Consent.from_model(row) if row else None, user_errors=errors)
-
-    @strawberry.mutation(
+    withdraw_consent: outcome_mutations.WithdrawConsentPayload = strawberry.mutation(
+        resolver=outcome_mutations.withdraw_consent,
         description="Withdraw a participant's consent for one purpose, effective immediately "
-        "(evaluators stop seeing all of their responses). Requires `participants:write`."
+        f"(evaluators stop seeing all of their responses). {PARTICIPANTS}",
     )
-    async def withdraw_consent(
-        self, info: Info, participant_id: strawberry.ID, purpose: models.ConsentPurpose
-    ) -> WithdrawConsentPayload:
-        async def work() -> list[models.Consent]:
-            participant = expect_global_id(participant_id, "Participant", "participantId")
-            return await info.context.run(consent.withdraw_consent, participant, purpose)
-
-        rows, errors = await attempt(info, work)
-        return WithdrawConsentPayload(withdrawn=[Consent.from_model(r) for r in rows or []], user_errors=errors)
-
-    @strawberry.mutation(
+    submit_survey_response: outcome_mutations.SubmitSurveyResponsePayload = strawberry.mutation(
+        resolver=outcome_mutations.submit_survey_response,
         description="Submit one participant's answers to one instrument version at one timepoint; "
-        "scored on the server; a risk answer raises a safeguarding alert. Requires `surveys:write`."
+        "scored on the server; a risk answer raises a safeguarding alert. Requires `surveys:write`.",
     )
-    async def submit_survey_response(self, info: Info, input: SubmitSurveyResponseInput) -> SubmitSurveyResponsePayload:
-        async def work() -> tuple[models.SurveyResponse, models.SafeguardingAlert | None]:
-            answers: dict[str, Any] = {}
-            for answer in input.answers:
-                if answer.item in answers:
-                    raise DomainError(ErrorCode.INVALID, "is answered more than once", f"answers.{answer.item}")
-                answers[answer.item] = answer.value
-            return await info.context.run(
-                surveys.submit_response,
-                expect_global_id(input.participant_id, "Participant", "input.participantId"),
-                expect_global_id(input.group_id, "Group", "input.groupId"),
-                expect_global_id(input.instrument_id, "SurveyInstrument", "input.instrumentId"),
-                input.timepoint,
-                answers,
-                input.completed_at,
-            )
-
-        result, errors = await attempt(info, work)
-        if result is None:
-            return SubmitSurveyResponsePayload(response=None, safeguarding_alert=None, user_errors=errors)
-        response, alert = result
-        return SubmitSurveyResponsePayload(
-            response=SurveyResponse.from_model(response),
-            safeguarding_alert=SafeguardingAlert.from_model(alert) if alert else None,
-            user_errors=[],
-        )
-
-    @strawberry.mutation(
-        description="Acknowledge a safeguarding alert with a note saying what was done. "
-        "Requires `surveys:read` (coordinators and admins of the group's region)."
+    acknowledge_safeguarding_alert: outcome_mutations.AcknowledgeSafeguardingAlertPayload = strawberry.mutation(
+        resolver=outcome_mutations.acknowledge_safeguarding_alert,
+        description="Acknowledge a safeguarding alert with a note saying what was done; the alert records who "
+        "and when. Requires `surveys:read` and a person signed in (not an application acting for itself) who "
+        "reaches the alert's group as its coordinator or an admin.",
     )
-    async def acknowledge_safeguarding_alert(
-        self, info: Info, alert_id: strawberry.ID, note: str
-    ) -> AcknowledgeSafeguardingAlertPayload:
-        async def work() -> models.SafeguardingAlert:
-            return await info.context.run(
-                surveys.acknowledge_alert, expect_global_id(alert_id, "SafeguardingAlert", "alertId"), note
-            )
-
-        row, errors = await attempt(info, work)
-        return AcknowledgeSafeguardingAlertPayload(
-            alert=SafeguardingAlert.from_model(row) if row else None, user_errors=errors
-        )
-
-    @strawberry.mutation(
+    define_custom_instrument: outcome_mutations.DefineCustomInstrumentPayload = strawberry.mutation(
+        resolver=outcome_mutations.define_custom_instrument,
         description="Define (a new version of) your organisation's own instrument with declared "
-        "scoring; codes are prefixed `custom_`. Requires `programme:write` or `admin`."
+        "scoring; codes are prefixed `custom_`. Requires `programme:write` or `admin`.",
     )
-    async def define_custom_instrument(
-        self, info: Info, code: str, name: str, definition: JSON
-    ) -> DefineCustomInstrumentPayload:
-        async def work() -> models.SurveyInstrument:
-            if not isinstance(definition, dict):
-                raise DomainError(ErrorCode.INVALID, "must be an object", "definition")
-            return await info.context.run(surveys.define_custom_instrument, code, name, definition)
-
-        row, errors = await attempt(info, work)
-        return DefineCustomInstrumentPayload(
-            instrument=SurveyInstrument.from_model(row) if row else None, user_errors=errors
-        )
-
-    @strawberry.mutation(
+    erase_participant: outcome_mutations.EraseParticipantPayload = strawberry.mutation(
+        resolver=outcome_mutations.erase_participant,
         description="Erase a participant: personal fields emptied, survey responses deleted, "
-        "counts removed recorded in the audit log. Requires `admin`."
+        "counts removed recorded in the audit log. Requires `admin`.",
     )
-    async def erase_participant(self, info: Info, participant_id: strawberry.ID) -> EraseParticipantPayload:
-        async def work() -> bool:
-            await info.context.run(
-                consent.erase_participant, expect_global_id(participant_id, "Participant", "participantId")
-            )
-            return True
-
-        done, errors = await attempt(info, work)
-        return EraseParticipantPayload(erased=bool(done), user_errors=errors)

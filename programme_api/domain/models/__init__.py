@@ -20,6 +20,7 @@ from .enums import (
     ConsentPurpose,
     DeliveryMode,
     EnrolmentStatus,
+    FacilitatorCheckKind,
     FacilitatorRole,
     GroupStatus,
     Role,
@@ -30,7 +31,7 @@ from .enums import (
     Topic,
 )
 from .evaluation import EvaluationProject, EvaluationProjectOrganisation
-from .group import Facilitator, FacilitatorAssignment, Group
+from .group import Facilitator, FacilitatorAssignment, FacilitatorCheck, Group
 from .notification import (
     DeliveryStatus,
     EmailKind,
@@ -62,6 +63,8 @@ __all__ = [
     "EvaluationProjectOrganisation",
     "Facilitator",
     "FacilitatorAssignment",
+    "FacilitatorCheck",
+    "FacilitatorCheckKind",
     "FacilitatorRole",
     "Group",
     "GroupSession",

@@ -86,3 +86,10 @@ class ActorType(enum.StrEnum):
     USER = "user"
     CLIENT = "client"
     SYSTEM = "system"
+
+
+class FacilitatorCheckKind(enum.StrEnum):
+    """What a facilitator's compliance record is of."""
+
+    TRAINING = "training"
+    BACKGROUND_CHECK = "background_check"

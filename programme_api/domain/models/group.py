@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, CreatedAt, UUIDPrimaryKey, Versioned, enum_column, tenant_fk, utcnow
-from .enums import DeliveryMode, FacilitatorRole, GroupStatus, ScheduleFrequency, Topic
+from .enums import DeliveryMode, FacilitatorCheckKind, FacilitatorRole, GroupStatus, ScheduleFrequency, Topic
 
 
 class Group(UUIDPrimaryKey, CreatedAt, Versioned, Base):
@@ -70,6 +70,23 @@ class Facilitator(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     email: Mapped[str | None] = mapped_column(sa.String(320))
     training_completed_on: Mapped[date | None] = mapped_column(sa.Date)
     background_check_expires_on: Mapped[date | None] = mapped_column(sa.Date)
+    # Archived facilitators keep their history but are left out of lists and cannot be assigned.
+    archived_at: Mapped[datetime | None]
+
+
+class FacilitatorCheck(UUIDPrimaryKey, CreatedAt, Base):
+    """One completed training or background check, kept as history; the facilitator's own columns hold the
+    latest, which compliance is computed from."""
+
+    __tablename__ = "facilitator_checks"
+
+    organisation_id: Mapped[uuid.UUID] = tenant_fk()
+    facilitator_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("facilitators.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[FacilitatorCheckKind] = enum_column(FacilitatorCheckKind, "facilitator_check_kind")
+    completed_on: Mapped[date] = mapped_column(sa.Date)
+    expires_on: Mapped[date | None] = mapped_column(sa.Date)
+    reference: Mapped[str | None] = mapped_column(sa.String(200))
+    recorded_by: Mapped[str] = mapped_column(sa.String(200))
 
 
 class FacilitatorAssignment(UUIDPrimaryKey, CreatedAt, Base):

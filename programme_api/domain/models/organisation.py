@@ -20,6 +20,8 @@ class Organisation(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     timezone: Mapped[str] = mapped_column(sa.String(64), default="Europe/London")
     suppression_threshold: Mapped[int] = mapped_column(default=10)
+    # The consent form version recorded when a consent names none.
+    default_consent_form_version: Mapped[str | None] = mapped_column(sa.String(100))
 
 
 class Region(UUIDPrimaryKey, CreatedAt, Versioned, Base):

@@ -181,6 +181,7 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
     # Organisation and regions.
     ("Organisation", "id"): FieldPolicy(Read.GLOBAL_ID, P),
     **_columns("Organisation", "slug", "name", "timezone", "suppressionThreshold", scope=P),
+    **_columns("Organisation", "defaultConsentFormVersion", "version", scope=P),
     ("Region", "id"): FieldPolicy(Read.GLOBAL_ID, P),
     **_columns("Region", "slug", "name", "version", scope=P),
     ("Region", "groups"): _connection(
@@ -210,6 +211,8 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
     ("Facilitator", "id"): FieldPolicy(Read.GLOBAL_ID, P),
     **_columns("Facilitator", "displayName", "trainingCompletedOn", "backgroundCheckExpiresOn", "version", scope=P),
     ("Facilitator", "complianceState"): FieldPolicy(Read.COMPUTED, P),
+    **_columns("Facilitator", "archivedAt", scope=P),
+    ("Facilitator", "checks"): FieldPolicy(Read.RESOLVER, P),
     ("Facilitator", "assignments"): _children(
         m.FacilitatorAssignment, m.FacilitatorAssignment.facilitator_id, ("created_at", False), ("id", False)
     ),

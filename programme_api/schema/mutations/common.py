@@ -16,7 +16,7 @@ import dataclasses
 import enum
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, time
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +29,16 @@ from ...domain.principal import Principal
 from ..context import Info
 
 R = TypeVar("R")
-P = TypeVar("P", bound="MutationPayload")
+
+
+class Refusable(Protocol):
+    """A payload ``perform`` can answer with: one that can say why a mutation was refused."""
+
+    @classmethod
+    def refused(cls, error: DomainError, aliases: Mapping[str, str | None] | None = None) -> Self: ...
+
+
+P = TypeVar("P", bound=Refusable)
 
 # Registers the domain's codes as the GraphQL enum ``UserErrorCode`` (the class itself is decorated in place).
 strawberry.enum(ErrorCode, name="UserErrorCode", description="Why a mutation refused its input.")
@@ -55,8 +64,15 @@ class MutationPayload:
 
     @classmethod
     def refused(cls, error: DomainError, aliases: Mapping[str, str | None] | None = None) -> Self:
-        field = api_field(error.field, aliases or {})
-        return cls(user_errors=[UserError(field=field, message=error.message, code=error.code)])
+        return cls(user_errors=user_errors(error, aliases))
+
+
+def user_errors(error: DomainError, aliases: Mapping[str, str | None] | None = None) -> list[UserError]:
+    """Every problem a refusal names, each addressed by its GraphQL input path."""
+    return [
+        UserError(field=api_field(field, aliases or {}), message=message, code=code)
+        for field, message, code in error.problems_found()
+    ]
 
 
 @strawberry.input(description="Fields every mutation input has.")
@@ -102,7 +118,7 @@ async def perform(
     info: Info,
     *,
     operation: str,
-    scope: str,
+    scope: str | tuple[str, ...],
     input: MutationInput,
     result_type: type[R],
     work: Callable[[AsyncSession, Principal], Awaitable[R]],
@@ -110,9 +126,15 @@ async def perform(
     present: Callable[[R], P],
     aliases: Mapping[str, str | None] | None = None,
 ) -> P:
-    """Run one write (see module docstring); ``present`` turns the domain result into the payload."""
+    """Run one write (see module docstring); ``present`` turns the domain result into the payload.
+
+    ``scope`` may name several scopes, any one of which allows the write.
+    """
     ctx = info.context
-    require_scope(ctx.require_principal(), scope)
+    principal = ctx.require_principal()
+    scopes = (scope,) if isinstance(scope, str) else scope
+    if not any(principal.has_scope(one) for one in scopes):
+        require_scope(principal, scopes[0])  # any one of them will do; the refusal names the first
     once = Once(operation=operation, key=input.idempotency_key, request_hash=fingerprint(canonical(input)))
     try:
         result = await ctx.run(run_once, once, result_type, work)

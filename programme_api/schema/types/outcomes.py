@@ -127,6 +127,9 @@ class SafeguardingAlert(Node):
     raised_at: datetime
     acknowledged_at: datetime | None
     acknowledgement_note: str | None
+    acknowledged_by: str | None = strawberry.field(
+        description="The person who acknowledged it: their subject, as `viewer.subject` and the audit log name them."
+    )
 
     @classmethod
     def from_model(cls, row: models.SafeguardingAlert) -> SafeguardingAlert:
@@ -137,6 +140,7 @@ class SafeguardingAlert(Node):
             raised_at=row.created_at,
             acknowledged_at=row.acknowledged_at,
             acknowledgement_note=row.acknowledgement_note,
+            acknowledged_by=str(row.acknowledged_by_user_id) if row.acknowledged_by_user_id else None,
         )
 
     @strawberry.field

@@ -40,6 +40,10 @@ class Organisation(Node):
     name: str
     timezone: str = strawberry.field(description="IANA timezone in which group schedules are kept.")
     suppression_threshold: int = strawberry.field(description="Smallest cell count evaluators may see.")
+    default_consent_form_version: str | None = strawberry.field(
+        description="The consent form version recorded when a consent names none."
+    )
+    version: int = strawberry.field(description="Send it back with updates; a stale version is a CONFLICT.")
 
     @classmethod
     def from_model(cls, row: models.Organisation) -> Organisation:
@@ -50,6 +54,8 @@ class Organisation(Node):
             name=row.name,
             timezone=row.timezone,
             suppression_threshold=row.suppression_threshold,
+            default_consent_form_version=row.default_consent_form_version,
+            version=row.version,
         )
 
 
@@ -271,6 +277,9 @@ class Facilitator(Node):
     training_completed_on: date | None
     background_check_expires_on: date | None
     version: int
+    archived_at: datetime | None = strawberry.field(
+        description="When the facilitator was retired; archived facilitators are left out of `facilitators`."
+    )
 
     @classmethod
     def from_model(cls, row: models.Facilitator) -> Facilitator:
@@ -281,7 +290,17 @@ class Facilitator(Node):
             training_completed_on=row.training_completed_on,
             background_check_expires_on=row.background_check_expires_on,
             version=row.version,
+            archived_at=row.archived_at,
         )
+
+    @strawberry.field(description="Training and background checks recorded, oldest first (the history).")
+    async def checks(self, info: Info) -> list[FacilitatorCheck]:
+        rows = await load_children(
+            info, "facilitator.checks", lambda p: readable(p, models.FacilitatorCheck),
+            models.FacilitatorCheck.facilitator_id, self.model.id,
+            (models.FacilitatorCheck.completed_on, models.FacilitatorCheck.created_at, models.FacilitatorCheck.id),
+        )  # fmt: skip
+        return [FacilitatorCheck.from_model(row) for row in rows]
 
     @strawberry.field(
         description="Compliance today; `withinDays` sets the expiry warning window "
@@ -298,3 +317,22 @@ class Facilitator(Node):
             (models.FacilitatorAssignment.created_at, models.FacilitatorAssignment.id),
         )  # fmt: skip
         return [FacilitatorAssignment.from_model(row) for row in rows]
+
+
+@strawberry.type(description="A training or background check recorded for a facilitator. Requires `programme:read`.")
+class FacilitatorCheck:
+    kind: models.FacilitatorCheckKind
+    completed_on: date
+    expires_on: date | None
+    reference: str | None
+    recorded_at: datetime
+
+    @classmethod
+    def from_model(cls, row: models.FacilitatorCheck) -> FacilitatorCheck:
+        return cls(
+            kind=row.kind,
+            completed_on=row.completed_on,
+            expires_on=row.expires_on,
+            reference=row.reference,
+            recorded_at=row.created_at,
+        )
