@@ -252,7 +252,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     kept, dropped = [], []
     for item in items:
         marker = item.get_closest_marker("only_backend")
-        backend = getattr(getattr(item, "callspec", None), "params", {}).get("migrated_database")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        backend = params.get("migrated_database") or params.get("live")
         (dropped if marker and backend and backend != marker.args[0] else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

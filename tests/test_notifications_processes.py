@@ -356,15 +356,23 @@ async def test_an_unknown_revoked_or_missing_token_is_closed_with_4403(live: Liv
         assert await closed_code(connection, 10) == 4403
 
 
-@pytest.mark.parametrize("channel", ["database", "redis"])
-async def test_events_from_a_separate_worker_reach_subscribers_of_another_process(
-    live: LiveDatabase, channel: str
+@pytest.mark.only_backend("postgresql")
+async def test_events_from_a_separate_worker_reach_subscribers_of_another_process_by_notify(
+    live: LiveDatabase,
 ) -> None:
+    """PostgreSQL NOTIFY carries the event between processes (SQLite has no such channel: Redis below)."""
+    await events_reach_subscribers_of_another_process(live, "database")
+
+
+async def test_events_from_a_separate_worker_reach_subscribers_of_another_process_by_redis(
+    live: LiveDatabase,
+) -> None:
+    await events_reach_subscribers_of_another_process(live, "redis")
+
+
+async def events_reach_subscribers_of_another_process(live: LiveDatabase, channel: str) -> None:
     """The served app runs no worker: a ``programme-api worker`` process dispatches, and the event reaches the
-    server's subscriber by PostgreSQL NOTIFY, or by Redis pub/sub when ``REDIS_URL`` is set (on SQLite, one
-    process only, there is no channel between processes without Redis)."""
-    if channel == "database" and live.backend == "sqlite":
-        pytest.skip("SQLite has no notifications between processes; set REDIS_URL there")
+    server's subscriber by PostgreSQL NOTIFY, or by Redis pub/sub when ``REDIS_URL`` is set."""
     redis_url = None
     if channel == "redis":
         from .test_oauth_workers import REDIS_URL, redis_available
