@@ -25,7 +25,7 @@ from .factories import (
 
 DASHBOARD = """
 query Dashboard {
-  regions { totalCount edges { node { name groups(first: 50) { totalCount edges { node {
+  regions(first: 1) { totalCount edges { node { name groups(first: 10) { totalCount edges { node {
     name facilitators { role facilitator { displayName } }
     sessions(last: 20) { edges { node { startsAt status attendanceCounts { present excused unexcused dropins } } } }
   } } } } } }
