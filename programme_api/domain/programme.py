@@ -353,17 +353,21 @@ def region_total_statements(principal: Principal, period: Period) -> dict[str, t
         .join(group, of_group)
         .where(held_in_period)
     )
+    # From the region's groups to their sessions to those sessions' marks. Counted distinct over an expression,
+    # not the bare column: SQLite would otherwise walk the organisation's marks in participant order through
+    # the participant index (to count distinct values without sorting), reading its whole history.
+    distinct_people = sa.distinct(sa.func.coalesce(Attendance.participant_id, Attendance.participant_id))
     attendees = (
         access.attendance_for_counts(principal)
-        .with_only_columns(sa.func.count(sa.distinct(Attendance.participant_id)))
-        .select_from(Attendance)
+        .with_only_columns(sa.func.count(distinct_people))
+        .select_from(group)
+        .join(GroupSession, of_group)
         .join(
-            GroupSession,
+            Attendance,
             sa.and_(
-                GroupSession.organisation_id == Attendance.organisation_id, GroupSession.id == Attendance.session_id
+                Attendance.organisation_id == GroupSession.organisation_id, Attendance.session_id == GroupSession.id
             ),
         )
-        .join(group, of_group)
         .where(held_in_period, Attendance.status == AttendanceStatus.PRESENT)
     )
     return {
