@@ -161,12 +161,22 @@ async def test_a_participant_in_two_groups_has_each_groups_marks_under_each_enro
         assert counts == [4, 4, 4], counts
 
 
-@pytest.mark.parametrize(
-    ("present", "recorded", "rate"),
-    [(0, 0, None), (0, 3, 0.0), (3, 3, 1.0), (2, 3, 0.6667), (1, 32, 0.0313), (3, 160, 0.0188), (1, 7, 0.1429)],
-)
-def test_the_rate_rounds_halves_up_on_integers(present: int, recorded: int, rate: float | None) -> None:
-    assert programme.attendance_rate(present, recorded) == rate
+RATE_CASES = [(0, 0), (0, 3), (3, 3), (2, 3), (1, 7), (1, 32), (3, 160), (25, 32), (17, 32), (1, 20000), (2, 20000),
+              (625, 20000 * 2), (1875, 20000 * 2), (999_999, 1_000_000), (3, 2**20), (123_457, 800_000)]  # fmt: skip
+
+
+async def test_the_rate_is_rounded_as_python_rounds_it_in_both_databases(connection) -> None:  # type: ignore[no-untyped-def]
+    """Halves included (1/32 = 0.03125 goes to 0.0312, 3/160 = 0.01875 to 0.0187, as the nearest floats lie):
+    the statement's rate is the resolver's float, digit for digit."""
+    import sqlalchemy as sa
+
+    from programme_api.schema.compiler.build import rate_of
+
+    cases = RATE_CASES + [(2 * k + 1, 20000) for k in range(0, 10000, 37)]
+    for present, recorded in cases:
+        value = rate_of(sa.literal(present, sa.BigInteger), sa.literal(recorded, sa.BigInteger))
+        found = (await connection.execute(sa.select(value))).scalar_one()
+        assert found == programme.attendance_rate(present, recorded), (present, recorded, found)
 
 
 DASHBOARDS = {

@@ -232,11 +232,9 @@ def period_of(starts: datetime | None, ends: datetime | None) -> Period:
 
 
 def attendance_rate(present: int, recorded: int) -> float | None:
-    """``present / recorded`` to 4 decimals, halves rounded up, worked out on integers: the same number
-    whether Python or a database (integer division, then one float division) works it out."""
-    if not recorded:
-        return None
-    return (20000 * present + recorded) // (2 * recorded) / 10000
+    """``present / recorded`` rounded to 4 decimals (Python's ``round`` of the float: the exact binary value,
+    halves to even), None when nothing was recorded."""
+    return round(present / recorded, 4) if recorded else None
 
 
 def attendance_rate_tally(principal: Principal, period: Period) -> sa.Select[Any]:

@@ -215,13 +215,9 @@ class Builder:
 
         statement = self.slots.domain(tally(self.request), tally)
         statement = statement.where(models.GroupSession.group_id == group.c.id).correlate(group)
-        present, recorded = (sa.func.coalesce(column, 0) for column in statement.selected_columns)
-        ten_thousandths = (present * 20000 + recorded) // (recorded * 2)
-        rate = sa.case(
-            (recorded == 0, sa.null()),
-            else_=sa.cast(ten_thousandths, sa.Float) / sa.literal_column("10000", sa.Integer),
-        )
-        return statement.with_only_columns(rate).scalar_subquery()
+        counts = statement.subquery(self.alias())
+        present, recorded = (sa.func.coalesce(column, 0) for column in counts.c)
+        return sa.select(rate_of(present, recorded)).select_from(counts).scalar_subquery()
 
     def region_totals(self, type_: GraphQLObjectType, definition: Any, nodes: list[FieldNode], region: Rows) -> Any:
         """``programme.region_totals`` of this one region: one count per selected total, each over the groups
@@ -427,6 +423,38 @@ class Builder:
             # table: selected from the rows alone they would make a row per row of the page.
             found = found.select_from(page.rows)
         return self.dialect.embed(found.scalar_subquery())
+
+
+def _integer(value: int) -> Any:
+    return sa.literal_column(str(value), sa.Integer)
+
+
+# Python's ``round(present / recorded, 4)`` rounds the float nearest the quotient, so a quotient exactly halfway
+# between two results, (2k + 1) / 20000, goes the way its nearest float lies: up when that float is above it.
+# m / ulp(m) = (2k + 1) * 2**(47 - e) / 625 for m in [2**e, 2**(e + 1)), so the float lies above m when
+# (2k + 1) * 2**(47 - e) mod 625 > 312 (when 625 divides 2k + 1, m is a float: halves to even). Per binade e:
+# the smallest k in it, and 2**(47 - e) mod 625.
+_BINADES = [(next(k for k in range(10000) if (2 * k + 1) * 2**j >= 20000), pow(2, 47 + j, 625)) for j in range(1, 17)]
+
+
+def rate_of(present: Any, recorded: Any) -> Any:
+    """``programme.attendance_rate`` in SQL, on integers alone so that both databases give Python's float:
+    k = floor(10^4 * present / recorded), one more when the quotient is above k + 1/2, and at exactly k + 1/2
+    as ``round`` decides it (``_BINADES``); then k / 10^4 as a float, null when nothing was recorded."""
+    p, r = sa.type_coerce(present, sa.BigInteger), sa.type_coerce(recorded, sa.BigInteger)
+    k = (p * _integer(10000)) // r
+    odd = k * _integer(2) + _integer(1)
+    above = p * _integer(20000) - odd * r
+    shift = sa.case(*((k >= _integer(lowest), _integer(power)) for lowest, power in _BINADES), else_=_integer(1))
+    at_half = sa.case(
+        (odd % _integer(625) == _integer(0), k % _integer(2)),
+        ((odd * shift) % _integer(625) > _integer(312), _integer(1)),
+        else_=_integer(0),
+    )
+    rounded = k + sa.case((above > _integer(0), _integer(1)), (above < _integer(0), _integer(0)), else_=at_half)
+    return sa.case(
+        (r == _integer(0), sa.null()), else_=sa.cast(rounded, sa.Float) / sa.literal_column("10000.0", sa.Float)
+    )
 
 
 def _snake(name: str) -> str:
