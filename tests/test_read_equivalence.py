@@ -76,6 +76,12 @@ REGRESSIONS = {
     "refused_within_days": "{ facilitators(withinDays: 367) { totalCount nodes { displayName } } }",
     "groups_facilitators_group_sessions_paged": """{ groups(first: 4) { nodes { name facilitators { role
         group { name sessions(last: 2) { pageInfo { hasPreviousPage startCursor } nodes { startsAt } } } } } } }""",
+    "participants_enrolments_attendance": """{ participants(first: 50) { nodes { reference consents { purpose
+        givenAt withdrawnAt inForce } enrolments { status group { name } attendance { status session { startsAt }
+        } } } } }""",
+    "rollups_over_periods": """{ regions { nodes { totals { activeGroups sessionsHeld uniqueAttendees }
+        early: totals(from: "2026-01-01T00:00:00+00:00", to: "2026-02-01T00:00:00Z") { sessionsHeld uniqueAttendees }
+        groups { nodes { attendanceRate rate: attendanceRate(from: "2026-01-20T00:00:00+00:00") } } } } }""",
 }
 
 

@@ -322,9 +322,20 @@ class CompiledRead:
 _COMPILED_HERE = object()
 
 
-def compile_read(statement: sa.Select[Any], dialect: sa.Dialect) -> CompiledRead:
-    """The statement compiled for ``dialect`` with bind parameters (never caller values written into SQL)."""
+def compile_read(
+    statement: sa.Select[Any],
+    dialect: sa.Dialect,
+    rearrange: Callable[[sa.Select[Any]], sa.Select[Any]] | None = None,
+) -> CompiledRead:
+    """The statement compiled for ``dialect`` with bind parameters (never caller values written into SQL).
+
+    ``rearrange`` rewrites the checked statement for a database's limits without changing what it reads (the
+    SQLite read compiler moves self-contained subqueries to the top of the statement as common table
+    expressions): it applies after the check, so the parts it moves keep the check they passed in place.
+    """
     require_checked(statement, "compiling a read")
+    if rearrange is not None:
+        statement = rearrange(statement)
     return CompiledRead(statement.compile(dialect=dialect), _COMPILED_HERE)
 
 

@@ -224,19 +224,34 @@ class Period:
     ends: datetime
 
 
-async def attendance_rates(
-    session: AsyncSession, principal: Principal, group_ids: Sequence[uuid.UUID], period: Period
-) -> dict[uuid.UUID, float | None]:
-    """Share of recorded places that were present, at held sessions in the period (None: nothing recorded).
+DEFAULT_PERIOD = timedelta(days=365)
 
-    Starts from the sessions of the groups asked for in the period (the session index on organisation,
-    group and start), filtered by access, then each session's marks through the attendance index: the work
-    grows with those groups' sessions, not with the organisation's history.
+
+def period_of(starts: datetime | None, ends: datetime | None) -> Period:
+    """The roll-ups' period from a caller's ``from``/``to``: by default the 12 months up to now."""
+    end = ends or datetime.now(UTC)
+    return Period(starts=starts or end - DEFAULT_PERIOD, ends=end)
+
+
+def attendance_rate(present: int, recorded: int) -> float | None:
+    """``present / recorded`` rounded to 4 decimals (Python's ``round`` of the float: the exact binary value,
+    halves to even), None when nothing was recorded."""
+    return round(present / recorded, 4) if recorded else None
+
+
+def attendance_rate_tally(principal: Principal, period: Period) -> sa.Select[Any]:
+    """Present places and recorded places (two columns) at the readable held sessions in ``period``.
+
+    Starts from sessions (the session index on organisation, group and start, once the caller narrows it to
+    groups), then each session's marks through the attendance index: the work grows with the asked groups'
+    sessions, not with the organisation's history.
     """
     present = sa.func.sum(sa.case((Attendance.status == AttendanceStatus.PRESENT, 1), else_=0))
-    query = (
+    tallies: list[Any] = [present.label("present"), sa.func.count(Attendance.id).label("recorded")]
+    return (
         readable(principal, GroupSession)
-        .with_only_columns(GroupSession.group_id, present, sa.func.count(Attendance.id))
+        .with_only_columns(*tallies)
+        .select_from(GroupSession)
         .join(
             Attendance,
             sa.and_(
@@ -244,16 +259,26 @@ async def attendance_rates(
             ),
         )
         .where(
-            GroupSession.group_id.in_(group_ids),
             GroupSession.starts_at >= period.starts,
             GroupSession.starts_at < period.ends,
             GroupSession.status == SessionStatus.HELD,
         )
+    )
+
+
+async def attendance_rates(
+    session: AsyncSession, principal: Principal, group_ids: Sequence[uuid.UUID], period: Period
+) -> dict[uuid.UUID, float | None]:
+    """Share of recorded places that were present, at held sessions in the period (None: nothing recorded)."""
+    query = (
+        attendance_rate_tally(principal, period)
+        .add_columns(GroupSession.group_id)
+        .where(GroupSession.group_id.in_(group_ids))
         .group_by(GroupSession.group_id)
     )
     rates: dict[uuid.UUID, float | None] = dict.fromkeys(group_ids)
-    for group_id, present_count, recorded in await fetch_rows(session, query):
-        rates[group_id] = round(int(present_count) / int(recorded), 4) if recorded else None
+    for present_count, recorded, group_id in await fetch_rows(session, query):
+        rates[group_id] = attendance_rate(int(present_count or 0), int(recorded))
     return rates
 
 
@@ -307,6 +332,49 @@ async def region_totals(
         for region_id, number in await fetch_rows(session, trusted):
             totals[region_id][name] = int(number)
     return {rid: RegionTotals(**values) for rid, values in totals.items()}
+
+
+def region_total_statements(principal: Principal, period: Period) -> dict[str, tuple[sa.Select[Any], Any]]:
+    """``region_totals`` of one region, each total a one-value statement with the column to equate to the
+    region's id (``statement.where(column == region_id)``). Built from the access module's statements alone
+    (readable groups and sessions, countable marks), so that it can be part of a larger checked statement."""
+    group = sa.orm.aliased(Group)  # beside, not instead of, the groups table of the access filters' subqueries
+    of_group = sa.and_(group.id == GroupSession.group_id, group.organisation_id == GroupSession.organisation_id)
+    held_in_period = sa.and_(
+        GroupSession.status == SessionStatus.HELD,
+        GroupSession.starts_at >= period.starts,
+        GroupSession.starts_at < period.ends,
+    )
+    active = groups(principal).with_only_columns(sa.func.count()).where(Group.status == GroupStatus.ACTIVE)
+    held = (
+        readable(principal, GroupSession)
+        .with_only_columns(sa.func.count(GroupSession.id))
+        .select_from(GroupSession)
+        .join(group, of_group)
+        .where(held_in_period)
+    )
+    # From the region's groups to their sessions to those sessions' marks. Counted distinct over an expression,
+    # not the bare column: SQLite would otherwise walk the organisation's marks in participant order through
+    # the participant index (to count distinct values without sorting), reading its whole history.
+    distinct_people = sa.distinct(sa.func.coalesce(Attendance.participant_id, Attendance.participant_id))
+    attendees = (
+        access.attendance_for_counts(principal)
+        .with_only_columns(sa.func.count(distinct_people))
+        .select_from(group)
+        .join(GroupSession, of_group)
+        .join(
+            Attendance,
+            sa.and_(
+                Attendance.organisation_id == GroupSession.organisation_id, Attendance.session_id == GroupSession.id
+            ),
+        )
+        .where(held_in_period, Attendance.status == AttendanceStatus.PRESENT)
+    )
+    return {
+        "active_groups": (active, Group.region_id),
+        "sessions_held": (held, group.region_id),
+        "unique_attendees": (attendees, group.region_id),
+    }
 
 
 async def consecutive_absences(

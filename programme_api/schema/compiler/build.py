@@ -101,11 +101,27 @@ class Builder:
             return self.attendance_counts(named_type(definition.type), nodes, rows)
         if (type_.name, name) == ("Participant", "consecutiveAbsences"):
             return self.consecutive_absences(rows)
+        if (type_.name, name) == ("Consent", "inForce"):
+            return self.dialect.boolean(rows.c.withdrawn_at.is_(None))
+        if (type_.name, name) == ("Enrolment", "attendance"):
+            return self.enrolment_attendance(named_type(definition.type), nodes, rows)
+        if (type_.name, name) == ("Group", "attendanceRate"):
+            return self.attendance_rate(definition, nodes[0], rows)
+        if (type_.name, name) == ("Region", "totals"):
+            return self.region_totals(named_type(definition.type), definition, nodes, rows)
         if (type_.name, name) == ("Group", "schedule"):
             return self.schedule(named_type(definition.type), nodes, rows)
         if (type_.name, name) == ("Facilitator", "complianceState"):
             return self.compliance_state(definition, nodes[0], rows)
         raise Unsupported(f"{type_.name}.{name}")
+
+    def declared(self, type_: GraphQLObjectType, name: str) -> None:
+        """A field of an object the compiler works out whole (counts, schedule, totals): declared in the policy,
+        and with nothing on it the compiler would not apply."""
+        policy = policy_of(type_.name, name)
+        if policy is None or policy.read is Read.RESOLVER:
+            raise Unsupported(f"{type_.name}.{name} is read by its resolver")
+        honoured(self.schema, type_.name, name, policy.permissions)
 
     def leaf(self, type_: GraphQLOutputType, column: Any) -> Any:
         """A column rendered as the field's scalar or enum serialiser would render it."""
@@ -149,13 +165,81 @@ class Builder:
         return self.dialect.embed(found.scalar_subquery())
 
     def children(self, type_: GraphQLObjectType, spec: ChildrenSpec, nodes: list[FieldNode], parent: Rows) -> Any:
-        table = spec.model.__table__
         statement = self.readable_rows(spec.model).where(spec.parent_column == parent.c.id).correlate(parent)
-        in_table = [table.c[key].desc() if descending else table.c[key].asc() for key, descending in spec.order]
+        return self.listed(type_, spec.model, statement, spec.order, nodes)
+
+    def listed(
+        self,
+        type_: GraphQLObjectType,
+        model: type[Any],
+        statement: sa.Select[Any],
+        order: tuple[tuple[str, bool], ...],
+        nodes: list[FieldNode],
+    ) -> Any:
+        """The rows of ``statement`` (one table's columns) as an array of ``type_`` objects in ``order``."""
+        table = model.__table__
+        in_table = [table.c[key].desc() if descending else table.c[key].asc() for key, descending in order]
         rows = self.dialect.in_order(statement.order_by(*in_table)).subquery(self.alias())
-        in_rows = [rows.c[key].desc() if descending else rows.c[key].asc() for key, descending in spec.order]
+        in_rows = [rows.c[key].desc() if descending else rows.c[key].asc() for key, descending in order]
         items = self.dialect.array(self.object(type_, rows, self.selected(type_, nodes)), in_rows)
         return self.dialect.embed(sa.select(items).select_from(rows).scalar_subquery())
+
+    def enrolment_attendance(self, type_: GraphQLObjectType, nodes: list[FieldNode], enrolment: Rows) -> Any:
+        """The participant's readable marks at readable sessions of the enrolment's group, as the resolver
+        picks them (the participant's marks, each kept when its session is readable and of that group)."""
+        attendance, session = models.Attendance, models.GroupSession
+        of_the_group = (
+            self.readable_rows(session)
+            .where(session.id == attendance.session_id, session.group_id == enrolment.c.group_id)
+            .exists()
+            .correlate_except(session)
+        )
+        statement = (
+            self.readable_rows(attendance)
+            .where(attendance.participant_id == enrolment.c.participant_id, of_the_group)
+            .correlate(enrolment)
+        )
+        return self.listed(type_, attendance, statement, (("recorded_at", False), ("id", False)), nodes)
+
+    def period(self, definition: Any, node: FieldNode, request: Request) -> programme.Period:
+        """The roll-up's period as the resolver works it out from ``from``/``to``, for each request."""
+        args = request.arguments(definition, node)
+        return programme.period_of(args.get("from"), args.get("to"))
+
+    def attendance_rate(self, definition: Any, node: FieldNode, group: Rows) -> Any:
+        """``programme.attendance_rates`` of this one group: its readable held sessions in the period, each
+        session's marks through the attendance index; the rate as ``programme.attendance_rate`` rounds it."""
+
+        def tally(request: Request) -> sa.Select[Any]:
+            return programme.attendance_rate_tally(request.principal, self.period(definition, node, request))
+
+        statement = self.slots.domain(tally(self.request), tally)
+        statement = statement.where(models.GroupSession.group_id == group.c.id).correlate(group)
+        counts = statement.subquery(self.alias())
+        present, recorded = (sa.func.coalesce(column, 0) for column in counts.c)
+        return sa.select(rate_of(present, recorded)).select_from(counts).scalar_subquery()
+
+    def region_totals(self, type_: GraphQLObjectType, definition: Any, nodes: list[FieldNode], region: Rows) -> Any:
+        """``programme.region_totals`` of this one region: one count per selected total, each over the groups
+        of the region the caller may read (and their held sessions in the period, and those sessions' marks)."""
+        pairs: list[tuple[str, Any]] = []
+        for key, field_nodes in self.selected(type_, nodes).items():
+            name = field_nodes[0].name.value
+            if name == "__typename":
+                pairs.append((key, text(type_.name)))
+                continue
+            self.declared(type_, name)
+            total = _snake(name)
+
+            def count(request: Request, total: str = total) -> tuple[sa.Select[Any], Any]:
+                period = self.period(definition, nodes[0], request)
+                return programme.region_total_statements(request.principal, period)[total]
+
+            statement, region_id = count(self.request)
+            statement = self.slots.domain(statement, functools.partial(_first, count))
+            statement = statement.where(region_id == region.c.id).correlate(region)
+            pairs.append((key, statement.scalar_subquery()))
+        return self.dialect.object(pairs)
 
     def attendance_counts(self, type_: GraphQLObjectType, nodes: list[FieldNode], session: Rows) -> Any:
         """The session's tallies by status (``programme.attendance_tallies``) plus its drop-in headcount."""
@@ -166,12 +250,24 @@ class Builder:
         for key, field_nodes in self.selected(type_, nodes).items():
             name = field_nodes[0].name.value
             if name != "__typename":
-                honoured(self.schema, type_.name, name, frozenset())
+                self.declared(type_, name)
             pairs.append((key, text(type_.name) if name == "__typename" else values[name]))
         if not any(_reads(value, models.Attendance.__table__) for _key, value in pairs):
             # Only the session's own columns (``dropins``): no aggregate over its marks, which would find no
             # row, and so no object, for a session without marks.
             return self.dialect.object(pairs)
+        if self.dialect.name == "sqlite":
+            # Each count its own correlated count, as ``programme.with_attendance_counts`` reads them on
+            # SQLite: values of the object, not an object inside a subquery (which costs SQLite's parser
+            # stack twice over at the deepest point of a dashboard).
+            statuses = {f"attendance_{status.value}": status for status in models.AttendanceStatus}
+            counted = {
+                id(column): tallies.with_only_columns(sa.func.count())
+                .where(models.Attendance.status == statuses[column.name])
+                .scalar_subquery()
+                for column in tallies.selected_columns
+            }
+            return self.dialect.object([(key, counted.get(id(value), value)) for key, value in pairs])
         return self.dialect.embed(tallies.with_only_columns(self.dialect.object(pairs)).scalar_subquery())
 
     def node(self, definition: Any, nodes: list[FieldNode]) -> Any:
@@ -248,7 +344,7 @@ class Builder:
             if name == "__typename":
                 pairs.append((key, text(type_.name)))
                 continue
-            honoured(self.schema, type_.name, name, frozenset())
+            self.declared(type_, name)
             column, default = columns[name]
             value = self.leaf(type_.fields[name].type, column)
             pairs.append((key, value if default is None else sa.func.coalesce(value, default)))
@@ -329,6 +425,42 @@ class Builder:
         return self.dialect.embed(found.scalar_subquery())
 
 
+def _integer(value: int) -> Any:
+    return sa.literal_column(str(value), sa.Integer)
+
+
+# Python's ``round(present / recorded, 4)`` rounds the float nearest the quotient, so a quotient exactly halfway
+# between two results, (2k + 1) / 20000, goes the way its nearest float lies: up when that float is above it.
+# m / ulp(m) = (2k + 1) * 2**(47 - e) / 625 for m in [2**e, 2**(e + 1)), so the float lies above m when
+# (2k + 1) * 2**(47 - e) mod 625 > 312 (when 625 divides 2k + 1, m is a float: halves to even). Per binade e:
+# the smallest k in it, and 2**(47 - e) mod 625.
+_BINADES = [(next(k for k in range(10000) if (2 * k + 1) * 2**j >= 20000), pow(2, 47 + j, 625)) for j in range(1, 17)]
+
+
+def rate_of(present: Any, recorded: Any) -> Any:
+    """``programme.attendance_rate`` in SQL, on integers alone so that both databases give Python's float:
+    k = floor(10^4 * present / recorded), one more when the quotient is above k + 1/2, and at exactly k + 1/2
+    as ``round`` decides it (``_BINADES``); then k / 10^4 as a float, null when nothing was recorded."""
+    p, r = sa.type_coerce(present, sa.BigInteger), sa.type_coerce(recorded, sa.BigInteger)
+    k = (p * _integer(10000)) // r
+    odd = k * _integer(2) + _integer(1)
+    above = p * _integer(20000) - odd * r
+    shift = sa.case(*((k >= _integer(lowest), _integer(power)) for lowest, power in _BINADES), else_=_integer(1))
+    at_half = sa.case(
+        (odd % _integer(625) == _integer(0), k % _integer(2)),
+        ((odd * shift) % _integer(625) > _integer(312), _integer(1)),
+        else_=_integer(0),
+    )
+    rounded = k + sa.case((above > _integer(0), _integer(1)), (above < _integer(0), _integer(0)), else_=at_half)
+    return sa.case(
+        (r == _integer(0), sa.null()), else_=sa.cast(rounded, sa.Float) / sa.literal_column("10000.0", sa.Float)
+    )
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
 def _reads(expression: Any, rows: Any) -> bool:
     """Whether ``expression`` reads a column of ``rows`` (outside a subquery of its own)."""
     return any(getattr(element, "table", None) is rows for element in sa.sql.visitors.iterate(expression))
@@ -350,3 +482,7 @@ def named_leaf(type_: Any) -> GraphQLEnumType:
     if not isinstance(type_, GraphQLEnumType):
         raise Unsupported(f"not an enum: {type_}")
     return type_
+
+
+def _first(build: Any, request: Request) -> Any:
+    return build(request)[0]

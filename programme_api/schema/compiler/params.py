@@ -74,9 +74,11 @@ class Slots:
     dialect: sa.Dialect
     lists: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     own: list[tuple[str, Compute]] = field(default_factory=list)
-    groups: list[tuple[tuple[str, ...], Any, Callable[[Request], sa.ClauseElement]]] = field(default_factory=list)
+    groups: list[tuple[tuple[str, ...], Any, Callable[[Request], sa.ClauseElement], str]] = field(default_factory=list)
     checks: list[Callable[[Request], None]] = field(default_factory=list)
     counter: itertools.count[int] = field(default_factory=itertools.count)
+    # SQLite: the items of each list parameter, as a common table expression the statement names.
+    lists_as_tables: list[Any] = field(default_factory=list)
 
     def check(self, check: Callable[[Request], None]) -> None:
         """A check of the request's values with no parameter of its own (the executor's argument checks)."""
@@ -112,8 +114,10 @@ class Slots:
                 self.lists[name] = self._list_value(parameter.type)
             else:
                 replacements[id(parameter)] = sa.bindparam(name, type_=parameter.type)
-        shape = _shape(statement if probe is None else probe)
-        self.groups.append((tuple(replacements[id(p)].key for p in parameters), shape, rebuild))
+        source = statement if probe is None else probe
+        self.groups.append(
+            (tuple(replacements[id(p)].key for p in parameters), _shape(source), rebuild, self._text(source))
+        )
         if not replacements:
             return statement
 
@@ -143,17 +147,48 @@ class Slots:
     def _in_list(self, column: Any, parameter: BindParameter[Any]) -> Any:
         if self.dialect.name == "postgresql":
             return column == sa.any_(parameter)
-        return column.in_(sa.select(sa.literal_column("value")).select_from(sa.func.json_each(parameter)))
+        # ``column IN <table>``, the table a common table expression of the list's items: at the top of the
+        # statement, not one more subquery inside the (possibly deeply nested) condition, where SQLite's
+        # parser (before 3.46) runs out of stack.
+        items: sa.Select[Any] = sa.select(sa.literal_column("value")).select_from(sa.func.json_each(parameter))
+        table = items.cte(f"{parameter.key}_items")
+        self.lists_as_tables.append(table)
+        return column.op("IN", is_comparison=True)(sa.literal_column(table.name))
+
+    def with_tables(self, statement: sa.Select[Any]) -> sa.Select[Any]:
+        """``statement`` with the tables its conditions name (``_in_list``)."""
+        return statement.add_cte(*self.lists_as_tables) if self.lists_as_tables else statement
+
+    def _text(self, statement: Any) -> str:
+        return str(statement.compile(dialect=self.dialect))
+
+    def _same_shape(self, index: int, rebuilt: Any) -> bool:
+        """Whether ``rebuilt`` has the structure the slots were made for.
+
+        Compared by SQLAlchemy's cache key, and when that differs, by the SQL text: running an ORM statement
+        memoises ORM compile options on it and its subqueries (``_ORMSelectCompileState``), so the key of a
+        statement the executor shares (``access.readable`` is cached per principal) changes once, its text
+        does not. The new key is kept, so the text is compiled once per such change, not per request.
+        """
+        names, shape, rebuild, text = self.groups[index]
+        key = _shape(rebuilt)
+        if key == shape:
+            return True
+        if self._text(rebuilt) != text:
+            return False
+        self.groups[index] = (names, key, rebuild, text)
+        return True
 
     def values(self, request: Request) -> dict[str, Any]:
         """Every slot's value for ``request``; ``Unsupported`` when the request cannot use this statement."""
         for check in self.checks:
             check(request)
         values: dict[str, Any] = {name: compute(request) for name, compute in self.own}
-        for names, shape, rebuild in self.groups:
+        for index, group in enumerate(self.groups):
+            names, rebuild = group[0], group[2]
             rebuilt = rebuild(request)
             parameters = bind_parameters(rebuilt)
-            if len(parameters) != len(names) or _shape(rebuilt) != shape:
+            if len(parameters) != len(names) or not self._same_shape(index, rebuilt):
                 raise Unsupported("the access statement changed shape")
             for name, parameter in zip(names, parameters, strict=True):
                 convert = self.lists.get(name)

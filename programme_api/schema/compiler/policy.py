@@ -187,7 +187,8 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
     ("Region", "groups"): _connection(
         ConnectionSpec(lambda p, _a: programme.groups(p), programme.GROUP_ORDER, m.Group.region_id), m.Group
     ),
-    ("Region", "totals"): _resolver(P),  # a roll-up over a period
+    ("Region", "totals"): FieldPolicy(Read.COMPUTED, P),  # a roll-up over a period
+    **_columns("RegionTotals", "activeGroups", "sessionsHeld", "uniqueAttendees", scope=P),
     # Groups, sessions and facilitators.
     ("Group", "id"): FieldPolicy(Read.GLOBAL_ID, P),
     **_columns("Group", "name", "topic", "deliveryMode", "venue", "capacity", "status", "version", scope=P),
@@ -200,7 +201,7 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
         ConnectionSpec(lambda p, _a: programme.sessions(p), programme.SESSION_ORDER, m.GroupSession.group_id),
         m.GroupSession,
     ),
-    ("Group", "attendanceRate"): _resolver(P),
+    ("Group", "attendanceRate"): FieldPolicy(Read.COMPUTED, P),
     ("GroupSession", "id"): FieldPolicy(Read.GLOBAL_ID, P),
     **_columns("GroupSession", "startsAt", "endsAt", "status", "cancellationReason", "dropinCount", "version", scope=P),
     ("GroupSession", "group"): _reference(m.Group, "group_id"),
@@ -226,17 +227,26 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
     ("Participant", "enrolments"): _children(
         m.Enrolment, m.Enrolment.participant_id, ("requested_at", False), ("id", False)
     ),
-    ("Participant", "consents"): _resolver(R),
+    ("Participant", "consents"): FieldPolicy(
+        Read.CHILDREN,
+        R,
+        spec=ChildrenSpec(
+            m.Consent, m.Consent.participant_id, (("given_at", False), ("created_at", False), ("id", False))
+        ),
+    ),
     ("Participant", "consecutiveAbsences"): FieldPolicy(Read.COMPUTED, R),
     ("Enrolment", "id"): FieldPolicy(Read.GLOBAL_ID, R),
     **_columns("Enrolment", "status", "requestedAt", "activatedAt", "leftAt", "version", scope=R),
     ("Enrolment", "group"): _reference(m.Group, "group_id"),
     ("Enrolment", "participant"): _reference(m.Participant, "participant_id"),
-    ("Enrolment", "attendance"): _resolver(R),
+    ("Enrolment", "attendance"): FieldPolicy(Read.COMPUTED, R),
     ("AttendanceRecord", "id"): FieldPolicy(Read.GLOBAL_ID, R),
     **_columns("AttendanceRecord", "status", "recordedAt", scope=R),
     ("AttendanceRecord", "session"): _reference(m.GroupSession, "session_id"),
     ("AttendanceRecord", "participant"): _reference(m.Participant, "participant_id"),
+    ("Consent", "id"): FieldPolicy(Read.GLOBAL_ID, R),
+    **_columns("Consent", "purpose", "formVersion", "givenAt", "withdrawnAt", scope=R),
+    ("Consent", "inForce"): FieldPolicy(Read.COMPUTED, R),
     # The objects computed from a row.
     **_columns(
         "Schedule", "frequency", "weekday", "weekOfMonth", "startTime", "durationMinutes", "anchorDate", scope=P

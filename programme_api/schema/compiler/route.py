@@ -147,10 +147,10 @@ def build(
 ) -> CompiledQuery:
     """The operation as one statement returning the ``data`` object as text (nothing is sent here)."""
     builder = Builder(schema, request, dialect, sa_dialect)
-    statement = dialect.finish(builder.data(query))
+    statement = builder.slots.with_tables(dialect.finish(builder.data(query)))
     if dialect.name == "postgresql":
         statement = _bind_tenant(statement, builder.slots, request.principal)
-    return CompiledQuery(compile_read(statement, sa_dialect), builder.slots)
+    return CompiledQuery(compile_read(statement, sa_dialect, dialect.rearrange), builder.slots)
 
 
 def _bind_tenant(statement: sa.Select[Any], slots: Slots, principal: Principal) -> sa.Select[Any]:

@@ -265,6 +265,6 @@ async def participant_consents(info: Info, participant_id: uuid.UUID) -> list[Co
         consent.consent_history,
         models.Consent.participant_id,
         participant_id,
-        (models.Consent.given_at, models.Consent.created_at),
+        (models.Consent.given_at, models.Consent.created_at, models.Consent.id),
     )
     return [Consent.from_model(row) for row in rows]

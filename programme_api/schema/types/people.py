@@ -97,7 +97,8 @@ class Enrolment(Node):
     async def attendance(self, info: Info) -> list[AttendanceRecord]:
         rows = await load_children(
             info, "participant.attendance", lambda p: readable(p, models.Attendance),
-            models.Attendance.participant_id, self.model.participant_id, (models.Attendance.recorded_at,),
+            models.Attendance.participant_id, self.model.participant_id,
+            (models.Attendance.recorded_at, models.Attendance.id),
         )  # fmt: skip
         sessions = await asyncio.gather(*(load_by_id(info, models.GroupSession, row.session_id) for row in rows))
         return [

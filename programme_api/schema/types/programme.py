@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -22,8 +22,7 @@ PAGE_ARGS_HELP = "Relay paging: `first`/`after` or `last`/`before`, at most 100 
 
 
 def _period(starts: datetime | None, ends: datetime | None) -> Period:
-    end = ends or datetime.now(UTC)
-    return Period(starts=starts or end - timedelta(days=365), ends=end)
+    return programme.period_of(starts, ends)
 
 
 @strawberry.type(description="Totals for a region over a period. Requires `programme:read`.")
