@@ -22,6 +22,7 @@ from .oauth import routes as oauth_routes
 from .oauth.views import build_views
 from .runtime import Authenticator, Runtime
 from .web import exports, graphql, health, login, metrics
+from .web import report as report_export
 from .web.metrics import MetricsMiddleware
 from .web.middleware import RequestContextMiddleware
 
@@ -72,6 +73,7 @@ def build_routes() -> list[BaseRoute]:
     routes += explorer.routes
     routes += metrics.routes
     routes += exports.routes
+    routes += report_export.routes
     return routes
 
 
