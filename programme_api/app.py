@@ -24,6 +24,7 @@ from .oauth import routes as oauth_routes
 from .oauth.views import build_views
 from .runtime import Authenticator, Runtime
 from .web import exports, graphql, health, login, metrics, sdl, subscriptions
+from .web import report as report_export
 from .web.access_log import AccessLogMiddleware
 from .web.metrics import MetricsMiddleware, worker_exited
 from .web.middleware import RequestContextMiddleware
@@ -90,6 +91,7 @@ def build_routes() -> list[BaseRoute]:
     routes += exports.routes
     routes += subscriptions.routes
     routes += sdl.routes
+    routes += report_export.routes
     return routes
 
 

@@ -63,6 +63,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(webhooks_app, name="webhooks")
 app.command("worker")(notifications_worker)
+evaluation_app = typer.Typer(help="Evaluation projects.", no_args_is_help=True)
+app.add_typer(evaluation_app, name="evaluation")
 
 
 class CommandError(Exception):
@@ -326,6 +328,25 @@ def export_surveys(
     written = asyncio.run(main())
     if output:
         typer.echo(f"wrote {written} bytes to {output}", err=True)
+
+
+@evaluation_app.command("set-dose-bands")
+@one_line_errors
+def evaluation_set_dose_bands(
+    project: str = typer.Argument(..., help="Evaluation project slug."),
+    organisation: str = typer.Option(..., "--organisation", help="Slug of the organisation that owns the project."),
+    band: list[int] = typer.Option([], "--band", help="Lower bound of a band of sessions attended; repeat."),
+    default: bool = typer.Option(False, "--default", help="Go back to the default bands 0-3, 4-7, 8+."),
+) -> None:
+    """Set the bands of sessions attended that the project's dose-response tables use, e.g. --band 0 --band 4
+    --band 8 (0-3, 4-7, 8+); prints the band labels now in force."""
+    from .domain.evaluation import set_dose_bands
+
+    if default == bool(band):
+        raise CommandError("give either --band (one or more) or --default")
+    bounds = None if default else list(band)
+    labels = run_for_organisation(organisation, lambda session: set_dose_bands(session, organisation, project, bounds))
+    print_json(labels)
 
 
 TIMES = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"]

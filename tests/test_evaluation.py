@@ -64,11 +64,11 @@ async def cohort(db: AsyncSession, people: int = 3) -> dict[str, Any]:
             "project": project, "evaluator": evaluator_for(organisation, project)}  # fmt: skip
 
 
-async def all_rows(gql: GraphQLClient, evaluator: Any) -> list[dict[str, Any]]:
+async def all_rows(gql: GraphQLClient, evaluator: Any, query: str = RESPONSES) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     after = None
     while True:
-        page = (await gql.data(RESPONSES, {"after": after}, as_=evaluator))["evaluation"]["responses"]
+        page = (await gql.data(query, {"after": after}, as_=evaluator))["evaluation"]["responses"]
         rows += [edge["node"] for edge in page["edges"]]
         if not page["pageInfo"]["hasNextPage"]:
             return rows
@@ -181,7 +181,8 @@ async def test_small_cells_are_suppressed_with_a_secondary_cell(db: AsyncSession
     assert cells["anxiety"]["n"] is None
     assert cells["anxiety"]["mean"] is None
     assert cells["anxiety"]["suppressedStatistics"] == [
-        "N", "MEAN", "SD", "N_WITH_BASELINE", "MEAN_CHANGE", "RELIABLE_IMPROVEMENT", "RELIABLE_DETERIORATION"]  # fmt: skip
+        "N", "MEAN", "SD", "N_WITH_BASELINE", "MEAN_CHANGE", "RELIABLE_IMPROVEMENT", "RELIABLE_DETERIORATION",
+        "MEAN_CHANGE_CI", "SHARE_RELIABLY_IMPROVED", "EFFECT_SIZE_DZ", "EFFECT_SIZE_DAV"]  # fmt: skip
     # Anxiety's 2 cannot be had as the total minus the shown cells: a second figure of the line is hidden.
     line = [cells["burnout"], cells["loneliness"], aggregates["total"]]
     assert any(figure["suppressed"] for figure in line)

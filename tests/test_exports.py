@@ -21,6 +21,11 @@ from .api import GraphQLClient
 from .factories import principal_for, shipped_instrument_ids
 from .test_evaluation import WITHDRAW, all_rows, cohort
 
+ROWS_WITH_CHANGE = """query P($after: String) { evaluation { responses(first: 2, after: $after) { totalCount
+  edges { cursor node { pseudonym region groupTopic timepoint instrumentCode instrumentVersion answers score band
+  completedWeek sessionsAttended doseBand change { baselineScore change reliableChangeThreshold reliableChangeSource
+  classification recovery } } } pageInfo { hasNextPage endCursor } } } }"""
+
 
 async def get(gql: GraphQLClient, path: str, principal: object | None) -> tuple[int, bytes, dict[str, str]]:
     headers = {"Authorization": f"Bearer {gql.tokens.issue(principal)}"} if principal else {}  # type: ignore[arg-type]
@@ -32,8 +37,13 @@ def _graphql_as_csv(node: dict[str, Any], answer_columns: list[str]) -> tuple[st
     """A GraphQL evaluation row written the way the CSV export writes it."""
     plain = ["pseudonym", "region", "groupTopic", "timepoint", "instrumentCode", "instrumentVersion",
              "completedWeek", "score", "band", "sessionsAttended"]  # fmt: skip
-    values = [node[name] for name in plain]
+    derived = ["baselineScore", "change", "reliableChangeThreshold", "reliableChangeSource", "classification",
+               "recovery"]  # fmt: skip
+    change = node["change"] or {}
+    values = [node[name] for name in plain] + [change.get(name) for name in derived] + [node["doseBand"]]
     values[2], values[3] = values[2].lower(), values[3].lower()
+    values[14] = values[14].lower() if values[14] else values[14]
+    values[15] = values[15].lower() if values[15] else values[15]
     answers = [node["answers"].get(column.removeprefix("answer_")) for column in answer_columns]
     return tuple("" if value is None else str(value) for value in values + answers)
 
@@ -46,8 +56,9 @@ async def test_every_csv_row_is_a_graphql_row_column_for_column(db: AsyncSession
     answer_columns = [name for name in header if name.startswith("answer_")]
     assert header[: len(header) - len(answer_columns)] == [
         "pseudonym", "region", "group_topic", "timepoint", "instrument_code", "instrument_version",
-        "completed_week", "score", "band", "sessions_attended"]  # fmt: skip
-    graph = await all_rows(gql, c["evaluator"])
+        "completed_week", "score", "band", "sessions_attended", "baseline_score", "change",
+        "reliable_change_threshold", "reliable_change_source", "change_classification", "recovery", "dose_band"]  # fmt: skip
+    graph = await all_rows(gql, c["evaluator"], ROWS_WITH_CHANGE)
     assert sorted(tuple(line) for line in lines) == sorted(_graphql_as_csv(node, answer_columns) for node in graph)
 
 

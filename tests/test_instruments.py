@@ -27,6 +27,8 @@ EXPECTED = {
     "core10": (10, 0, 4, ["item2", "item3"], ["item6"], (0.0, 40.0), False, 6.0),
     "hhi": (12, 1, 4, ["item3", "item6"], [], (12.0, 48.0), True, 5.0),
     "ucla3": (3, 1, 3, [], [], (3.0, 9.0), False, 3.0),
+    "gse": (10, 1, 4, [], [], (10.0, 40.0), True, 6.0),
+    "qpr15": (15, 0, 4, [], [], (0.0, 60.0), True, 11.0),
 }
 
 EXPECTED_BANDS = {
@@ -50,13 +52,15 @@ EXPECTED_BANDS = {
     ],
     "hhi": [],
     "ucla3": [("not_lonely", 3, 5), ("lonely", 6, 9)],
+    "gse": [],
+    "qpr15": [],
 }
 
 BY_CODE = {instrument.code: instrument for instrument in SHIPPED_INSTRUMENTS}
 ALL = pytest.mark.parametrize("instrument", SHIPPED_INSTRUMENTS, ids=lambda instrument: instrument.code)
 
 
-def test_the_seven_instruments_are_shipped_once_each_at_version_1() -> None:
+def test_the_nine_instruments_are_shipped_once_each_at_version_1() -> None:
     assert [(item.code, item.version) for item in SHIPPED_INSTRUMENTS] == [
         ("swemwbs", 1),
         ("wemwbs", 1),
@@ -65,6 +69,8 @@ def test_the_seven_instruments_are_shipped_once_each_at_version_1() -> None:
         ("core10", 1),
         ("hhi", 1),
         ("ucla3", 1),
+        ("gse", 1),
+        ("qpr15", 1),
     ]
 
 
@@ -109,7 +115,7 @@ def test_swemwbs_lookup_is_the_published_conversion_table() -> None:
     assert lookup == {str(raw): score for raw, score in PUBLISHED_SWEMWBS.items()}
 
 
-@pytest.mark.parametrize("code", ["wemwbs", "phq9", "gad7", "core10", "hhi", "ucla3"])
+@pytest.mark.parametrize("code", ["wemwbs", "phq9", "gad7", "core10", "hhi", "ucla3", "gse", "qpr15"])
 def test_other_instruments_have_no_lookup(code: str) -> None:
     assert BY_CODE[code].definition["scoring"]["lookup"] is None
 
@@ -138,7 +144,7 @@ def test_phq9_and_gad7_item_wording() -> None:
     assert gad7[6] == "Feeling afraid, as if something awful might happen"
 
 
-@pytest.mark.parametrize("code", ["swemwbs", "wemwbs", "core10", "hhi", "ucla3"])
+@pytest.mark.parametrize("code", ["swemwbs", "wemwbs", "core10", "hhi", "ucla3", "gse", "qpr15"])
 def test_copyright_instruments_store_only_neutral_labels(code: str) -> None:
     instrument = BY_CODE[code]
     definition = instrument.definition
@@ -157,3 +163,46 @@ def test_shipped_instrument_finds_by_code_and_version() -> None:
         shipped_instrument("nope")
     with pytest.raises(KeyError, match="version 2"):
         shipped_instrument("phq9", 2)
+
+
+def test_every_shipped_instrument_cites_its_reliable_change_and_licence() -> None:
+    from programme_api.domain import instruments
+
+    assert set(instruments.RELIABLE_CHANGE_SOURCES) == set(BY_CODE)
+    assert instruments.reliable_change_source("custom_mood") == (
+        "declared by the organisation in its custom instrument's definition"
+    )
+    assert instruments.CASENESS == {"phq9": 10.0, "gad7": 8.0}
+    for cited in ("Schwarzer & Jerusalem 1995", "permission to use and reproduce", "QPR-15",
+                  "permission not required", "PhenX Toolkit"):  # fmt: skip
+        assert cited in " ".join((instruments.__doc__ or "").split()), cited
+
+
+@pytest.mark.parametrize(
+    ("code", "answers", "score"),
+    [
+        # GSE: the sum of ten answers 1-4 (Schwarzer & Jerusalem 1995): lowest 10, highest 40.
+        ("gse", [1] * 10, 10.0),
+        ("gse", [4] * 10, 40.0),
+        ("gse", [1, 2, 3, 4, 1, 2, 3, 4, 1, 2], 23.0),
+        # QPR-15: the sum of fifteen answers 0-4 (Law et al. 2014): 0 to 60.
+        ("qpr15", [0] * 15, 0.0),
+        ("qpr15", [4] * 15, 60.0),
+        ("qpr15", [3, 3, 2, 4, 1, 0, 2, 3, 3, 4, 2, 2, 1, 3, 4], 37.0),
+    ],
+)
+def test_self_efficacy_and_recovery_scores_are_published_sums(code: str, answers: list[int], score: float) -> None:
+    from programme_api.domain.scoring import score_answers
+
+    result = score_answers(BY_CODE[code].definition, {f"item{i + 1}": a for i, a in enumerate(answers)})
+    assert (result.raw_score, result.score, result.band) == (score, score, None)
+
+
+@pytest.mark.parametrize("code", ["gse", "qpr15"])
+def test_self_efficacy_and_recovery_measures_refuse_missing_items(code: str) -> None:
+    from programme_api.domain.scoring import AnswerError, score_answers
+
+    items = BY_CODE[code].definition["items"]
+    answers = {item["key"]: item["min"] for item in items[1:]}
+    with pytest.raises(AnswerError):
+        score_answers(BY_CODE[code].definition, answers)

@@ -1,8 +1,8 @@
 """Property: nothing an evaluator can ask for determines a suppressed figure.
 
-For a random small population (counts per region x group topic x timepoint), every answer the API allows is
-computed through ``OutcomeCube.table``, the function ``evaluation.aggregate`` answers with: each dimension
-(region, group topic, timepoint), each timepoint filter (none, or any one timepoint). Instruments have
+For a random small population (counts per region x group topic x timepoint x dose band), every answer the API
+allows is computed through ``OutcomeCube.table``, the function ``evaluation.aggregate`` answers with: each
+dimension (region, group topic, timepoint, dose band), each timepoint filter (none, or any one timepoint). Instruments have
 disjoint responses, so their tables share no figure and one instrument's cube is the whole problem.
 
 The check is written independently of the implementation, from the reader's side. The unknowns are the
@@ -23,12 +23,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from programme_api.domain.analysis import NO_DOSE
 from programme_api.domain.models import Timepoint
 from programme_api.domain.outcome_tables import AggregateCell, AggregateTable, CubeKey, Dimension, OutcomeCube, Sums
 from programme_api.domain.suppression import is_small
 
 REGIONS = ["North", "South", "East"]
 TOPICS = ["anxiety", "depression", "loneliness"]
+BANDS = ["0-3", "4-7", "8+"]
 COUNT_FIELDS = {
     "n": "n",
     "n_with_baseline": "n_with_baseline",
@@ -39,26 +41,31 @@ COUNT_FIELDS = {
 
 @st.composite
 def populations(draw: st.DrawFn) -> tuple[dict[CubeKey, Sums], int]:
-    """Up to 3 regions x 3 topics x 5 timepoints; counts drawn to straddle the threshold (empty cells are left
-    out, as the database leaves them out)."""
+    """Up to 3 regions x 2 topics x 3 timepoints x 2 dose bands (and ``no_baseline``); counts drawn to
+    straddle the threshold (empty cells are left out, as the database leaves them out). As in the database,
+    responses in a dose band all have a baseline and those in ``no_baseline`` none; baselines are all in
+    ``no_baseline``."""
     threshold = draw(st.integers(2, 10))
     regions = REGIONS[: draw(st.integers(1, 3))]
-    topics = TOPICS[: draw(st.integers(1, 3))]
-    timepoints = draw(st.lists(st.sampled_from(list(Timepoint)), min_size=1, max_size=5, unique=True))
+    topics = TOPICS[: draw(st.integers(1, 2))]
+    timepoints = draw(st.lists(st.sampled_from(list(Timepoint)), min_size=1, max_size=3, unique=True))
+    bands = draw(st.lists(st.sampled_from(BANDS), min_size=1, max_size=2, unique=True))
     count = st.one_of(st.just(0), st.integers(1, threshold - 1), st.integers(threshold, 4 * threshold))
     cells: dict[CubeKey, Sums] = {}
     for region in regions:
         for topic in topics:
             for timepoint in timepoints:
-                n = draw(count)
-                if n == 0:
-                    continue
-                with_baseline = 0 if timepoint is Timepoint.BASELINE else draw(st.integers(0, n))
-                improved = draw(st.integers(0, with_baseline))
-                deteriorated = draw(st.integers(0, with_baseline - improved))
-                cells[(region, topic, timepoint)] = Sums(
-                    n, 3.0 * n, 10.0 * n, with_baseline, 1.5 * with_baseline, improved, deteriorated
-                )
+                for dose in [NO_DOSE] if timepoint is Timepoint.BASELINE else [NO_DOSE, *bands]:
+                    n = draw(count)
+                    if n == 0:
+                        continue
+                    with_baseline = 0 if dose == NO_DOSE else n
+                    improved = draw(st.integers(0, with_baseline))
+                    deteriorated = draw(st.integers(0, with_baseline - improved))
+                    cells[(region, topic, timepoint, dose)] = Sums(
+                        n, 3.0 * n, 10.0 * n, with_baseline, 1.5 * with_baseline, improved, deteriorated,
+                        change_squares=4.0 * with_baseline,
+                    )  # fmt: skip
     return cells, threshold
 
 
@@ -74,7 +81,7 @@ def covered(
     dimension: Dimension | None, key: str | None, timepoint: Timepoint | None, space: list[CubeKey]
 ) -> frozenset[CubeKey]:
     """The cube cells a figure adds up: a cell of ``dimension`` named ``key`` (None: all) at ``timepoint``."""
-    position = {Dimension.REGION: 0, Dimension.GROUP_TOPIC: 1}
+    position = {Dimension.REGION: 0, Dimension.GROUP_TOPIC: 1, Dimension.DOSE_BAND: 3}
     found = set()
     for cell in space:
         if timepoint is not None and cell[2] is not timepoint:
@@ -95,10 +102,11 @@ def published(
     for dimension, _, table in answers:
         keys[dimension] |= {cell.key for cell in table.cells}
     space = [
-        (region, topic, Timepoint(timepoint))
+        (region, topic, Timepoint(timepoint), dose)
         for region in sorted(keys[Dimension.REGION])
         for topic in sorted(keys[Dimension.GROUP_TOPIC])
         for timepoint in sorted(keys[Dimension.TIMEPOINT])
+        for dose in sorted(keys[Dimension.DOSE_BAND]) or [NO_DOSE]  # answers with no dose table: one band
     ]
     figures: list[tuple[frozenset[CubeKey], AggregateCell | None]] = []
     for dimension, timepoint, table in answers:
@@ -192,6 +200,9 @@ def test_shown_counts_and_their_complements_are_never_small(population: tuple[di
                 assert (cell.mean, cell.sd, cell.n_with_baseline) == (None, None, None)
             if cell.n_with_baseline is None:
                 assert (cell.mean_change, cell.reliable_improvement, cell.reliable_deterioration) == (None, None, None)
+                assert (cell.mean_change_ci, cell.effect_size_dz, cell.effect_size_dav) == (None, None, None)
+            if cell.reliable_improvement is None:
+                assert cell.share_reliably_improved is None
 
 
 def test_the_check_finds_a_leak_when_there_is_one() -> None:

@@ -10,6 +10,7 @@ access rule), and pages, counts and aggregates read only through it, so they nee
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -19,13 +20,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from . import access
+from . import access, analysis
 from .access import require_scope
 from .consent import in_force_clause
-from .errors import DomainError, ErrorCode
+from .errors import DomainError, ErrorCode, NotFound
 from .models import (
+    ActorType,
     Attendance,
     AttendanceStatus,
+    AuditEvent,
     EvaluationProject,
     EvaluationProjectOrganisation,
     Group,
@@ -79,6 +82,8 @@ class EvaluationRow:
     band: str | None
     completed_week: date
     sessions_attended: int | None
+    change: analysis.ResponseChange | None = None
+    dose_band: str = analysis.NO_DOSE
 
 
 @dataclass(frozen=True)
@@ -208,7 +213,35 @@ def evaluator_rows(project: EvaluationProject) -> sa.Select[Any]:
     return access.trusted(statement, reason="an evaluation project's own rule: its organisations, consent, range")
 
 
-def to_row(key: bytes, raw: Any) -> EvaluationRow:
+@dataclass(frozen=True)
+class Derivation:
+    """What a row's derived columns need beside the row: each instrument's latest definition (the one the
+    project's tables use) and the project's dose bands."""
+
+    definitions: dict[str, dict[str, Any]]
+    dose_bands: tuple[int, ...]
+
+    def change(self, code: str, score: float | None, baseline_score: float | None) -> analysis.ResponseChange | None:
+        definition = self.definitions.get(code)
+        if definition is None:
+            return None
+        return analysis.response_change(code, definition, score, baseline_score)
+
+    def dose_band(self, sessions: int | None, change: analysis.ResponseChange | None) -> str:
+        return analysis.dose_band(self.dose_bands, sessions, change is not None)
+
+
+async def derivation(session: AsyncSession, project: EvaluationProject) -> Derivation:
+    codes = [str(code) for code in project.instrument_codes]
+    definitions = {}
+    for code in codes:
+        with contextlib.suppress(DomainError):  # a code no instrument carries: its rows have no derived figures
+            definitions[code] = await instrument_definition(session, project, code)
+    return Derivation(definitions, analysis.dose_bands(project.dose_bands))
+
+
+def to_row(key: bytes, raw: Any, derived: Derivation) -> EvaluationRow:
+    change = derived.change(raw.instrument_code, raw.score, raw.baseline_score)
     return EvaluationRow(
         pseudonym=pseudonym(key, raw.participant_id),
         region=raw.region,
@@ -221,6 +254,8 @@ def to_row(key: bytes, raw: Any) -> EvaluationRow:
         band=raw.band,
         completed_week=week_start(raw.completed_at),
         sessions_attended=raw.sessions_attended,
+        change=change,
+        dose_band=derived.dose_band(raw.sessions_attended, change),
     )
 
 
@@ -242,8 +277,9 @@ async def response_page(
     statement = statement.order_by(rows.c.completed_at, rows.c.response_id).limit(size + 1)
     found = (await access.execute(session, statement)).all()
     window = found[:size]
+    derived = await derivation(session, project)
     return RowPage(
-        rows=[to_row(project.pseudonym_key, raw) for raw in window],
+        rows=[to_row(project.pseudonym_key, raw, derived) for raw in window],
         cursors=[seal_cursor(project.pseudonym_key, (raw.completed_at, raw.response_id)) for raw in window],
         has_next_page=len(found) > size,
         has_previous_page=after is not None,
@@ -299,19 +335,35 @@ async def suppression_threshold(session: AsyncSession, project: EvaluationProjec
     return max(project.suppression_threshold, strictest or 1)
 
 
+def dose_case(project: EvaluationProject, sessions: Any, baseline_score: Any) -> sa.ColumnElement[str]:
+    """The dose band label of a row in SQL (``analysis.dose_band``): ``no_baseline`` without a change."""
+    bounds = analysis.dose_bands(project.dose_bands)
+    labels = analysis.band_labels(bounds)
+    whens: list[tuple[Any, str]] = [
+        (baseline_score.is_(None), analysis.NO_DOSE),
+        (sessions.is_(None), analysis.NO_DOSE),
+    ]
+    whens += [(sessions >= low, label) for low, label in reversed(list(zip(bounds, labels, strict=True)))]
+    return sa.case(*whens, else_=labels[0])
+
+
 async def outcome_cube(session: AsyncSession, project: EvaluationProject, instrument_code: str) -> OutcomeCube:
-    """The instrument's sums by region x group topic x timepoint, computed in SQL, with suppression decided.
+    """The instrument's sums by region x group topic x timepoint x dose band, computed in SQL, with suppression
+    decided.
 
     Reliable change counts a change of at least the instrument's ``reliable_change`` in the improving
-    direction (``higher_is_better``) as improvement, the same size the other way as deterioration.
+    direction (``higher_is_better``) as improvement, the same size the other way as deterioration (within
+    ``analysis.TOLERANCE``, as ``analysis.response_change`` classifies each row).
     """
     definition = await instrument_definition(session, project, instrument_code)
     threshold = await suppression_threshold(session, project)
     rows = evaluator_rows(project).subquery()
     change = (rows.c.score - rows.c.baseline_score).label("change")
     signed = change if definition["higher_is_better"] else -change
-    reliable = float(definition["reliable_change"])
-    keys = (rows.c.region, rows.c.group_topic, rows.c.timepoint)
+    reliable = float(definition["reliable_change"]) - analysis.TOLERANCE
+    dose = dose_case(project, rows.c.sessions_attended, rows.c.baseline_score).label("dose")
+    paired_score = sa.case((rows.c.baseline_score.is_not(None), rows.c.score))
+    keys = (rows.c.region, rows.c.group_topic, rows.c.timepoint, dose)
     statement = (
         sa.select(
             *keys,
@@ -322,15 +374,19 @@ async def outcome_cube(session: AsyncSession, project: EvaluationProject, instru
             sa.func.sum(change),
             sa.func.sum(sa.case((signed >= reliable, 1), else_=0)),
             sa.func.sum(sa.case((signed <= -reliable, 1), else_=0)),
+            sa.func.sum(change * change),
+            sa.func.sum(rows.c.baseline_score),
+            sa.func.sum(rows.c.baseline_score * rows.c.baseline_score),
+            sa.func.sum(paired_score),
+            sa.func.sum(paired_score * paired_score),
         )
         .where(rows.c.instrument_code == instrument_code, rows.c.score.is_not(None))
         .group_by(*keys)
     )
     cells: dict[CubeKey, Sums] = {}
-    for region, topic, timepoint, n, total, squares, n_change, change_total, improved, deteriorated in (
-        await access.execute(session, statement)
-    ).all():
-        key = (str(region), str(topic), Timepoint(timepoint))
+    for region, topic, timepoint, band, n, *sums in (await access.execute(session, statement)).all():
+        key = (str(region), str(topic), Timepoint(timepoint), str(band))
+        total, squares, n_change, change_total, improved, deteriorated, *paired = sums
         cells[key] = cells.get(key, Sums()) + Sums(
             int(n),
             float(total or 0),
@@ -339,8 +395,10 @@ async def outcome_cube(session: AsyncSession, project: EvaluationProject, instru
             float(change_total or 0),
             int(improved or 0),
             int(deteriorated or 0),
+            *(float(value or 0) for value in paired),
         )
-    return decided_cube(threshold, tuple(sorted(cells.items())))
+    order = (*analysis.band_labels(analysis.dose_bands(project.dose_bands)), analysis.NO_DOSE)
+    return decided_cube(threshold, tuple(sorted(cells.items())), order)
 
 
 async def aggregate(
@@ -354,3 +412,40 @@ async def aggregate(
     (``outcome_tables``), so that no combination of answers recovers a hidden figure."""
     cube = await outcome_cube(session, project, instrument_code)
     return cube.table(instrument_code, dimension, timepoint)
+
+
+async def set_dose_bands(
+    session: AsyncSession, organisation_slug: str, project_slug: str, bounds: list[int] | None
+) -> list[str]:
+    """Operator-level (the CLI): set the bands of sessions attended an owning organisation's project groups
+    its dose-response tables by (``None``: back to 0-3, 4-7, 8+); audited in the same transaction.
+
+    Returns the band labels now in force. Tables asked for afterwards use the new bands at once: the cube is
+    built per request from the project row.
+    """
+    from .directory import organisation_by_slug
+
+    if bounds is not None:
+        analysis.validate_dose_bands(bounds, "band")
+    organisation = await organisation_by_slug(session, organisation_slug)
+    project = await session.scalar(
+        sa.select(EvaluationProject).where(
+            EvaluationProject.slug == project_slug, EvaluationProject.organisation_id == organisation.id
+        )
+    )
+    if project is None:
+        raise NotFound(f"evaluation project {project_slug!r}", "project")
+    project.dose_bands = None if bounds is None else list(bounds)
+    session.add(
+        AuditEvent(
+            organisation_id=organisation.id,
+            actor_type=ActorType.SYSTEM,
+            actor_id="cli",
+            action="evaluation_project.dose_bands_set",
+            target_type="EvaluationProject",
+            target_id=str(project.id),
+            details={"dose_bands": project.dose_bands},
+        )
+    )
+    await session.flush()
+    return [*analysis.band_labels(analysis.dose_bands(project.dose_bands)), analysis.NO_DOSE]

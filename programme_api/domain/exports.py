@@ -24,10 +24,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..db import read_only_session
-from . import access
+from . import access, analysis
 from .access import compile_read, cursor_batches, install_guard
 from .audit import AuditWriter, ReadLog, record_read, write_reads
-from .evaluation import evaluator_rows
+from .evaluation import Derivation, evaluator_rows
+from .instruments import CASENESS, reliable_change_source
 from .models import EvaluationProject, SurveyInstrument
 from .outcome_tables import SUPPRESSION_RULES
 from .principal import Principal
@@ -46,7 +47,66 @@ FIXED_COLUMNS: list[tuple[str, str, pa.DataType]] = [
     ("score", "Instrument score (lookup, sum, prorated sum or mean, as the instrument declares)", pa.float64()),
     ("band", "Score band, where the instrument has bands", pa.string()),
     ("sessions_attended", "Sessions attended in the group between baseline and this response", pa.int32()),
+    ("baseline_score", "Score of the participant's first baseline on this instrument", pa.float64()),
+    ("change", "score - baseline_score", pa.float64()),
+    ("reliable_change_threshold", "Score points a change must reach to be reliable", pa.float64()),
+    ("reliable_change_source", "Where the reliable change threshold comes from", pa.string()),
+    ("change_classification", "Reliable improvement, no reliable change or reliable deterioration", pa.string()),
+    ("recovery", "NHS Talking Therapies recovery (PHQ-9, GAD-7 only)", pa.string()),
+    ("dose_band", "Band of sessions_attended (no_baseline without a change)", pa.string()),
 ]
+DERIVED_COLUMNS: dict[str, dict[str, str]] = {
+    "sessions_attended": {
+        "formula": "count of the group's sessions marked present with starts_at between the first baseline's "
+        "completion and this response's completion (inclusive); null without a baseline",
+        "source": "attendance registers",
+    },
+    "baseline_score": {
+        "formula": "score of the participant's earliest baseline response on the same instrument code; null "
+        "for baseline responses themselves and for people with no baseline",
+        "source": "survey responses",
+    },
+    "change": {
+        "formula": "score - baseline_score, rounded to 4 decimals; null where baseline_score is null",
+        "source": "survey responses",
+    },
+    "reliable_change_threshold": {
+        "formula": "the instrument's reliable_change (latest version of the instrument code)",
+        "threshold": "per instrument, see instruments[].reliable_change",
+        "source": "see reliable_change_source and instruments[].reliable_change_source",
+    },
+    "reliable_change_source": {"formula": "citation of reliable_change_threshold", "source": "instrument docs"},
+    "change_classification": {
+        "formula": "signed = change if higher_is_better else -change; reliable_improvement when signed >= "
+        "threshold, reliable_deterioration when signed <= -threshold, else no_reliable_change (comparisons "
+        "within 1e-6 for decimal scores)",
+        "threshold": "reliable_change_threshold",
+        "source": "Jacobson & Truax 1991 reliable change; thresholds per instrument",
+    },
+    "recovery": {
+        "formula": "only PHQ-9 and GAD-7: not_at_caseness when baseline_score < cut-off; recovered when "
+        "baseline_score >= cut-off and score < cut-off; else not_recovered; null for other instruments",
+        "threshold": "caseness cut-off: PHQ-9 10, GAD-7 8",
+        "source": "NHS Talking Therapies for anxiety and depression Manual (NHS England): recovery is moving "
+        "from caseness at baseline to below caseness at the later measurement",
+    },
+    "dose_band": {
+        "formula": "the project's band containing sessions_attended (band starts in project.dose_bands, "
+        "default 0-3, 4-7, 8+); no_baseline where change is null",
+        "source": "attendance registers",
+    },
+}
+AGGREGATE_STATISTICS: dict[str, str] = {
+    "meanChangeCi": "mean change +/- t(0.975, n-1) * sd(change) / sqrt(n) over the responses with a baseline",
+    "shareReliablyImproved": "reliableImprovement / nWithBaseline",
+    "effectSizeDz": "Cohen's d_z = mean(change) / sd(change) (Lakens 2013); 95 % CI by inverting the "
+    "noncentral t distribution of t = d_z * sqrt(n) with n - 1 degrees of freedom (Cumming & Finch 2001)",
+    "effectSizeDav": "Cohen's d_av = mean(change) / ((sd(baseline) + sd(score)) / 2) over the same pairs "
+    "(Cumming 2012; Lakens 2013); 95 % CI: d_z's interval times sd(change) / average sd (approximation after "
+    "Algina & Keselman 2003)",
+    "sign": "effect sizes and changes are score - baseline: positive is a rise in score, which is improvement "
+    "only where higher_is_better",
+}
 
 
 async def project_instruments(session: AsyncSession, project: EvaluationProject) -> list[SurveyInstrument]:
@@ -82,7 +142,8 @@ def codebook(project: EvaluationProject, instruments: list[SurveyInstrument], th
     """Column names, labels, value labels and instrument versions: what an analyst needs to read the files;
     and the suppression applied to the project's aggregates (GraphQL ``evaluation.aggregates``)."""
     columns: list[dict[str, Any]] = [
-        {"name": name, "label": label, "type": str(kind)} for name, label, kind in FIXED_COLUMNS
+        {"name": name, "label": label, "type": str(kind)} | DERIVED_COLUMNS.get(name, {})
+        for name, label, kind in FIXED_COLUMNS
     ]
     for name in item_columns(instruments):
         key = name.removeprefix("answer_")
@@ -98,6 +159,7 @@ def codebook(project: EvaluationProject, instruments: list[SurveyInstrument], th
             "starts_on": project.starts_on.isoformat(),
             "ends_on": project.ends_on.isoformat(),
             "suppression_threshold": threshold,
+            "dose_bands": dose_band_labels(project),
         },
         "suppression": {
             "applies_to": "aggregates (GraphQL evaluation.aggregates); the row-level files are not suppressed",
@@ -106,6 +168,7 @@ def codebook(project: EvaluationProject, instruments: list[SurveyInstrument], th
             "the project covers",
             "rules": SUPPRESSION_RULES,
         },
+        "aggregate_statistics": AGGREGATE_STATISTICS,
         "columns": columns,
         "instruments": [_instrument_entry(instrument) for instrument in instruments],
     }
@@ -132,6 +195,8 @@ def _instrument_entry(instrument: SurveyInstrument) -> dict[str, Any]:
         "name": instrument.name,
         "higher_is_better": definition["higher_is_better"],
         "reliable_change": definition["reliable_change"],
+        "reliable_change_source": reliable_change_source(instrument.code),
+        "caseness_cut_off": CASENESS.get(instrument.code),
         "bands": definition["scoring"]["bands"],
         "items": items,
     }
@@ -178,12 +243,13 @@ def export_statement(project: EvaluationProject, answers: list[str], dialect: st
         rows.c.score,
         rows.c.band,
         rows.c.sessions_attended,
+        rows.c.baseline_score,
         *items,
     ).select_from(source)
 
 
 async def stream_rows(
-    session: AsyncSession, project: EvaluationProject, answers: list[str]
+    session: AsyncSession, project: EvaluationProject, answers: list[str], instruments: list[SurveyInstrument]
 ) -> AsyncIterator[list[list[Any]]]:
     """The project's rows in batches, from a server-side cursor (never the whole result in memory), each
     already as the file's column values: fixed columns, then the answers in ``answers`` order.
@@ -193,7 +259,7 @@ async def stream_rows(
     statement compiled once by ``access.compile_read``): SQLAlchemy's per-row result processing cost a
     third of an export's time.
     """
-    flatten = row_flattener(project.pseudonym_key)
+    flatten = row_flattener(project.pseudonym_key, derivation_of(project, instruments))
     connection = await session.connection()
     statement = export_statement(project, answers, connection.dialect.name)
     access.require_checked(statement, "an export")
@@ -218,19 +284,48 @@ async def stream_rows(
                 await upcoming
 
 
-def row_flattener(key: bytes) -> Callable[[Any], list[Any]]:
-    """An ``export_statement`` row as the file's values: the participant id becomes the project's pseudonym
-    and the completion time its week (``evaluation.to_row`` does the same for the GraphQL view)."""
+def derivation_of(project: EvaluationProject, instruments: list[SurveyInstrument]) -> Derivation:
+    """The derived columns' inputs from the project's instruments: the latest version of each code, as
+    ``evaluation.derivation`` reads them for the GraphQL view and the tables."""
+    latest = {instrument.code: instrument.definition for instrument in sorted(instruments, key=lambda i: i.version)}
+    return Derivation(latest, analysis.dose_bands(project.dose_bands))
+
+
+def dose_band_labels(project: EvaluationProject) -> list[str]:
+    return [*analysis.band_labels(analysis.dose_bands(project.dose_bands)), analysis.NO_DOSE]
+
+
+def row_flattener(key: bytes, derived: Derivation) -> Callable[[Any], list[Any]]:
+    """An ``export_statement`` row as the file's values: the participant id becomes the project's pseudonym,
+    the completion time its week, and the change columns are derived (``evaluation.to_row`` does the same for
+    the GraphQL view)."""
     known: dict[Any, str] = {}
 
     def flatten(raw: Any) -> list[Any]:
-        participant_id, region, topic, timepoint, code, version, completed_at, *rest = raw
+        participant_id, region, topic, timepoint, code, version, completed_at, score, band, sessions, *rest = raw
+        baseline, *answers = rest
         person = known.get(participant_id)
         if person is None:
             if len(known) >= PSEUDONYMS_KEPT:
                 known.clear()
             person = known[participant_id] = pseudonym(key, participant_id)
-        return [person, region, topic, timepoint, code, version, week_start(completed_at), *rest]
+        change = derived.change(code, score, baseline)
+        derived_values = (
+            [None] * 6
+            if change is None
+            else [
+                change.baseline_score,
+                change.change,
+                change.reliable_change_threshold,
+                change.reliable_change_source,
+                str(change.classification),
+                None if change.recovery is None else str(change.recovery),
+            ]
+        )
+        return [
+            person, region, topic, timepoint, code, version, week_start(completed_at), score, band, sessions,
+            *derived_values, derived.dose_band(sessions, change), *answers,
+        ]  # fmt: skip
 
     return flatten
 
@@ -341,7 +436,7 @@ async def export_body(
     async with read_only_session(session_maker) as session:  # a long read: never hold the write lock
         install_guard(session)
         await bind_principal(session, principal)
-        rows = stream_rows(session, prepared.project, answers)
+        rows = stream_rows(session, prepared.project, answers, prepared.instruments)
         async for chunk in encode(rows if on_rows is None else _reported(rows, on_rows), answers):
             yield chunk
 

@@ -22,6 +22,32 @@ separately, so their items carry neutral labels ("Item 1") and organisations pre
   gives about 4.2, rounded up to whole points.
 - UCLA-3 3: approximation; Jacobson-Truax with SD about 1.7 and alpha 0.72 (Hughes et al. 2004) gives about
   2.5, rounded up to whole points.
+- GSE 6: approximation; no index is published. Jacobson-Truax with SD about 5 and alpha about 0.86 (the
+  ranges Scholz et al. 2002 report across 25 countries) gives about 5.2, rounded up to whole points.
+- QPR-15 11: approximation; Jacobson-Truax with SD about 11 and alpha 0.89 (Williams et al. 2015) gives
+  about 10.1, rounded up to whole points.
+
+The same sources, one line each, are in ``RELIABLE_CHANGE_SOURCES``: evaluators' rows and the codebook cite
+them beside every threshold.
+
+Two measures of the things group peer support is expected to change (self-efficacy, personal recovery and
+empowerment), chosen because their licences allow a service to use them without a fee:
+
+- General Self-Efficacy Scale (GSE; Schwarzer & Jerusalem 1995, in Weinman, Wright & Johnston, *Measures in
+  health psychology: a user's portfolio*, NFER-NELSON, pp. 35-37): the authors grant permission to use and
+  reproduce the scale without asking, provided the source is cited (R. Schwarzer, "Everything you wanted to
+  know about the General Self-Efficacy Scale", 2014). Ten items 1-4 ("not at all true" .. "exactly true"),
+  summed 10-40, no reversed items, no published bands. Items are stored with neutral labels: the permission is
+  given to studies, so organisations present their own copy of the wording.
+- Questionnaire about the Process of Recovery, 15-item version (QPR-15; Neil et al. 2009, Law et al. 2014,
+  psychometrics Williams et al. 2015, Br J Psychiatry 207:551-555): freely available, permission not required
+  for use (PhenX Toolkit protocol 661101). Fifteen items 0-4 ("disagree strongly" .. "agree strongly"),
+  summed 0-60, higher is more recovery; it covers the CHIME domains, empowerment among them. Neutral labels,
+  as for the GSE.
+
+``CASENESS`` holds the NHS Talking Therapies caseness cut-offs (PHQ-9 10 or more, GAD-7 8 or more; NHS Talking
+Therapies for anxiety and depression Manual, NHS England): a response at or above its cut-off is a "case";
+recovery is a case at baseline that is no longer a case at follow-up.
 """
 
 from __future__ import annotations
@@ -212,6 +238,20 @@ def _hhi() -> ShippedInstrument:
     return ShippedInstrument("hhi", 1, "Herth Hope Index (HHI)", False, definition)
 
 
+def _gse() -> ShippedInstrument:
+    """Ten items 1-4, summed 10-40, none reversed (Schwarzer & Jerusalem 1995); higher is more self-efficacy."""
+    definition = _definition(_items(10, 1, 4), higher_is_better=True, reliable_change=6.0)
+    return ShippedInstrument("gse", 1, "General Self-Efficacy Scale (GSE)", False, definition)
+
+
+def _qpr15() -> ShippedInstrument:
+    """Fifteen items 0-4, summed 0-60, none reversed (Law et al. 2014); higher is more personal recovery."""
+    definition = _definition(_items(15, 0, 4), higher_is_better=True, reliable_change=11.0)
+    return ShippedInstrument(
+        "qpr15", 1, "Questionnaire about the Process of Recovery, 15 items (QPR-15)", False, definition
+    )
+
+
 def _ucla3() -> ShippedInstrument:
     """Three items 1-3, summed 3-9 (Hughes et al. 2004); 6 or more is the usual "lonely" cut-off."""
     bands = _bands(("not_lonely", 3, 5), ("lonely", 6, 9))
@@ -227,7 +267,31 @@ SHIPPED_INSTRUMENTS: list[ShippedInstrument] = [
     _core10(),
     _hhi(),
     _ucla3(),
+    _gse(),
+    _qpr15(),
 ]
+
+RELIABLE_CHANGE_SOURCES: dict[str, str] = {
+    "swemwbs": "approximation: Jacobson-Truax from population norms (SD about 3.5, alpha about 0.85), upper end "
+    "of the minimal important difference of Shah et al. 2018",
+    "wemwbs": "approximation: Jacobson-Truax with Tennant et al. 2007 (SD about 8.8, alpha 0.89)",
+    "phq9": "NHS Talking Therapies reliable improvement criterion (a change of 6 or more)",
+    "gad7": "NHS Talking Therapies reliable improvement criterion (a change of 4 or more)",
+    "core10": "reliable change index of Barkham et al. 2013",
+    "hhi": "approximation: Jacobson-Truax with SD about 5 and test-retest 0.91 (Herth 1992)",
+    "ucla3": "approximation: Jacobson-Truax with SD about 1.7 and alpha 0.72 (Hughes et al. 2004)",
+    "gse": "approximation: Jacobson-Truax with SD about 5 and alpha about 0.86 (Scholz et al. 2002)",
+    "qpr15": "approximation: Jacobson-Truax with SD about 11 and alpha 0.89 (Williams et al. 2015)",
+}
+CUSTOM_RELIABLE_CHANGE_SOURCE = "declared by the organisation in its custom instrument's definition"
+
+CASENESS: dict[str, float] = {"phq9": 10.0, "gad7": 8.0}
+CASENESS_SOURCE = "NHS Talking Therapies caseness cut-offs: PHQ-9 10 or more, GAD-7 8 or more"
+
+
+def reliable_change_source(code: str) -> str:
+    """Where an instrument's reliable change threshold comes from (custom instruments declare their own)."""
+    return RELIABLE_CHANGE_SOURCES.get(code, CUSTOM_RELIABLE_CHANGE_SOURCE)
 
 
 def shipped_instrument(code: str, version: int | None = None) -> ShippedInstrument:
@@ -238,4 +302,12 @@ def shipped_instrument(code: str, version: int | None = None) -> ShippedInstrume
     return max(matches, key=lambda item: item.version)
 
 
-__all__ = ["SHIPPED_INSTRUMENTS", "SWEMWBS_METRIC_SCORES", "ShippedInstrument", "shipped_instrument"]
+__all__ = [
+    "CASENESS",
+    "RELIABLE_CHANGE_SOURCES",
+    "SHIPPED_INSTRUMENTS",
+    "SWEMWBS_METRIC_SCORES",
+    "ShippedInstrument",
+    "reliable_change_source",
+    "shipped_instrument",
+]

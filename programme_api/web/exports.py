@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..domain.audit import AuditUnavailable
 from ..domain.errors import DomainError, ErrorCode
-from ..domain.exports import audit_export, codebook_json, export_body, prepare_export
+from ..domain.exports import PreparedExport, audit_export, codebook_json, export_body, prepare_export
 from ..domain.principal import Principal
 from ..metrics import EXPORT_BYTES, EXPORT_ROWS
 from ..runtime import Runtime
@@ -61,7 +61,8 @@ def _refusal(error: DomainError) -> Response:
     return _problem(400, error.message)
 
 
-async def _export(request: Request, export_format: str) -> Response:
+async def authorised_export(request: Request, export_format: str) -> tuple[Principal, PreparedExport] | Response:
+    """The caller and its prepared export, audited; or the refusal to answer with (401, 403, 400, 503)."""
     principal = await _principal(request)
     if isinstance(principal, Response):
         return principal
@@ -74,6 +75,15 @@ async def _export(request: Request, export_format: str) -> Response:
         await audit_export(runtime.audit, principal, prepared, export_format)
     except AuditUnavailable as unavailable:
         return _problem(503, unavailable.message)
+    return principal, prepared
+
+
+async def _export(request: Request, export_format: str) -> Response:
+    authorised = await authorised_export(request, export_format)
+    if isinstance(authorised, Response):
+        return authorised
+    principal, prepared = authorised
+    runtime = Runtime.of(request)
     filename = f"{prepared.project.slug}-surveys.{export_format}"
     count_rows = EXPORT_ROWS.labels(export_format).inc
     body = export_body(runtime.session_maker, principal, prepared, export_format, on_rows=count_rows)

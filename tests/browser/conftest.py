@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -44,6 +44,7 @@ COORDINATOR_SOUTH = "coordinator.south@northern-peer-support.example"
 class LiveServer:
     base_url: str
     port: int
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def _free_port() -> int:
@@ -85,7 +86,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded CI machine can take a while to import and start
         while True:
             try:
                 if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
@@ -96,7 +97,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
                 log.flush()
                 pytest.fail(f"server did not start: {(directory / 'server.log').read_text()}")
             time.sleep(0.2)
-        yield LiveServer(base_url=base_url, port=port)
+        yield LiveServer(base_url=base_url, port=port, env=env)
     finally:
         server.terminate()
         try:

@@ -36,6 +36,8 @@ class EvaluationProject(UUIDPrimaryKey, CreatedAt, Base):
     consent_purpose: Mapped[ConsentPurpose] = enum_column(ConsentPurpose, "evaluation_consent_purpose")
     suppression_threshold: Mapped[int] = mapped_column(default=10)
     pseudonym_key: Mapped[bytes] = mapped_column(sa.LargeBinary(64))
+    dose_bands: Mapped[list[Any] | None] = mapped_column(sa.JSON(), default=None)
+    """Lower bounds of the bands of sessions attended for dose-response tables; null: 0-3, 4-7, 8+."""
 
 
 class EvaluationProjectOrganisation(UUIDPrimaryKey, Base):

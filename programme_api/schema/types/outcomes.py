@@ -20,6 +20,7 @@ from ..context import Info
 from ..lists import load_children, load_node
 from ..relay import Node, to_global_id
 from . import enums  # noqa: F401  (registers the domain enums with strawberry)
+from .analysis import ConfidenceInterval, ResponseChange
 from .people import Participant
 from .programme import Group
 
@@ -167,6 +168,15 @@ class EvaluationResponse:
     sessions_attended: int | None = strawberry.field(
         description="Sessions attended in the group between the baseline response and this one (null: no baseline)."
     )
+    change: ResponseChange | None = strawberry.field(
+        default=None,
+        description="Change from the first baseline with its reliable change classification (null for "
+        "baselines and for responses of people with no baseline).",
+    )
+    dose_band: str = strawberry.field(
+        default="no_baseline",
+        description="The project's band of `sessionsAttended` (`no_baseline` where there is no change).",
+    )
 
     @classmethod
     def from_row(cls, row: evaluation.EvaluationRow) -> EvaluationResponse:
@@ -182,6 +192,8 @@ class EvaluationResponse:
             band=row.band,
             completed_week=row.completed_week,
             sessions_attended=row.sessions_attended,
+            change=ResponseChange.from_domain(row.change),
+            dose_band=row.dose_band,
         )
 
 
@@ -223,10 +235,40 @@ class AggregateCell:
     suppressed_statistics: list[Statistic] = strawberry.field(
         description="The statistics withheld in this cell (null above); empty when everything is shown."
     )
+    mean_change_ci: ConfidenceInterval | None = strawberry.field(
+        default=None, description="Mean change with its 95 % t interval (shown with `nWithBaseline`)."
+    )
+    share_reliably_improved: float | None = strawberry.field(
+        default=None, description="`reliableImprovement / nWithBaseline` (shown with `reliableImprovement`)."
+    )
+    effect_size_dz: ConfidenceInterval | None = strawberry.field(
+        default=None,
+        description="Cohen's d_z of the paired change (mean / SD of changes) with a noncentral-t 95 % interval.",
+    )
+    effect_size_dav: ConfidenceInterval | None = strawberry.field(
+        default=None,
+        description="Cohen's d_av (mean change / average of the baseline and follow-up SDs) with an "
+        "approximate 95 % interval.",
+    )
 
     @classmethod
     def from_domain(cls, cell: evaluation.AggregateCell) -> AggregateCell:
-        return cls(**(vars(cell) | {"suppressed_statistics": list(cell.suppressed_statistics)}))
+        return cls(
+            key=cell.key,
+            suppressed=cell.suppressed,
+            n=cell.n,
+            mean=cell.mean,
+            sd=cell.sd,
+            n_with_baseline=cell.n_with_baseline,
+            mean_change=cell.mean_change,
+            reliable_improvement=cell.reliable_improvement,
+            reliable_deterioration=cell.reliable_deterioration,
+            suppressed_statistics=list(cell.suppressed_statistics),
+            mean_change_ci=ConfidenceInterval.from_domain(cell.mean_change_ci),
+            share_reliably_improved=cell.share_reliably_improved,
+            effect_size_dz=ConfidenceInterval.from_domain(cell.effect_size_dz),
+            effect_size_dav=ConfidenceInterval.from_domain(cell.effect_size_dav),
+        )
 
 
 @strawberry.type(
