@@ -106,6 +106,8 @@ async def record_attendance(
     )
     if meeting.status is SessionStatus.CANCELLED:
         raise DomainError(ErrorCode.INVALID_STATE, "a cancelled session has no register", "session_id")
+    if meeting.starts_at > utcnow():
+        raise DomainError(ErrorCode.NOT_STARTED, "the session has not started yet: record it once it has", "session_id")
     await _check_enrolled(session, principal, meeting, entries)
     await audit.bump_version(session, meeting, version, "session")
     await _replace_register(session, principal, meeting, entries)

@@ -100,6 +100,30 @@ async def record(
     return event
 
 
+async def record_many(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    targets: Sequence[tuple[Identified, dict[str, Any]]],
+) -> None:
+    """``record`` for a batch of writes of one kind (a spreadsheet import): one event per row, one flush."""
+    request_id = current_request_id()
+    session.add_all(
+        AuditEvent(
+            organisation_id=principal.organisation_id,
+            actor_type=principal.actor_type,
+            actor_id=principal.actor_id,
+            action=action,
+            target_type=type(target).__name__,
+            target_id=str(target.id),
+            request_id=request_id,
+            details=details,
+        )
+        for target, details in targets
+    )
+    await session.flush()
+
+
 # --- audited reads ------------------------------------------------------------------------------------------
 
 

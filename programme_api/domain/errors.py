@@ -23,6 +23,7 @@ class ErrorCode(enum.StrEnum):
     INVALID_STATE = "INVALID_STATE"
     SCHEDULE_MISSING = "SCHEDULE_MISSING"
     AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE"
+    NOT_STARTED = "NOT_STARTED"
 
 
 class DomainError(Exception):

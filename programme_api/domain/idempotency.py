@@ -33,8 +33,13 @@ from .principal import Principal
 R = TypeVar("R")
 MAX_KEY_LENGTH = 200
 
-# Models an answer may name, by class name (the ones with access rules, so replays are filtered like reads).
-_MODELS: dict[str, type[Any]] = {model.__name__: model for model in access.RULES}
+
+def _models() -> dict[str, type[Any]]:
+    """Models an answer may name, by class name: the ones with access rules, so replays are filtered like reads.
+
+    Read when needed, not at import: modules register rules for their own tables when they are imported.
+    """
+    return {model.__name__: model for model in access.RULES}
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,7 @@ def _stored(value: Any) -> Any:
         return [_stored(item) for item in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    if type(value).__name__ in _MODELS:
+    if type(value).__name__ in _models():
         return {"ref": [type(value).__name__, str(value.id)]}
     raise TypeError(f"cannot store {type(value).__name__} in an idempotency record")
 
@@ -137,8 +142,9 @@ async def restore(session: AsyncSession, principal: Principal, stored: dict[str,
     wanted: dict[str, set[uuid.UUID]] = {}
     _collect_refs(stored, wanted)
     loaded: dict[tuple[str, uuid.UUID], Any] = {}
+    models = _models()
     for name, ids in wanted.items():
-        model = _MODELS[name]
+        model = models[name]
         rows = await session.scalars(in_reach(principal, model).where(model.id.in_(ids)))
         loaded.update({(name, row.id): row for row in rows})
 

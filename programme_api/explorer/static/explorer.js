@@ -27,7 +27,8 @@
     clientId: root.dataset.clientId,
     redirectUri: root.dataset.redirectUri,
     scope: root.dataset.scope,
-    schemaUrl: root.dataset.schemaUrl
+    schemaUrl: root.dataset.schemaUrl,
+    operationsUrl: root.dataset.operationsUrl
   };
 
   var tokens = null; // {access, refresh, expiresAt}
@@ -282,157 +283,45 @@
     return new Date(date.getFullYear(), date.getMonth(), date.getDate() + days);
   }
 
-  var OPERATIONS = [
-    {
-      id: "region-dashboard",
-      title: "Region dashboard",
-      description: "Your regions, their groups and facilitators, and each group's last 20 sessions with attendance.",
-      query: [
-        "# Your regions, their groups with facilitators, and each group's last 20 sessions with attendance counts.",
-        "query RegionDashboard {",
-        "  regions(first: 20) {",
-        "    totalCount",
-        "    nodes {",
-        "      name",
-        "      groups(first: 100) {",
-        "        totalCount",
-        "        nodes {",
-        "          name",
-        "          status",
-        "          deliveryMode",
-        "          venue",
-        "          facilitators {",
-        "            role",
-        "            facilitator { displayName complianceState }",
-        "          }",
-        "          sessions(last: 20) {",
-        "            nodes {",
-        "              startsAt",
-        "              status",
-        "              attendanceCounts { present excused unexcused dropins }",
-        "            }",
-        "          }",
-        "        }",
-        "      }",
-        "    }",
-        "  }",
-        "}",
-        ""
-      ].join("\n"),
-      variables: function () { return null; }
+  /*
+   * The saved operations live in saved-operations.json (validated against the schema by the test suite). Each
+   * names the roles it is for, and how its variables are made: null (none), or one of VARIABLES below.
+   */
+  var VARIABLES = {
+    thisWeek: function () {
+      var now = new Date();
+      return { startsFrom: now.toISOString(), startsBefore: addDays(startOfWeek(now), 7).toISOString() };
     },
-    {
-      id: "upcoming-sessions",
-      title: "Upcoming sessions this week",
-      description: "Sessions from now until the end of this week (Monday to Sunday, your computer's time zone).",
-      query: [
-        "# Sessions from now until the end of this week, earliest first.",
-        "query UpcomingSessionsThisWeek($startsFrom: DateTime!, $startsBefore: DateTime!) {",
-        "  sessions(filter: { startsFrom: $startsFrom, startsBefore: $startsBefore }, first: 100) {",
-        "    totalCount",
-        "    nodes {",
-        "      startsAt",
-        "      endsAt",
-        "      status",
-        "      cancellationReason",
-        "      group {",
-        "        name",
-        "        venue",
-        "        deliveryMode",
-        "        region { name }",
-        "        facilitators { role facilitator { displayName } }",
-        "      }",
-        "    }",
-        "  }",
-        "}",
-        ""
-      ].join("\n"),
-      variables: function () {
-        var now = new Date();
-        return {
-          startsFrom: now.toISOString(),
-          startsBefore: addDays(startOfWeek(now), 7).toISOString()
-        };
+    thisMonth: function () {
+      var now = new Date();
+      return {
+        from: new Date(now.getFullYear(), now.getMonth(), 1).toISOString(),
+        to: new Date(now.getFullYear(), now.getMonth() + 1, 1).toISOString()
+      };
+    },
+    instrument: function () { return { instrumentCode: "swemwbs" }; }
+  };
+
+  function loadOperations() {
+    return fetch(config.operationsUrl, { credentials: "same-origin", cache: "no-cache" }).then(function (response) {
+      if (!response.ok) {
+        return [];
       }
-    },
-    {
-      id: "attendance-this-month",
-      title: "Attendance this month",
-      description: "Totals per region and each group's attendance rate since the first of this month.",
-      query: [
-        "# Region totals and each group's attendance rate for this calendar month.",
-        "query AttendanceThisMonth($from: DateTime!, $to: DateTime!) {",
-        "  regions(first: 20) {",
-        "    nodes {",
-        "      name",
-        "      totals(from: $from, to: $to) { activeGroups sessionsHeld uniqueAttendees }",
-        "      groups(first: 100) {",
-        "        nodes {",
-        "          name",
-        "          status",
-        "          attendanceRate(from: $from, to: $to)",
-        "        }",
-        "      }",
-        "    }",
-        "  }",
-        "}",
-        ""
-      ].join("\n"),
-      variables: function () {
-        var now = new Date();
-        return {
-          from: new Date(now.getFullYear(), now.getMonth(), 1).toISOString(),
-          to: new Date(now.getFullYear(), now.getMonth() + 1, 1).toISOString()
-        };
-      }
-    },
-    {
-      id: "checks-expiring",
-      title: "Facilitators with checks expiring in 30 days",
-      description: "Background checks that run out within 30 days, and the groups those facilitators run.",
-      query: [
-        "# Facilitators whose background check expires within 30 days, with the groups they facilitate.",
-        "query FacilitatorChecksExpiring {",
-        "  facilitators(compliance: CHECK_EXPIRING, withinDays: 30, first: 100) {",
-        "    totalCount",
-        "    nodes {",
-        "      displayName",
-        "      backgroundCheckExpiresOn",
-        "      trainingCompletedOn",
-        "      assignments { role group { name region { name } } }",
-        "    }",
-        "  }",
-        "}",
-        ""
-      ].join("\n"),
-      variables: function () { return null; }
-    },
-    {
-      id: "safeguarding-alerts",
-      title: "Open safeguarding alerts",
-      description: "Alerts raised by risk answers that nobody has acknowledged yet (needs surveys:read).",
-      query: [
-        "# Safeguarding alerts not yet acknowledged, newest first. Requires surveys:read.",
-        "query OpenSafeguardingAlerts {",
-        "  safeguardingAlerts(acknowledged: false, first: 50) {",
-        "    totalCount",
-        "    nodes {",
-        "      id",
-        "      raisedAt",
-        "      reason",
-        "      acknowledgedAt",
-        "      group { name region { name } }",
-        "    }",
-        "  }",
-        "}",
-        ""
-      ].join("\n"),
-      variables: function () { return null; }
-    }
-  ];
+      return response.json();
+    }).catch(function () { return []; });
+  }
+
+  /* The operations for the signed-in person's role (all of them when the role is unknown). */
+  function forRole(operations, role) {
+    var wanted = role ? role.toLowerCase() : null;
+    var mine = operations.filter(function (operation) {
+      return !wanted || operation.roles.indexOf(wanted) !== -1;
+    });
+    return mine.length ? mine : operations;
+  }
 
   function loadOperation(editor, operation) {
-    var variables = operation.variables();
+    var variables = operation.variables ? VARIABLES[operation.variables]() : null;
     if (editor.queryEditor) {
       editor.queryEditor.setValue(operation.query);
     }
@@ -476,6 +365,8 @@
       viewerBox.dataset.regions = JSON.stringify(regions);
       viewerBox.dataset.scopes = (viewer.scopes || []).join(" ");
       viewerBox.dataset.subject = viewer.subject;
+      viewerBox.dataset.role = viewer.role || "";
+      return viewer;
     });
   }
 
@@ -488,7 +379,7 @@
     }).then(function (body) { return body.data; });
   }
 
-  function renderGraphiQL(introspection) {
+  function renderGraphiQL(introspection, operations) {
     var h = React.createElement;
     var useEditorContext = GraphiQL.React.useEditorContext;
 
@@ -497,7 +388,7 @@
       return h("div", { className: "explorer-saved" },
         h("div", { className: "graphiql-doc-explorer-title" }, "Saved operations"),
         h("p", { className: "explorer-saved-hint" }, "Click one to load it, then run it with the ▶ button."),
-        h("ul", { className: "explorer-saved-list" }, OPERATIONS.map(function (operation) {
+        h("ul", { className: "explorer-saved-list" }, operations.map(function (operation) {
           return h("li", { key: operation.id },
             h("button", {
               type: "button",
@@ -527,7 +418,7 @@
       storage: inMemoryStorage(),
       plugins: [savedPlugin],
       visiblePlugin: savedPlugin,
-      defaultQuery: OPERATIONS[0].query,
+      defaultQuery: operations.length ? operations[0].query : "{ viewer { subject role scopes } }",
       defaultEditorToolsVisibility: "variables",
       isHeadersEditorEnabled: false,
       shouldPersistHeaders: false
@@ -608,11 +499,12 @@
       client_id: config.clientId,
       code_verifier: saved.verifier
     })
-      .then(function () { return Promise.all([loadSchema(), showViewer()]); })
+      .then(function () { return Promise.all([loadSchema(), showViewer(), loadOperations()]); })
       .then(function (results) {
         hideStatus();
         root.classList.add("explorer-ready");
-        renderGraphiQL(results[0]);
+        var viewer = results[1];
+        renderGraphiQL(results[0], forRole(results[2], viewer ? viewer.role : null));
       })
       .catch(function (error) {
         showStatus("Sign-in failed: " + (error.message || String(error)), "error", {

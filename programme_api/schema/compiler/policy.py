@@ -108,6 +108,12 @@ def _session_filter(value: Any) -> programme.SessionFilter | None:
     return None if value is None else _input(SessionFilter, value).to_domain()
 
 
+def _participant_filter(value: Any) -> programme.ParticipantFilter | None:
+    from ..query import ParticipantFilter
+
+    return None if value is None else _input(ParticipantFilter, value).to_domain()
+
+
 def _input(cls: Any, value: dict[str, Any]) -> Any:
     """A strawberry input object from coerced GraphQL values (flat inputs of scalars, enums and lists)."""
     from .. import schema
@@ -169,7 +175,10 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
         m.GroupSession,
     ),
     ("Query", "participants"): _connection(
-        ConnectionSpec(lambda p, _a: programme.participants(p), programme.PARTICIPANT_ORDER), m.Participant
+        ConnectionSpec(
+            lambda p, a: programme.participants(p, _participant_filter(a.get("filter"))), programme.PARTICIPANT_ORDER
+        ),
+        m.Participant,
     ),
     ("Query", "facilitators"): _connection(ConnectionSpec(_facilitators, programme.FACILITATOR_ORDER), m.Facilitator),
     ("Query", "viewer"): _resolver(None),
