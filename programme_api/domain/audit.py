@@ -77,15 +77,9 @@ def _conflict(what: str, current: int | None) -> DomainError:
     )
 
 
-async def record(
-    session: AsyncSession,
-    principal: Principal,
-    action: str,
-    target: Identified,
-    details: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Add the audit event of one write (flushed with it, committed or rolled back with it)."""
-    event = AuditEvent(
+def write_event(principal: Principal, action: str, target: Identified, details: dict[str, Any] | None) -> AuditEvent:
+    """The audit event of one write by ``principal`` in the current request."""
+    return AuditEvent(
         organisation_id=principal.organisation_id,
         actor_type=principal.actor_type,
         actor_id=principal.actor_id,
@@ -95,6 +89,17 @@ async def record(
         request_id=current_request_id(),
         details=details or {},
     )
+
+
+async def record(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    target: Identified,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Add the audit event of one write (flushed with it, committed or rolled back with it)."""
+    event = write_event(principal, action, target, details)
     session.add(event)
     await session.flush()
     return event
@@ -107,20 +112,7 @@ async def record_many(
     targets: Sequence[tuple[Identified, dict[str, Any]]],
 ) -> None:
     """``record`` for a batch of writes of one kind (a spreadsheet import): one event per row, one flush."""
-    request_id = current_request_id()
-    session.add_all(
-        AuditEvent(
-            organisation_id=principal.organisation_id,
-            actor_type=principal.actor_type,
-            actor_id=principal.actor_id,
-            action=action,
-            target_type=type(target).__name__,
-            target_id=str(target.id),
-            request_id=request_id,
-            details=details,
-        )
-        for target, details in targets
-    )
+    session.add_all(write_event(principal, action, target, details) for target, details in targets)
     await session.flush()
 
 
