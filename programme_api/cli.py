@@ -38,6 +38,7 @@ regions_app = typer.Typer(help="Regions of an organisation.", no_args_is_help=Tr
 schema_app = typer.Typer(help="The published GraphQL schema.", no_args_is_help=True)
 export_app = typer.Typer(help="Evaluator bulk exports.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+projects_app = typer.Typer(help="Evaluation projects shared by several organisations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(organisations_app, name="organisations")
@@ -48,6 +49,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(clients_app, name="clients")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+app.add_typer(projects_app, name="evaluation-projects")
 
 
 class CommandError(Exception):
@@ -328,6 +330,20 @@ def import_file(
     if report.errors:
         typer.echo(f"error: {len(report.errors)} bad row(s); nothing was written", err=True)
         raise typer.Exit(code=1)
+
+
+@projects_app.command("share")
+@one_line_errors
+def evaluation_projects_share(
+    project: str = typer.Argument(..., help="The evaluation project's slug."),
+    organisation: str = typer.Option(..., "--organisation", help="Slug of the organisation that joins it."),
+) -> None:
+    """Add an organisation to an evaluation project (both organisations having agreed): its consented data joins
+    the project's pseudonymised view, and its clients may be bound to the project."""
+    from .domain.evaluation_projects import share_project
+
+    run_in_session(lambda session: share_project(session, project, organisation))
+    typer.echo(f"{organisation} now takes part in evaluation project {project}")
 
 
 @schema_app.command("print")

@@ -5,12 +5,25 @@
 # ruff: noqa: F401, F811
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+from datetime import date
 
 import sqlalchemy as sa
 
 from programme_api.config import Settings
-from programme_api.domain.models import AuditEvent, OAuthClient, Organisation, Role, User
+from programme_api.db import create_engine
+from programme_api.domain.models import (
+    AuditEvent,
+    ConsentPurpose,
+    EvaluationProject,
+    EvaluationProjectOrganisation,
+    OAuthClient,
+    Organisation,
+    Role,
+    User,
+)
 from programme_api.domain.passwords import hash_secret, verify_password
 from programme_api.domain.principal import ROLE_SCOPES
 
@@ -104,3 +117,31 @@ def test_users_list_and_reset_password(cli_settings: Settings) -> None:
     assert verify_password(user.password_hash, "chosen password 123")
     code, _out, err = invoke("users", "reset-password", "nobody@acme.example")
     assert (code, err.strip()) == (1, "error: user 'nobody@acme.example' not found")
+
+
+def test_evaluation_projects_share_adds_an_organisation_and_audits_it_in_both(cli_settings: Settings) -> None:
+    assert invoke("organisations", "create", "--slug", "partner", "--name", "Partner")[0] == 0
+    (acme,) = query(cli_settings, sa.select(Organisation.id).where(Organisation.slug == "acme"))
+
+    async def seed() -> None:
+        engine = create_engine(cli_settings)
+        async with engine.begin() as connection:
+            await connection.execute(sa.insert(EvaluationProject).values(
+                organisation_id=acme.id, slug="joint", name="Joint", instrument_codes=["phq9"],
+                starts_on=date(2026, 1, 1), ends_on=date(2026, 12, 31), consent_purpose=ConsentPurpose.EVALUATION,
+                suppression_threshold=10, pseudonym_key=os.urandom(32),
+            ))  # fmt: skip
+        await engine.dispose()
+
+    asyncio.run(seed())
+    code, out, err = invoke("evaluation-projects", "share", "joint", "--organisation", "partner")
+    assert code == 0, err
+    assert out.strip() == "partner now takes part in evaluation project joint"
+    members = query(cli_settings, sa.select(Organisation.slug).join(
+        EvaluationProjectOrganisation, EvaluationProjectOrganisation.organisation_id == Organisation.id))  # fmt: skip
+    assert [row.slug for row in members] == ["partner"]
+    events = query(cli_settings, sa.select(AuditEvent.organisation_id).where(
+        AuditEvent.action == "evaluation_project.share"))  # fmt: skip
+    assert len(events) == 2
+    code, _out, err = invoke("evaluation-projects", "share", "joint", "--organisation", "partner")
+    assert (code, err.strip()) == (1, "error: 'partner' already takes part in the project")

@@ -7,8 +7,8 @@ evaluators' reads at once (the evaluator's project rule requires an open project
 stay, refused, for the record.
 
 Only the owning organisation's admin changes a project. Other organisations take part in a shared project
-through the operator (the data they share is theirs to agree to, which one tenant's admin cannot do for
-another).
+through the operator (``programme-api evaluation-projects share``): the data they share is theirs to agree to,
+which one tenant's admin cannot do for another.
 """
 
 from __future__ import annotations
@@ -25,7 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from . import access, audit
 from .access import require_scope
 from .errors import DomainError, ErrorCode, NotFound
-from .models import ConsentPurpose, EvaluationProject, EvaluationProjectOrganisation, SurveyInstrument, utcnow
+from .models import (
+    ActorType,
+    AuditEvent,
+    ConsentPurpose,
+    EvaluationProject,
+    EvaluationProjectOrganisation,
+    SurveyInstrument,
+    utcnow,
+)
 from .organisations import check_suppression_threshold
 from .principal import Principal
 from .regions import SLUG, clean_name
@@ -176,4 +184,46 @@ async def close_project(
     project.closed_at = utcnow()
     await session.flush()
     await audit.record(session, principal, "evaluation_project.close", project, {})
+    return project
+
+
+async def share_project(session: AsyncSession, project_slug: str, organisation_slug: str) -> EvaluationProject:
+    """The operator adds an organisation to a shared project, once both organisations have agreed.
+
+    System work across two tenants (run as the tables' owner): the owner's admin cannot do it alone, because
+    the other organisation's data would then flow to the project's evaluators, and the other organisation's
+    admin cannot either, because its own evaluators would then read the owner's data. Audited in both.
+    """
+    from .directory import organisation_by_slug
+
+    project = await session.scalar(sa.select(EvaluationProject).where(EvaluationProject.slug == project_slug))
+    if project is None:
+        raise NotFound(f"evaluation project {project_slug!r}", "project")
+    if project.closed_at is not None:
+        raise DomainError(ErrorCode.INVALID_STATE, "the project is closed", "project")
+    organisation = await organisation_by_slug(session, organisation_slug)
+    taken = await session.scalar(
+        sa.select(EvaluationProjectOrganisation.id).where(
+            EvaluationProjectOrganisation.evaluation_project_id == project.id,
+            EvaluationProjectOrganisation.organisation_id == organisation.id,
+        )
+    )
+    if taken is not None:
+        raise DomainError(
+            ErrorCode.DUPLICATE, f"{organisation_slug!r} already takes part in the project", "organisation"
+        )
+    session.add(EvaluationProjectOrganisation(organisation_id=organisation.id, evaluation_project_id=project.id))
+    for tenant in {project.organisation_id, organisation.id}:
+        session.add(
+            AuditEvent(
+                organisation_id=tenant,
+                actor_type=ActorType.SYSTEM,
+                actor_id="cli",
+                action="evaluation_project.share",
+                target_type="EvaluationProject",
+                target_id=str(project.id),
+                details={"organisation_id": str(organisation.id)},
+            )
+        )
+    await session.flush()
     return project
