@@ -213,10 +213,14 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
         m.GroupSession,
     ),
     ("Group", "attendanceRate"): _resolver(P),
+    # Enrolments in one status, ordered by when they were made: the resolvers answer them.
+    ("Group", "roster"): _resolver(R),
+    ("Group", "waitlist"): _resolver(R),
     ("GroupSession", "id"): FieldPolicy(Read.GLOBAL_ID, P),
     **_columns("GroupSession", "startsAt", "endsAt", "status", "cancellationReason", "dropinCount", "version", scope=P),
     ("GroupSession", "group"): _reference(m.Group, "group_id"),
     ("GroupSession", "attendanceCounts"): FieldPolicy(Read.COMPUTED, P),
+    ("GroupSession", "facilitatorsPresent"): _resolver(P),
     ("GroupSession", "attendance"): _children(
         m.Attendance, m.Attendance.session_id, ("recorded_at", False), ("id", False)
     ),
