@@ -51,6 +51,7 @@ regions_app = typer.Typer(help="Regions of an organisation.", no_args_is_help=Tr
 schema_app = typer.Typer(help="The published GraphQL schema.", no_args_is_help=True)
 export_app = typer.Typer(help="Evaluator bulk exports.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+projects_app = typer.Typer(help="Evaluation projects shared by several organisations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(organisations_app, name="organisations")
@@ -65,6 +66,7 @@ app.add_typer(webhooks_app, name="webhooks")
 app.command("worker")(notifications_worker)
 evaluation_app = typer.Typer(help="Evaluation projects.", no_args_is_help=True)
 app.add_typer(evaluation_app, name="evaluation")
+app.add_typer(projects_app, name="evaluation-projects")
 
 
 class CommandError(Exception):
@@ -248,6 +250,60 @@ def organisations_list(as_json: bool = typer.Option(False, "--json", help="Print
     print_listing(run_in_session(directory.list_organisations), as_json)
 
 
+@organisations_app.command("create")
+@one_line_errors
+def organisations_create(
+    slug: str = typer.Option(..., "--slug", help="Unique slug: lower-case letters, digits, inner hyphens."),
+    name: str = typer.Option(..., "--name", help="The organisation's name."),
+    timezone: str = typer.Option("Europe/London", "--timezone", help="IANA time zone of its schedules."),
+    suppression_threshold: int = typer.Option(10, "--suppression-threshold", help="Smallest count shown (>= 5)."),
+    admin_email: str | None = typer.Option(None, "--admin-email", help="Create its first admin with this email."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the admin's password from stdin."),
+    admin_client: str | None = typer.Option(
+        None, "--admin-client", help="Create an admin client (client credentials) with this name; secret shown once."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Create an organisation, optionally with its first admin person and admin client, in one transaction."""
+    from .domain import organisations
+    from .domain.models import Role
+    from .domain.principal import ROLE_SCOPES
+    from .oauth import admin
+
+    if admin_email is not None and not password_stdin:
+        raise CommandError("give the admin's password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\r\n") if admin_email is not None else ""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        found = await organisations.create_organisation(
+            session, organisations.NewOrganisation(slug, name, timezone, suppression_threshold)
+        )
+        operator = admin.operator(found.id)
+        created: dict[str, Any] = {"id": str(found.id), "slug": found.slug, "name": found.name}
+        if admin_email is not None:
+            user = await admin.create_user(
+                session, operator, admin.NewUser(email=admin_email, role=Role.ORG_ADMIN, password=password)
+            )
+            created["admin_user"] = {"id": str(user.id), "email": user.email}
+        if admin_client is not None:
+            scope = " ".join(sorted(ROLE_SCOPES[Role.ORG_ADMIN]))
+            client = await admin.create_client(session, operator, admin.NewClient(name=admin_client, scope=scope))
+            created["admin_client"] = {"client_id": client.client_id, "client_secret": client.client_secret}
+        return created
+
+    created = run_in_session(work)
+    if as_json:
+        print_json(created)
+        return
+    typer.echo(f"created organisation {created['slug']} ({created['id']})")
+    if "admin_user" in created:
+        typer.echo(f"admin: {created['admin_user']['email']}")
+    if "admin_client" in created:
+        typer.echo(f"client_id: {created['admin_client']['client_id']}")
+        typer.echo(f"client_secret: {created['admin_client']['client_secret']}")
+        typer.echo("The secret is shown only now; store it in the app's secret store.", err=True)
+
+
 @regions_app.command("list")
 @one_line_errors
 def regions_list(
@@ -257,6 +313,72 @@ def regions_list(
     """List the regions of an organisation."""
     print_listing(run_for_organisation(organisation, lambda session: directory.list_regions(session, organisation)),
                   as_json)  # fmt: skip
+
+
+@app.command("import")
+@one_line_errors
+def import_file(
+    organisation: str = typer.Argument(..., help="Organisation slug."),
+    file: Path = typer.Argument(..., help="A .csv (UTF-8) or .xlsx file; the first row names the columns."),
+    kind: str = typer.Option(..., "--kind", help="regions, groups, facilitators or participants."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check every row and report; write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Import a spreadsheet: every row is checked first, and nothing is written unless every row is good.
+
+    Rows are matched on their natural key (region slug, group or facilitator external_reference, participant
+    reference), so importing the same file twice changes nothing. Columns per kind: see the README.
+    """
+    from .domain import imports
+    from .oauth.admin import operator
+
+    try:
+        chosen = imports.Kind(kind)
+    except ValueError:
+        raise CommandError(f"--kind must be one of {', '.join(k.value for k in imports.Kind)}") from None
+    if not file.is_file():
+        raise CommandError(f"no such file: {file}")
+    table = imports.read_table(file)
+
+    async def work(session: AsyncSession) -> imports.ImportReport:
+        found = await directory.organisation_by_slug(session, organisation)
+        report = await imports.import_table(session, operator(found.id), chosen, table, dry_run=dry_run)
+        if report.errors or dry_run:
+            await session.rollback()
+        return report
+
+    report = run_for_organisation(organisation, work)
+    summary = {
+        "kind": report.kind.value, "rows": report.rows, "created": report.created, "updated": report.updated,
+        "unchanged": report.unchanged, "enrolled": report.enrolled, "dry_run": report.dry_run,
+        "written": report.written,
+        "errors": [{"line": e.line, "column": e.column, "reason": e.reason} for e in report.errors],
+    }  # fmt: skip
+    if as_json:
+        print_json(summary)
+    else:
+        for line in imports.iter_errors(report):
+            typer.echo(line, err=True)
+        verb = "would import" if dry_run else "imported"
+        typer.echo(f"{verb} {report.rows} {report.kind.value} rows: {report.created} created, {report.updated} "
+                   f"updated, {report.unchanged} unchanged, {report.enrolled} enrolled")  # fmt: skip
+    if report.errors:
+        typer.echo(f"error: {len(report.errors)} bad row(s); nothing was written", err=True)
+        raise typer.Exit(code=1)
+
+
+@projects_app.command("share")
+@one_line_errors
+def evaluation_projects_share(
+    project: str = typer.Argument(..., help="The evaluation project's slug."),
+    organisation: str = typer.Option(..., "--organisation", help="Slug of the organisation that joins it."),
+) -> None:
+    """Add an organisation to an evaluation project (both organisations having agreed): its consented data joins
+    the project's pseudonymised view, and its clients may be bound to the project."""
+    from .domain.evaluation_projects import share_project
+
+    run_in_session(lambda session: share_project(session, project, organisation))
+    typer.echo(f"{organisation} now takes part in evaluation project {project}")
 
 
 @schema_app.command("print")

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,10 +11,10 @@ import pytest
 from graphql import parse, validate
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from programme_api import explorer
 from programme_api.app import create_app
 from programme_api.config import Settings
 from programme_api.domain.principal import Principal
+from programme_api.explorer.operations import SAVED_OPERATIONS
 from programme_api.schema import schema
 from programme_api.schema.cost import CostAnalysis
 from programme_api.schema.relay import to_global_id
@@ -186,13 +183,8 @@ async def test_node_ids_count_as_many_objects(http, caller: Principal) -> None: 
 
 
 def saved_operations() -> dict[str, str]:
-    """The explorer's saved operations, as its script lists them (``query: [lines].join("\\n")``)."""
-    source = (Path(explorer.__file__).parent / "static" / "explorer.js").read_text()
-    found = {}
-    for match in re.finditer(r'id: "([^"]+)",.*?query: \[(.*?)\]\.join', source, re.DOTALL):
-        lines = [json.loads(line.strip().rstrip(",")) for line in match.group(2).strip().splitlines()]
-        found[match.group(1)] = "\n".join(lines)
-    return found
+    """The explorer's saved operations (its registered documents)."""
+    return {operation.id: operation.query for operation in SAVED_OPERATIONS}
 
 
 def test_the_explorers_saved_operations_fit_the_default_limits() -> None:

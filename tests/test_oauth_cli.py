@@ -132,13 +132,13 @@ def test_clients_create_for_a_browser_app_has_no_secret(cli_settings: Settings) 
         (["--organisation", "acme", "--scope", "programme:read root"], "unknown or missing scopes: root"),
         (["--organisation", "acme", "--scope", "programme:read", "--region", "east"], "region 'east' not found"),
         (["--organisation", "acme", "--scope", "programme:read", "--grant", "implicit"], "grants must be among"),
-        (["--organisation", "acme", "--scope", "programme:read", "--grant", "authorization_code"], "redirect-uri"),
+        (["--organisation", "acme", "--scope", "programme:read", "--grant", "authorization_code"], "redirect URI"),
         (
             ["--organisation", "acme", "--scope", "programme:read", "--grant", "authorization_code",
              "--redirect-uri", "http://app.example/cb"],
             "must be an absolute https URL",
         ),
-        (["--organisation", "acme", "--scope", "evaluation:read"], "needs --evaluation-project"),
+        (["--organisation", "acme", "--scope", "evaluation:read"], "needs an evaluation project"),
     ],
 )  # fmt: skip
 def test_clients_create_refusals_are_one_line_and_write_nothing(
@@ -190,7 +190,7 @@ def test_a_created_person_can_sign_in(cli_settings: Settings) -> None:
         (["--role", "coordinator"], None, "--password-stdin"),
         (["--role", "coordinator", "--password-stdin"], "short\n", "at least 12 characters"),
         (["--role", "superuser", "--password-stdin"], PASSWORD + "\n", "role must be one of"),
-        (["--role", "evaluator", "--password-stdin"], PASSWORD + "\n", "needs --evaluation-project"),
+        (["--role", "evaluator", "--password-stdin"], PASSWORD + "\n", "needs an evaluation project"),
         (["--role", "coordinator", "--region", "east", "--password-stdin"], PASSWORD + "\n", "region 'east'"),
     ],
 )

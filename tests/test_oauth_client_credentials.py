@@ -248,7 +248,7 @@ async def test_a_revoked_client_gets_no_tokens_and_its_tokens_stop(
 ) -> None:
     machine = world.clients["machine"]
     token = (await client_credentials(web, machine)).json()["access_token"]
-    await admin.set_client_enabled(db, machine.client_id, False)  # what `programme-api clients disable` does
+    await admin.operator_set_client_enabled(db, machine.client_id, False)  # what `programme-api clients disable` does
     await db.commit()
     assert (await client_credentials(web, machine)).status_code == 401
     assert (await web.get("/_probe", headers={"Authorization": f"Bearer {token}"})).status_code == 401

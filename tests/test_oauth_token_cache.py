@@ -152,13 +152,13 @@ async def test_disabling_a_client_refuses_its_tokens_at_once_and_enabling_restor
     machine = world.clients["machine"]
     token = await machine_token(live, world)
     assert (await probe(live, token)).status_code == 200
-    await admin.set_client_enabled(db, machine.client_id, False)
+    await admin.operator_set_client_enabled(db, machine.client_id, False)
     await db.commit()
     refused = await probe(live, token)
     assert refused.status_code == 401
     assert "client is no longer valid" in refused.headers["www-authenticate"]
     assert (await client_credentials(live, machine)).status_code == 401
-    await admin.set_client_enabled(db, machine.client_id, True)
+    await admin.operator_set_client_enabled(db, machine.client_id, True)
     await db.commit()
     assert (await probe(live, token)).status_code == 200
     actions = list(await db.scalars(sa.select(AuditEvent.details).where(AuditEvent.action == admin.CLIENT_CHANGED)))
@@ -169,13 +169,13 @@ async def test_narrowing_a_clients_regions_and_scopes_applies_to_its_tokens_at_o
     live: httpx.AsyncClient, world: World, db: AsyncSession
 ) -> None:
     machine = world.clients["machine"]
-    await admin.set_client_regions(db, machine.client_id, ["north", "south"])
+    await admin.operator_set_client_regions(db, machine.client_id, ["north", "south"])
     await db.commit()
     token = await machine_token(live, world)
     before: dict[str, Any] = (await probe(live, token)).json()
     assert before["region_ids"] == sorted([str(world.north.id), str(world.south.id)])
-    await admin.set_client_regions(db, machine.client_id, ["south"])
-    await admin.set_client_scopes(db, machine.client_id, "programme:read")
+    await admin.operator_set_client_regions(db, machine.client_id, ["south"])
+    await admin.operator_set_client_scopes(db, machine.client_id, "programme:read")
     await db.commit()
     after: dict[str, Any] = (await probe(live, token)).json()
     assert after["region_ids"] == [str(world.south.id)]
@@ -187,7 +187,7 @@ async def test_a_rolled_back_change_drops_nothing(
 ) -> None:
     token = await machine_token(live, world)
     await probe(live, token)
-    await admin.set_client_enabled(db, world.clients["machine"].client_id, False)
+    await admin.operator_set_client_enabled(db, world.clients["machine"].client_id, False)
     await db.rollback()
     statement_counter.reset()
     assert (await probe(live, token)).status_code == 200
@@ -201,13 +201,13 @@ async def test_disabling_a_person_or_changing_their_role_or_regions_applies_at_o
     tokens = await person_tokens(live, person.email)
     first = (await probe(live, tokens["access_token"])).json()
     assert first["region_ids"] == [str(world.north.id)]
-    await admin.set_user_regions(db, person.email, ["south"])
+    await admin.operator_set_user_regions(db, person.email, ["south"])
     await db.commit()
     assert (await probe(live, tokens["access_token"])).json()["region_ids"] == [str(world.south.id)]
-    await admin.set_user_role(db, person.email, "facilitator")
+    await admin.operator_set_user_role(db, person.email, "facilitator")
     await db.commit()
     assert (await probe(live, tokens["access_token"])).json()["role"] == "facilitator"
-    await admin.set_user_active(db, person.email, False)
+    await admin.operator_set_user_active(db, person.email, False)
     await db.commit()
     assert (await probe(live, tokens["access_token"])).status_code == 401
 
@@ -238,12 +238,12 @@ async def test_the_token_endpoint_sees_a_changed_or_disabled_client_at_once(
 ) -> None:
     machine = world.clients["machine"]
     await machine_token(live, world)
-    await admin.set_client_scopes(db, machine.client_id, "programme:read")
+    await admin.operator_set_client_scopes(db, machine.client_id, "programme:read")
     await db.commit()
     narrowed = await client_credentials(live, machine, scope="attendance:write")
     assert narrowed.status_code == 400
     assert narrowed.json()["error"] == "invalid_scope"
-    await admin.set_client_enabled(db, machine.client_id, False)
+    await admin.operator_set_client_enabled(db, machine.client_id, False)
     await db.commit()
     refused = await client_credentials(live, machine)
     assert refused.status_code == 401

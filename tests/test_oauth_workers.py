@@ -212,7 +212,7 @@ async def test_a_disabled_client_is_refused_by_both_workers_within_a_second(work
     token = await issue(workers, client_id, secret)
     await accepted_by_both(workers, token)
 
-    await workers.change(lambda session: admin.set_client_enabled(session, client_id, False))
+    await workers.change(lambda session: admin.operator_set_client_enabled(session, client_id, False))
     for worker in (workers.a, workers.b):
         await within_deadline(worker, token, refused)
 
@@ -223,6 +223,6 @@ async def test_a_narrowed_region_binding_reaches_both_workers_within_a_second(wo
     await accepted_by_both(workers, token)
     assert regions_of(await viewer(workers.b, token)) == ["north", "south"]
 
-    await workers.change(lambda session: admin.set_client_regions(session, client_id, ["north"]))
+    await workers.change(lambda session: admin.operator_set_client_regions(session, client_id, ["north"]))
     for worker in (workers.a, workers.b):
         await within_deadline(worker, token, lambda response: regions_of(response) == ["north"])

@@ -120,7 +120,8 @@ async def _mark_held(
     """Compare-and-set the version, mark the session held with its drop-ins, in one ``UPDATE ... RETURNING``
     limited to the sessions the writer reaches (which also locks the row until the request ends).
 
-    Only when it changes nothing is the session read again, to say why: not found, cancelled, or stale.
+    Only when it changes nothing is the session read again, to say why: not found, cancelled, not started yet,
+    or stale.
     """
     statement = (
         sa.update(GroupSession)
@@ -129,6 +130,7 @@ async def _mark_held(
             access.reach_filter(principal, GroupSession),
             GroupSession.version == version,
             GroupSession.status != SessionStatus.CANCELLED,
+            GroupSession.starts_at <= utcnow(),
         )
         .values(version=version + 1, status=SessionStatus.HELD, dropin_count=dropin_count)
         .returning(GroupSession)
@@ -140,6 +142,8 @@ async def _mark_held(
     current = await access.get_in_reach(session, principal, GroupSession, session_id, "session", "session_id")
     if current.status is SessionStatus.CANCELLED:
         raise DomainError(ErrorCode.INVALID_STATE, "a cancelled session has no register", "session_id")
+    if current.starts_at > utcnow():
+        raise DomainError(ErrorCode.NOT_STARTED, "the session has not started yet: record it once it has", "session_id")
     raise audit.conflict("session", current.version)
 
 

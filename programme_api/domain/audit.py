@@ -116,6 +116,20 @@ def insert_event(values: dict[str, Any]) -> sa.Insert:
     return sa.insert(AuditEvent).values(values)
 
 
+async def record_many(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    targets: Sequence[tuple[Identified, dict[str, Any]]],
+) -> None:
+    """``record`` for a batch of writes of one kind (a spreadsheet import): one event per row, one flush."""
+    session.add_all(
+        AuditEvent(**event_values(principal, action, type(target).__name__, target.id, details))
+        for target, details in targets
+    )
+    await session.flush()
+
+
 # --- audited reads ------------------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ class ErrorCode(enum.StrEnum):
     OUT_OF_RANGE = "OUT_OF_RANGE"
     MISSING_ITEM = "MISSING_ITEM"
     TOO_MANY_MISSING = "TOO_MANY_MISSING"
+    NOT_STARTED = "NOT_STARTED"
 
 
 class DomainError(Exception):

@@ -52,7 +52,8 @@ def _project_filter(principal: Principal) -> sa.ColumnElement[bool]:
     """The project the principal is bound to, if the principal's organisation owns it or takes part in it.
 
     A project shared by several organisations is one project: a client of any participating organisation
-    reads the same rows under the same pseudonyms (the project's key), never a per-organisation view.
+    reads the same rows under the same pseudonyms (the project's key), never a per-organisation view. A closed
+    project reaches nothing.
     """
     participates = sa.exists().where(
         EvaluationProjectOrganisation.evaluation_project_id == EvaluationProject.id,
@@ -61,6 +62,7 @@ def _project_filter(principal: Principal) -> sa.ColumnElement[bool]:
     return sa.and_(
         EvaluationProject.id == (principal.evaluation_project_id or uuid.UUID(int=0)),
         sa.or_(EvaluationProject.organisation_id == principal.organisation_id, participates),
+        EvaluationProject.closed_at.is_(None),
     )
 
 

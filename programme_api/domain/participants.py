@@ -105,3 +105,43 @@ async def register_participant(session: AsyncSession, principal: Principal, data
     await audit.record(session, principal, "participant.register", participant, details)
     enrolment = await enrolments.enrol_in(session, principal, participant, group) if group is not None else None
     return Registered(participant=participant, enrolment=enrolment)
+
+
+@dataclass(frozen=True)
+class ParticipantChanges:
+    """Contact details to correct: None keeps a value, an empty string clears it."""
+
+    preferred_name: str | None = None
+    contact_email: str | None = None
+    contact_phone: str | None = None
+    region_id: uuid.UUID | None = None
+
+
+async def update_participant(
+    session: AsyncSession, principal: Principal, participant_id: uuid.UUID, version: int, changes: ParticipantChanges
+) -> Participant:
+    """Correct a participant's name, contact details or home region (within the writer's reach)."""
+    require_scope(principal, SCOPE)
+    wanted: dict[str, object] = {}
+    if changes.preferred_name is not None:
+        name = _optional(changes.preferred_name)
+        wanted["preferred_name"] = clean_name(name, "preferred_name") if name is not None else None
+    if changes.contact_email is not None:
+        wanted["contact_email"] = _checked(_optional(changes.contact_email), EMAIL, 320, "contact_email",
+                                           "an email address")  # fmt: skip
+    if changes.contact_phone is not None:
+        wanted["contact_phone"] = _checked(_optional(changes.contact_phone), PHONE, 40, "contact_phone",
+                                           "a phone number")  # fmt: skip
+    if changes.region_id is not None:
+        region = await access.get_in_reach(session, principal, Region, changes.region_id, "region", "region_id")
+        wanted["region_id"] = region.id
+    participant = await access.get_in_reach(
+        session, principal, Participant, participant_id, "participant", "participant_id", lock=True
+    )
+    await audit.bump_version(session, participant, version, "participant")
+    changed = sorted(name for name, value in wanted.items() if getattr(participant, name) != value)
+    for name in changed:
+        setattr(participant, name, wanted[name])
+    await session.flush()
+    await audit.record(session, principal, "participant.update", participant, {"changed": changed})
+    return participant

@@ -19,10 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import access
 from .access import fetch_rows, readable
+from .errors import DomainError, ErrorCode
 from .models import (
     Attendance,
     AttendanceStatus,
     DeliveryMode,
+    Enrolment,
+    EnrolmentStatus,
     Facilitator,
     Group,
     GroupSession,
@@ -72,8 +75,70 @@ def groups(principal: Principal, where: GroupFilter | None = None) -> sa.Select[
     return statement
 
 
-def participants(principal: Principal) -> sa.Select[Participant]:
-    return readable(principal, Participant)
+MAX_ABSENCES_FILTER = 1000
+
+
+@dataclass(frozen=True)
+class ParticipantFilter:
+    """What a coordinator narrows participants by; all given conditions must hold."""
+
+    search: str | None = None  # part of the reference or the preferred name, any case
+    group_id: uuid.UUID | None = None  # enrolled there (in any status unless ``enrolment_status`` says)
+    enrolment_status: EnrolmentStatus | None = None  # has an enrolment in this status (in the group, if given)
+    consecutive_absences_at_least: int | None = None
+
+
+def participants(principal: Principal, where: ParticipantFilter | None = None) -> sa.Select[Participant]:
+    statement = readable(principal, Participant)
+    if where is None:
+        return statement
+    if where.search:
+        pattern = f"%{escape_like(where.search.strip())}%"
+        statement = statement.where(
+            sa.or_(Participant.reference.ilike(pattern, escape="\\"),
+                   Participant.preferred_name.ilike(pattern, escape="\\"))
+        )  # fmt: skip
+    if where.group_id is not None or where.enrolment_status is not None:
+        places = readable(principal, Enrolment).with_only_columns(Enrolment.participant_id)
+        if where.group_id is not None:
+            places = places.where(Enrolment.group_id == where.group_id)
+        if where.enrolment_status is not None:
+            places = places.where(Enrolment.status == where.enrolment_status)
+        statement = statement.where(Participant.id.in_(places))
+    if where.consecutive_absences_at_least is not None:
+        if not 0 <= where.consecutive_absences_at_least <= MAX_ABSENCES_FILTER:
+            raise DomainError(ErrorCode.INVALID, f"must be 0 to {MAX_ABSENCES_FILTER}",
+                              "filter.consecutiveAbsencesAtLeast")  # fmt: skip
+        if where.consecutive_absences_at_least > 0:
+            statement = statement.where(_absences_since_present(principal) >= where.consecutive_absences_at_least)
+    return statement
+
+
+def _absences_since_present(principal: Principal) -> sa.ScalarSelect[Any]:
+    """Per participant row of the outer query: absences at held sessions since they were last present, the same
+    count as ``consecutive_absences`` (the field), as a correlated subquery over the readable marks."""
+    marks = readable(principal, Attendance)
+    last_seen = (
+        marks.with_only_columns(sa.func.max(GroupSession.starts_at))
+        .select_from(Attendance)
+        .join(GroupSession, GroupSession.id == Attendance.session_id)
+        .where(Attendance.participant_id == Participant.id, Attendance.status == AttendanceStatus.PRESENT)
+        .correlate(Participant)
+        .scalar_subquery()
+    )
+    return (
+        marks.with_only_columns(sa.func.count())
+        .select_from(Attendance)
+        .join(GroupSession, GroupSession.id == Attendance.session_id)
+        .where(
+            Attendance.participant_id == Participant.id,
+            Attendance.status != AttendanceStatus.PRESENT,
+            GroupSession.status == SessionStatus.HELD,
+            sa.or_(last_seen.is_(None), GroupSession.starts_at > last_seen),
+        )
+        .correlate(Participant)
+        .scalar_subquery()
+    )
 
 
 @dataclass(frozen=True)

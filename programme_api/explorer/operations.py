@@ -1,6 +1,7 @@
 """The explorer's saved operations: the documents registered for the built-in ``programme-explorer`` client.
 
-Each ``operations/<id>.graphql`` file is one saved operation. The explorer client is defined in code rather
+Each entry of ``static/saved-operations.json`` (title, roles, variables, text) is one saved operation. The
+explorer client is defined in code rather
 than as a row of one organisation (``oauth/clients.py``), so its documents are too: they ship with the
 service, and ``/graphql`` finds them by SHA-256 beside the documents registered in the database for other
 clients. The page hands the texts and hashes to ``explorer.js``, which sends an unchanged saved operation by
@@ -16,7 +17,7 @@ from typing import Final
 
 import orjson
 
-OPERATIONS_DIR: Final = Path(__file__).parent / "operations"
+OPERATIONS_FILE: Final = Path(__file__).parent / "static" / "saved-operations.json"
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,11 @@ class SavedOperation:
 
 
 def _load() -> tuple[SavedOperation, ...]:
-    found = []
-    for path in sorted(OPERATIONS_DIR.glob("*.graphql")):
-        text = path.read_text(encoding="utf-8")
-        found.append(SavedOperation(path.stem, text, hashlib.sha256(text.encode()).hexdigest()))
-    return tuple(found)
+    entries = orjson.loads(OPERATIONS_FILE.read_bytes())
+    return tuple(
+        SavedOperation(entry["id"], entry["query"], hashlib.sha256(entry["query"].encode()).hexdigest())
+        for entry in entries
+    )
 
 
 SAVED_OPERATIONS: Final = _load()

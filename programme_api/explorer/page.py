@@ -85,6 +85,8 @@ STATIC_HEADERS: Final[Mapping[str, str]] = {
 #: Scripts in load order: React, ReactDOM, GraphiQL (needs both), then ours.
 SCRIPTS: Final = ("react.production.min.js", "react-dom.production.min.js", "graphiql.min.js", "explorer.js")
 STYLESHEETS: Final = ("graphiql.min.css", "explorer.css")
+# The explorer's saved operations (per role), fetched by explorer.js; tests validate each against the schema.
+SAVED_OPERATIONS: Final = "saved-operations.json"
 #: The explorer asks for every scope; the authorization server cuts the grant to what the person's role allows.
 EXPLORER_SCOPE: Final = " ".join(sorted(ALL_SCOPES))
 
@@ -150,6 +152,7 @@ async def explorer_page(request: Request) -> Response:
         redirect_uri=explorer_redirect_uri(issuer),
         scope=EXPLORER_SCOPE,
         schema_url=SCHEMA_PATH,
+        operations_url=asset_url(SAVED_OPERATIONS),
         display_name=user.display_name,
         email=user.email,
         saved_operations=SAVED_PAGE_DATA,

@@ -1,7 +1,8 @@
 """``programme-api clients …``, ``users …`` and ``keys rotate`` (contract section 5).
 
-Changes to an existing client or person (``disable``, ``enable``, ``set-scopes``, ``set-regions``, ``set-role``)
-are announced to every running worker when they commit (``admin.py``), so they apply to tokens already issued.
+Changes to an existing client or person (``disable``, ``enable``, ``set-scopes``, ``set-regions``, ``set-role``,
+``rotate-secret``, ``reset-password``) are announced to every running worker when they commit (``admin.py``, the
+same implementation GraphQL's admin mutations use), so they apply to tokens already issued.
 
 The shared CLI helpers (``one_line_errors``, ``run_in_session``) live in ``programme_api.cli``, which imports
 this module to register the sub-apps; they are therefore looked up when a command runs, not at import.
@@ -124,7 +125,7 @@ def clients_disable(client_id: str = typer.Argument(..., help="The client's id."
     _change(
         "client",
         client_id,
-        lambda session: admin.set_client_enabled(session, client_id, False),
+        lambda session: admin.operator_set_client_enabled(session, client_id, False),
         f"disabled client {client_id}",
     )
 
@@ -136,7 +137,7 @@ def clients_enable(client_id: str = typer.Argument(..., help="The client's id.")
     _change(
         "client",
         client_id,
-        lambda session: admin.set_client_enabled(session, client_id, True),
+        lambda session: admin.operator_set_client_enabled(session, client_id, True),
         f"enabled client {client_id}",
     )
 
@@ -151,7 +152,7 @@ def clients_set_scopes(
     _change(
         "client",
         client_id,
-        lambda session: admin.set_client_scopes(session, client_id, scope),
+        lambda session: admin.operator_set_client_scopes(session, client_id, scope),
         f"client {client_id}: scopes set",
     )
 
@@ -166,7 +167,7 @@ def clients_set_regions(
     _change(
         "client",
         client_id,
-        lambda session: admin.set_client_regions(session, client_id, regions),
+        lambda session: admin.operator_set_client_regions(session, client_id, regions),
         f"client {client_id}: regions set",
     )
 
@@ -198,14 +199,14 @@ def clients_set_rate_limit(
 @_one_line_errors
 def users_disable(email: str = typer.Argument(..., help="Sign-in email.")) -> None:
     """Disable a person: no sign-in, no refresh, and their tokens stop working."""
-    _change("email", email, lambda session: admin.set_user_active(session, email, False), f"disabled {email}")
+    _change("email", email, lambda session: admin.operator_set_user_active(session, email, False), f"disabled {email}")
 
 
 @users_app.command("enable")
 @_one_line_errors
 def users_enable(email: str = typer.Argument(..., help="Sign-in email.")) -> None:
     """Enable a disabled person again."""
-    _change("email", email, lambda session: admin.set_user_active(session, email, True), f"enabled {email}")
+    _change("email", email, lambda session: admin.operator_set_user_active(session, email, True), f"enabled {email}")
 
 
 @users_app.command("set-regions")
@@ -215,7 +216,12 @@ def users_set_regions(
     regions: list[str] = typer.Option([], "--region", help="Region slug (repeatable)."),
 ) -> None:
     """Assign a person to exactly these regions."""
-    _change("email", email, lambda session: admin.set_user_regions(session, email, regions), f"{email}: regions set")
+    _change(
+        "email",
+        email,
+        lambda session: admin.operator_set_user_regions(session, email, regions),
+        f"{email}: regions set",
+    )
 
 
 @users_app.command("set-role")
@@ -225,7 +231,101 @@ def users_set_role(
     role: str = typer.Option(..., "--role", help="org_admin, coordinator, facilitator or evaluator."),
 ) -> None:
     """Change a person's role."""
-    _change("email", email, lambda session: admin.set_user_role(session, email, role), f"{email}: role set to {role}")
+    _change(
+        "email",
+        email,
+        lambda session: admin.operator_set_user_role(session, email, role),
+        f"{email}: role set to {role}",
+    )
+
+
+@clients_app.command("list")
+@_one_line_errors
+def clients_list(
+    organisation: str = typer.Option(..., "--organisation", help="Organisation slug."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List an organisation's clients (never their secrets)."""
+    rows = _listing(organisation, "clients")
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        state = "enabled" if row["enabled"] else "disabled"
+        typer.echo(f"{row['client_id']}\t{row['name']}\t{state}\t{row['scope']}")
+
+
+@clients_app.command("rotate-secret")
+@_one_line_errors
+def clients_rotate_secret(
+    client_id: str = typer.Argument(..., help="The client's id."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Give a client a new secret, printed once; the old secret and the tokens issued under it stop working."""
+    from .. import cli
+
+    secret = cli.run_for_key(
+        "client", client_id, lambda session: admin.operator_rotate_client_secret(session, client_id)
+    )
+    if as_json:
+        cli.print_json({"client_id": client_id, "client_secret": secret})
+        return
+    typer.echo(f"client_secret: {secret}")
+    typer.echo("The secret is shown only now; store it in the app's secret store.", err=True)
+
+
+@users_app.command("list")
+@_one_line_errors
+def users_list(
+    organisation: str = typer.Option(..., "--organisation", help="Organisation slug."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List an organisation's people (never their passwords)."""
+    rows = _listing(organisation, "users")
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        state = "active" if row["active"] else "disabled"
+        typer.echo(f"{row['email']}\t{row['role']}\t{state}\t{','.join(row['regions'])}")
+
+
+@users_app.command("reset-password")
+@_one_line_errors
+def users_reset_password(
+    email: str = typer.Argument(..., help="Sign-in email."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the new password from standard input (default: generate one)."
+    ),
+) -> None:
+    """Set a new password (read from standard input, or generated and printed once); the person's tokens stop
+    working."""
+    from .. import cli
+
+    chosen = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    password = cli.run_for_key("email", email, lambda session: admin.operator_reset_password(session, email, chosen))
+    if chosen is None:
+        typer.echo(f"password: {password}")
+        typer.echo("The password is shown only now; hand it over privately and ask them to change it.", err=True)
+    else:
+        typer.echo(f"{email}: password reset")
+
+
+def _listing(organisation: str, kind: str) -> list[dict[str, Any]]:
+    from .. import cli
+    from ..domain.directory import organisation_by_slug
+
+    async def work(session: Any) -> list[dict[str, Any]]:
+        found = await organisation_by_slug(session, organisation)
+        return await admin.listing(session, admin.operator(found.id), kind)
+
+    return cli.run_for_organisation(organisation, work)
+
+
+def _print_json(value: Any) -> None:
+    from .. import cli
+
+    cli.print_json(value)
 
 
 def _change(kind: KeyKind, key: str, work: Callable[[Any], Any], done: str) -> None:

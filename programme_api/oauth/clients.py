@@ -16,9 +16,9 @@ clients in their own right: ``query_client`` refuses their ids.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -30,11 +30,13 @@ from sqlalchemy.orm import Session
 from ..domain.directory import organisation_by_slug
 from ..domain.errors import DomainError, ErrorCode
 from ..domain.models import ActorType, OAuthClient, OAuthClientRegion
-from ..domain.passwords import hash_secret, new_secret, secret_matches
+from ..domain.passwords import secret_matches
 from ..domain.principal import ALL_SCOPES, Principal
 from ..domain.values import text_problem
-from . import audit
 from .lookups import evaluation_project_id, regions_by_slug
+
+if TYPE_CHECKING:
+    from .admin import CreatedClient
 
 EXPLORER_CLIENT_ID = "programme-explorer"
 EXPLORER_NAME = "Programme explorer"
@@ -196,13 +198,7 @@ def ensure_explorer_anchor(session: Session, organisation_id: uuid.UUID, issuer:
     return row.id
 
 
-@dataclass(frozen=True)
-class CreatedClient:
-    client_id: str
-    client_secret: str | None
-
-
-def _check_redirect_uri(uri: str) -> str:
+def check_redirect_uri(uri: str) -> str:
     parts = urlsplit(uri)
     loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
     if not (parts.scheme == "https" or loopback) or not parts.netloc or parts.fragment:
@@ -226,66 +222,27 @@ async def create_client(
     evaluation_project_slug: str | None,
     public: bool,
 ) -> CreatedClient:
-    """Register a client; the secret is returned here once and only its hash is kept."""
-    organisation = await organisation_by_slug(session, organisation_slug)
-    scopes = parse_scope(scope)
-    unknown = scopes - ALL_SCOPES
-    if not scopes or unknown:
-        raise DomainError(ErrorCode.INVALID, f"unknown or missing scopes: {format_scope(unknown) or '(none)'}", "scope")
-    grant_set = set(grants or (["authorization_code"] if public else ["client_credentials"]))
-    if not grant_set <= set(GRANT_CHOICES):
-        raise DomainError(ErrorCode.INVALID, f"grants must be among {', '.join(GRANT_CHOICES)}", "grant")
-    if public and "client_credentials" in grant_set:
-        raise DomainError(ErrorCode.INVALID, "a public client cannot use client_credentials", "grant")
-    if "authorization_code" in grant_set:
-        if not redirect_uris:
-            raise DomainError(ErrorCode.INVALID, "authorization_code needs at least one --redirect-uri", "redirect_uri")
-        grant_set.add("refresh_token")
-    elif redirect_uris:
-        raise DomainError(ErrorCode.INVALID, "--redirect-uri is only for authorization_code clients", "redirect_uri")
-    uris = [_check_redirect_uri(uri) for uri in redirect_uris]
+    """Register a client for the operator (slugs instead of ids); the rules are ``admin.create_client``'s."""
+    from . import admin
 
+    organisation = await organisation_by_slug(session, organisation_slug)
     project_id: uuid.UUID | None = None
     if evaluation_project_slug is not None:
         project_id = await evaluation_project_id(session, evaluation_project_slug, organisation.id)
-    elif "evaluation:read" in scopes:
-        raise DomainError(ErrorCode.INVALID, "evaluation:read needs --evaluation-project", "evaluation_project")
     regions = await regions_by_slug(session, organisation.id, region_slugs)
-
-    secret = None if public else new_secret()
-    row = OAuthClient(
-        organisation_id=organisation.id,
-        client_id=secrets.token_hex(16),
-        client_secret_hash=None if secret is None else hash_secret(secret),
-        name=name,
-        scope=format_scope(scopes),
-        grant_types=sorted(grant_set),
-        redirect_uris=uris,
-        evaluation_project_id=project_id,
+    return await admin.create_client(
+        session,
+        admin.operator(organisation.id),
+        admin.NewClient(
+            name=name,
+            scope=scope,
+            region_ids=[region.id for region in regions],
+            grants=grants,
+            redirect_uris=redirect_uris,
+            evaluation_project_id=project_id,
+            public=public,
+        ),
     )
-    session.add(row)
-    await session.flush()
-    for region in regions:
-        session.add(OAuthClientRegion(organisation_id=organisation.id, client_pk=row.id, region_id=region.id))
-    session.add(
-        audit.audit_event(
-            audit.CLIENT_CREATED,
-            organisation_id=organisation.id,
-            actor_type=ActorType.SYSTEM,
-            actor_id="cli",
-            target_type="oauth_client",
-            target_id=row.client_id,
-            details={
-                "name": name,
-                "scope": row.scope,
-                "grant_types": row.grant_types,
-                "regions": [region.slug for region in regions],
-                "public": public,
-            },
-        )
-    )
-    await session.flush()
-    return CreatedClient(client_id=row.client_id, client_secret=secret)
 
 
 async def client_region_ids(session: AsyncSession, client_pk: uuid.UUID) -> frozenset[uuid.UUID]:

@@ -15,17 +15,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.directory import organisation_by_slug
-from ..domain.errors import DomainError, ErrorCode
-from ..domain.models import ActorType, Role, User, UserRegion
-from ..domain.passwords import hash_password, verify_password
-from ..domain.tenancy import bind_tenant_of, tenant_of
+from ..domain.models import Role, User
+from ..domain.passwords import verify_password
+from ..domain.tenancy import bind_tenant_of
 from ..domain.values import text_problem
-from . import audit
 from .lookups import evaluation_project_id, regions_by_slug
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def normalise_email(email: str) -> str:
@@ -100,51 +98,23 @@ async def create_user(
     display_name: str | None = None,
     evaluation_project_slug: str | None = None,
 ) -> User:
-    """Register a person. Coordinators reach only the regions given here; admins reach the whole organisation."""
-    organisation = await organisation_by_slug(session, organisation_slug)
-    address = normalise_email(email)
-    if not _EMAIL.match(address) or len(address) > 320:
-        raise DomainError(ErrorCode.INVALID, f"not an email address: {email!r}", "email")
-    try:
-        user_role = Role(role)
-    except ValueError:
-        choices = ", ".join(r.value for r in Role)
-        raise DomainError(ErrorCode.INVALID, f"role must be one of {choices}", "role") from None
-    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise DomainError(ErrorCode.INVALID, f"password must be at least {MIN_PASSWORD_LENGTH} characters", "password")
-    if await tenant_of(session, "email", address) is not None:  # taken in any organisation, not only this one
-        raise DomainError(ErrorCode.DUPLICATE, f"a user with email {address!r} already exists", "email")
+    """Register a person for the operator (slugs instead of ids); the rules are ``admin.create_user``'s."""
+    from . import admin
 
+    organisation = await organisation_by_slug(session, organisation_slug)
     project_id: uuid.UUID | None = None
     if evaluation_project_slug is not None:
         project_id = await evaluation_project_id(session, evaluation_project_slug, organisation.id)
-    elif user_role is Role.EVALUATOR:
-        raise DomainError(ErrorCode.INVALID, "an evaluator needs --evaluation-project", "evaluation_project")
     regions = await regions_by_slug(session, organisation.id, region_slugs)
-
-    password_hash = await anyio.to_thread.run_sync(hash_password, password)
-    user = User(
-        organisation_id=organisation.id,
-        email=address,
-        display_name=display_name or address.split("@", 1)[0],
-        password_hash=password_hash,
-        role=user_role,
-        evaluation_project_id=project_id,
+    return await admin.create_user(
+        session,
+        admin.operator(organisation.id),
+        admin.NewUser(
+            email=email,
+            role=role,
+            password=password,
+            region_ids=[region.id for region in regions],
+            display_name=display_name,
+            evaluation_project_id=project_id,
+        ),
     )
-    session.add(user)
-    await session.flush()
-    for region in regions:
-        session.add(UserRegion(organisation_id=organisation.id, user_id=user.id, region_id=region.id))
-    session.add(
-        audit.audit_event(
-            audit.USER_CREATED,
-            organisation_id=organisation.id,
-            actor_type=ActorType.SYSTEM,
-            actor_id="cli",
-            target_type="user",
-            target_id=str(user.id),
-            details={"role": user_role.value, "regions": [region.slug for region in regions]},
-        )
-    )
-    await session.flush()
-    return user

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import strawberry
 
+from .mutations import admin as admin_mutations
 from .mutations import (
     attendance,
     enrolments,
+    evaluation_projects,
     facilitation,
     facilitators,
     groups,
@@ -24,6 +26,7 @@ from .mutations import (
 
 PROGRAMME = "Requires `programme:write`."
 PARTICIPANTS = "Requires `participants:write`."
+ADMIN = "Requires `admin` (callers who reach the whole organisation)."
 
 
 @strawberry.type
@@ -81,7 +84,91 @@ class Mutation:
     record_attendance: attendance.RecordAttendancePayload = strawberry.mutation(
         resolver=attendance.record_attendance,
         description="Record a session's whole register (present / excused / unexcused per enrolled participant, "
-        "and the drop-in count) and mark it held; recording again replaces it. Requires `attendance:write`.",
+        "and the drop-in count) and mark it held; recording again replaces it; a session that has not started "
+        "yet is refused with `NOT_STARTED`. Requires `attendance:write`.",
+    )
+    create_user: admin_mutations.UserPayload = strawberry.mutation(
+        resolver=admin_mutations.create_user,
+        description=f"Register a person; their password is generated and returned once. {ADMIN}",
+    )
+    disable_user: admin_mutations.UserPayload = strawberry.mutation(
+        resolver=admin_mutations.disable_user,
+        description=f"Disable a person: no sign-in, and their live tokens stop working at once. {ADMIN}",
+    )
+    enable_user: admin_mutations.UserPayload = strawberry.mutation(
+        resolver=admin_mutations.enable_user, description=f"Enable a disabled person again. {ADMIN}"
+    )
+    set_user_regions: admin_mutations.UserPayload = strawberry.mutation(
+        resolver=admin_mutations.set_user_regions,
+        description=f"Assign a person to exactly these regions (applies to live tokens). {ADMIN}",
+    )
+    set_user_role: admin_mutations.UserPayload = strawberry.mutation(
+        resolver=admin_mutations.set_user_role,
+        description=f"Change a person's role (not to one holding scopes you do not hold). {ADMIN}",
+    )
+    reset_user_password: admin_mutations.UserPayload = strawberry.mutation(
+        resolver=admin_mutations.reset_user_password,
+        description=f"Give a person a generated password, returned once; their live tokens stop working. {ADMIN}",
+    )
+    create_oauth_client: admin_mutations.OAuthClientPayload = strawberry.mutation(
+        name="createOAuthClient",
+        resolver=admin_mutations.create_oauth_client,
+        description=f"Register an OAuth client; its secret is returned once. {ADMIN}",
+    )
+    disable_oauth_client: admin_mutations.OAuthClientPayload = strawberry.mutation(
+        name="disableOAuthClient",
+        resolver=admin_mutations.disable_oauth_client,
+        description=f"Disable a client: its live tokens stop working at once. {ADMIN}",
+    )
+    enable_oauth_client: admin_mutations.OAuthClientPayload = strawberry.mutation(
+        name="enableOAuthClient",
+        resolver=admin_mutations.enable_oauth_client,
+        description=f"Enable a disabled client again. {ADMIN}",
+    )
+    set_oauth_client_scopes: admin_mutations.OAuthClientPayload = strawberry.mutation(
+        name="setOAuthClientScopes",
+        resolver=admin_mutations.set_oauth_client_scopes,
+        description=f"Replace a client's allowed scopes; live tokens keep only those still allowed. {ADMIN}",
+    )
+    set_oauth_client_regions: admin_mutations.OAuthClientPayload = strawberry.mutation(
+        name="setOAuthClientRegions",
+        resolver=admin_mutations.set_oauth_client_regions,
+        description=f"Bind a client to exactly these regions (applies to live tokens). {ADMIN}",
+    )
+    rotate_oauth_client_secret: admin_mutations.OAuthClientPayload = strawberry.mutation(
+        name="rotateOAuthClientSecret",
+        resolver=admin_mutations.rotate_oauth_client_secret,
+        description=f"Give a client a new secret, returned once; the old one and its tokens stop working. {ADMIN}",
+    )
+    create_evaluation_project: evaluation_projects.EvaluationProjectPayload = strawberry.mutation(
+        resolver=evaluation_projects.create_evaluation_project,
+        description="Create an evaluation project owned by your organisation, with its own pseudonym key "
+        f"(generated, never shown). {ADMIN}",
+    )
+    update_evaluation_project: evaluation_projects.EvaluationProjectPayload = strawberry.mutation(
+        resolver=evaluation_projects.update_evaluation_project,
+        description=f"Change an open evaluation project's name, instruments, dates, consent purpose or threshold. "
+        f"{ADMIN}",
+    )
+    close_evaluation_project: evaluation_projects.EvaluationProjectPayload = strawberry.mutation(
+        resolver=evaluation_projects.close_evaluation_project,
+        description=f"Close an evaluation project: its evaluators read nothing from then on. {ADMIN}",
+    )
+    update_participant: participants.ParticipantPayload = strawberry.mutation(
+        resolver=participants.update_participant,
+        description=f"Correct a participant's preferred name, contact details or home region. {PARTICIPANTS}",
+    )
+    create_session: sessions.SessionPayload = strawberry.mutation(
+        resolver=sessions.create_session,
+        description=f"Add a one-off session to an active group, outside its schedule. {PROGRAMME}",
+    )
+    complete_session: sessions.SessionPayload = strawberry.mutation(
+        resolver=sessions.complete_session,
+        description=f"Mark a session that has started as held (refused with `NOT_STARTED` before). {PROGRAMME}",
+    )
+    set_session_facilitators: sessions.SessionPayload = strawberry.mutation(
+        resolver=sessions.set_session_facilitators,
+        description=f"Record exactly which of the group's facilitators ran a session. {PROGRAMME}",
     )
     update_organisation_settings: organisation_settings.UpdateOrganisationSettingsPayload = strawberry.mutation(
         resolver=organisation_settings.update_organisation_settings,

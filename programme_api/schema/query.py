@@ -9,15 +9,19 @@ from typing import Annotated, Any
 
 import strawberry
 
-from ..domain import models, programme
+from ..domain import evaluation_projects, models, programme
 from ..domain.access import readable
 from ..domain.errors import DomainError, ErrorCode
+from ..domain.pagination import Ordering
 from ..domain.principal import Principal
+from ..oauth import admin as oauth_admin
 from .audit_log import AuditEvent
 from .context import Info
 from .lists import load_node, top_level_connection
 from .relay import Connection, Node, expect_global_id, from_global_id
+from .types import admin as admin_types
 from .types import outcomes as outcome_types
+from .types.evaluation_projects import EvaluationProject as EvaluationProjectType
 from .types.people import AttendanceRecord, Enrolment, Participant
 from .types.programme import Facilitator, Group, GroupSession, Organisation, Region
 
@@ -38,6 +42,8 @@ NODE_TYPES: dict[str, tuple[type[Any], Any]] = {
     "SurveyResponse": (models.SurveyResponse, outcome_types.SurveyResponse),
     "SafeguardingAlert": (models.SafeguardingAlert, outcome_types.SafeguardingAlert),
     "AuditEvent": (models.AuditEvent, AuditEvent),
+    "User": (models.User, admin_types.UserAccount),
+    "OAuthClient": (models.OAuthClient, admin_types.OAuthClientAccount),
 }
 
 
@@ -80,6 +86,29 @@ class SessionFilter:
             starts_before=self.starts_before,
             statuses=tuple(self.statuses) if self.statuses else None,
             group_ids=ids_of(self.group_ids, "Group", "filter.groupIds"),
+        )
+
+
+@strawberry.input(description="Narrow a list of participants; all given conditions must hold.")
+class ParticipantFilter:
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive part of the reference or the preferred name."
+    )
+    group_id: strawberry.ID | None = strawberry.field(default=None, description="Enrolled in this group.")
+    enrolment_status: models.EnrolmentStatus | None = strawberry.field(
+        default=None, description="Has an enrolment in this status (in `groupId`, when given)."
+    )
+    consecutive_absences_at_least: int | None = strawberry.field(
+        default=None, description="Absent (excused or not) at least this many held sessions since last present."
+    )
+
+    def to_domain(self) -> programme.ParticipantFilter:
+        group_id = None if self.group_id is None else expect_global_id(self.group_id, "Group", "filter.groupId")
+        return programme.ParticipantFilter(
+            search=self.search,
+            group_id=group_id,
+            enrolment_status=self.enrolment_status,
+            consecutive_absences_at_least=self.consecutive_absences_at_least,
         )
 
 
@@ -194,14 +223,60 @@ class Query:
     async def participants(
         self,
         info: Info,
+        filter: ParticipantFilter | None = None,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
     ) -> Connection[Participant]:
+        where = filter.to_domain() if filter else None
         return await top_level_connection(
-            info, programme.participants, programme.PARTICIPANT_ORDER, Participant.from_model,
+            info, lambda p: programme.participants(p, where), programme.PARTICIPANT_ORDER, Participant.from_model,
             first, after, last, before,
+        )  # fmt: skip
+
+    @strawberry.field(description="People of the organisation, by email. Requires `admin`.")
+    async def users(
+        self,
+        info: Info,
+        include_disabled: bool = True,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[admin_types.UserAccount]:
+        return await top_level_connection(
+            info, lambda p: oauth_admin.users(p, include_disabled), Ordering(admin_types.USER_ORDER),
+            admin_types.UserAccount.from_model, first, after, last, before,
+        )  # fmt: skip
+
+    @strawberry.field(description="OAuth clients of the organisation, by name. Requires `admin`.")
+    async def oauth_clients(
+        self,
+        info: Info,
+        include_disabled: bool = True,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[admin_types.OAuthClientAccount]:
+        return await top_level_connection(
+            info, lambda p: oauth_admin.clients(p, include_disabled), Ordering(admin_types.CLIENT_ORDER),
+            admin_types.OAuthClientAccount.from_model, first, after, last, before,
+        )  # fmt: skip
+
+    @strawberry.field(description="Evaluation projects your organisation owns, by slug. Requires `admin`.")
+    async def evaluation_projects(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[EvaluationProjectType]:
+        return await top_level_connection(
+            info, evaluation_projects.owned, Ordering((models.EvaluationProject.slug, models.EvaluationProject.id)),
+            EvaluationProjectType.from_model, first, after, last, before,
         )  # fmt: skip
 
     @strawberry.field(description="Any object by its global ID; null when it does not exist or is not yours.")

@@ -1,4 +1,5 @@
-"""Evaluator bulk exports over HTTP: CSV, Parquet and the codebook, behind a bearer token with evaluation:read.
+"""Exports over HTTP: the evaluator's bulk files (CSV, Parquet and the codebook, behind ``evaluation:read``) and
+a session's register as CSV (behind ``participants:read`` and the programme's access rules).
 
 Authorisation happens before the response starts (so refusals get a status code), and so does the export's
 audit event, in its own transaction: when it cannot be written the answer is 503 and no data is sent. The body
@@ -121,7 +122,43 @@ async def codebook(request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
+async def register_csv(request: Request) -> Response:
+    """``/exports/registers/{sessionId}.csv``: one session's register, audited before it is sent."""
+    from ..db import read_only_session
+    from ..domain.access import install_guard
+    from ..domain.registers import audit_register, register_csv, register_sheet
+    from ..domain.tenancy import bind_principal
+    from ..schema.relay import expect_global_id
+
+    principal = await _principal(request)
+    if isinstance(principal, Response):
+        return principal
+    runtime = Runtime.of(request)
+    try:
+        session_id = expect_global_id(request.path_params["session_id"], "GroupSession", "sessionId")
+        async with read_only_session(runtime.session_maker) as session:
+            install_guard(session)
+            await bind_principal(session, principal)
+            sheet = await register_sheet(session, principal, session_id)
+    except DomainError as error:
+        if error.code is ErrorCode.INSUFFICIENT_SCOPE:
+            challenge = 'Bearer error="insufficient_scope", scope="participants:read"'
+            return _problem(403, error.message, {"WWW-Authenticate": challenge})
+        return _problem(404, "session not found")
+    try:
+        await audit_register(runtime.audit, principal, sheet)
+    except AuditUnavailable as unavailable:
+        return _problem(503, unavailable.message)
+    filename = f"register-{sheet.session.starts_at:%Y-%m-%d}.csv"
+    return Response(
+        register_csv(sheet),
+        media_type=MEDIA_TYPES["csv"],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
+
+
 routes = [
+    Route("/exports/registers/{session_id}.csv", register_csv, methods=["GET"]),
     Route("/exports/surveys.csv", surveys_csv, methods=["GET"]),
     Route("/exports/surveys.parquet", surveys_parquet, methods=["GET"]),
     Route("/exports/codebook.json", codebook, methods=["GET"]),

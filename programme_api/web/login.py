@@ -45,12 +45,14 @@ DEFAULT_NEXT = "/graphql"
 FAILURE_MESSAGE = "Email or password is incorrect."
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    # The page's one stylesheet is served from this origin (``/explorer/static``); nothing else may load.
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; base-uri 'none'; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
 
+PAGE_STYLESHEET = "pages.css"
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
@@ -95,6 +97,9 @@ def csrf_matches(session: SignInSession, submitted: object) -> bool:
 
 def render(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
     """A server-rendered page with headers that forbid framing, caching and any script or external asset."""
+    from ..explorer.page import asset_url
+
+    context = {"page_stylesheet": asset_url(PAGE_STYLESHEET), **context}
     response = templates.TemplateResponse(request, template, context, status_code=status_code)
     response.headers.update(_SECURITY_HEADERS)
     return response

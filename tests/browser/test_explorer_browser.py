@@ -110,14 +110,15 @@ def test_works_with_every_other_host_blocked(session: Session) -> None:
     session.sign_in(COORDINATOR_NORTH)
     wait_until_ready(session)
 
-    for operation in ("upcoming-sessions", "attendance-this-month", "checks-expiring"):
+    for operation in ("upcoming-sessions", "attendance-this-month", "checks-expiring", "group-rosters"):
         result = run_saved(session, operation)
         assert "errors" not in result, (operation, result)
     month = run_saved(session, "attendance-this-month")
     assert {region["name"] for region in month["data"]["regions"]["nodes"]} == NORTH_REGIONS
 
-    alerts = run_saved(session, "safeguarding-alerts")  # fails gracefully until the field exists
-    assert "errors" in alerts or "safeguardingAlerts" in alerts.get("data", {})
+    alerts = run_saved(session, "safeguarding-alerts")
+    assert "errors" not in alerts, alerts
+    assert "totalCount" in alerts["data"]["safeguardingAlerts"]
 
     # The docs pane shows field descriptions, which name the scopes they require.
     page.locator(".graphiql-sidebar button[aria-label='Show Documentation Explorer']").click()

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, CreatedAt, UUIDPrimaryKey, enum_column, tenant_fk
+from .base import Base, CreatedAt, UUIDPrimaryKey, Versioned, enum_column, tenant_fk
 from .enums import ConsentPurpose
 
 
-class EvaluationProject(UUIDPrimaryKey, CreatedAt, Base):
+class EvaluationProject(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     """An evaluator's scope: organisations, instruments, dates and the consent purpose required.
 
     ``pseudonym_key`` is this project's own secret: pseudonyms are keyed hashes, stable within the project
@@ -38,6 +38,8 @@ class EvaluationProject(UUIDPrimaryKey, CreatedAt, Base):
     pseudonym_key: Mapped[bytes] = mapped_column(sa.LargeBinary(64))
     dose_bands: Mapped[list[Any] | None] = mapped_column(sa.JSON(), default=None)
     """Lower bounds of the bands of sessions attended for dose-response tables; null: 0-3, 4-7, 8+."""
+    # Once set, the project's evaluators read nothing (their clients stay, refused).
+    closed_at: Mapped[datetime | None]
 
 
 class EvaluationProjectOrganisation(UUIDPrimaryKey, Base):

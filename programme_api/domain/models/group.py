@@ -40,6 +40,7 @@ class Group(UUIDPrimaryKey, CreatedAt, Versioned, Base):
             name="schedule_complete",
         ),
         sa.Index("ix_groups_organisation_id_region_id", "organisation_id", "region_id"),
+        sa.UniqueConstraint("organisation_id", "external_reference"),
     )
 
     organisation_id: Mapped[uuid.UUID] = tenant_fk()
@@ -56,6 +57,8 @@ class Group(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     schedule_start_time: Mapped[time | None] = mapped_column(sa.Time)
     schedule_duration_minutes: Mapped[int | None] = mapped_column(sa.SmallInteger)
     schedule_anchor_date: Mapped[date | None] = mapped_column(sa.Date)
+    # The organisation's own code for the group (spreadsheet imports find it again by this).
+    external_reference: Mapped[str | None] = mapped_column(sa.String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -63,6 +66,7 @@ class Facilitator(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     """A trained volunteer or worker; an expired background check blocks new assignments."""
 
     __tablename__ = "facilitators"
+    __table_args__ = (sa.UniqueConstraint("organisation_id", "external_reference"),)
 
     organisation_id: Mapped[uuid.UUID] = tenant_fk()
     user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"), unique=True)
@@ -72,6 +76,8 @@ class Facilitator(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     background_check_expires_on: Mapped[date | None] = mapped_column(sa.Date)
     # Archived facilitators keep their history but are left out of lists and cannot be assigned.
     archived_at: Mapped[datetime | None]
+    # The organisation's own code for the person (spreadsheet imports find them again by this).
+    external_reference: Mapped[str | None] = mapped_column(sa.String(64))
 
 
 class FacilitatorCheck(UUIDPrimaryKey, CreatedAt, Base):

@@ -27,7 +27,8 @@
     clientId: root.dataset.clientId,
     redirectUri: root.dataset.redirectUri,
     scope: root.dataset.scope,
-    schemaUrl: root.dataset.schemaUrl
+    schemaUrl: root.dataset.schemaUrl,
+    operationsUrl: root.dataset.operationsUrl
   };
 
   var tokens = null; // {access, refresh, expiresAt}
@@ -290,65 +291,51 @@
 
   // The saved operations' texts come from the server, where they are the explorer's registered documents; a
   // text sent unchanged goes by its hash alone (postGraphQL), as any client's persisted document would.
-  var SAVED_TEXTS = {};
   var SAVED_HASHES = {};
   JSON.parse(root.dataset.savedOperations || "[]").forEach(function (saved) {
-    SAVED_TEXTS[saved.id] = saved.query;
     SAVED_HASHES[saved.query] = saved.sha256;
   });
 
-  var OPERATIONS = [
-    {
-      id: "region-dashboard",
-      title: "Region dashboard",
-      description: "Your regions, their groups and facilitators, and each group's last 20 sessions with attendance.",
-      query: SAVED_TEXTS["region-dashboard"],
-      variables: function () { return null; }
+
+  /*
+   * The saved operations live in saved-operations.json (validated against the schema by the test suite). Each
+   * names the roles it is for, and how its variables are made: null (none), or one of VARIABLES below.
+   */
+  var VARIABLES = {
+    thisWeek: function () {
+      var now = new Date();
+      return { startsFrom: now.toISOString(), startsBefore: addDays(startOfWeek(now), 7).toISOString() };
     },
-    {
-      id: "upcoming-sessions",
-      title: "Upcoming sessions this week",
-      description: "Sessions from now until the end of this week (Monday to Sunday, your computer's time zone).",
-      query: SAVED_TEXTS["upcoming-sessions"],
-      variables: function () {
-        var now = new Date();
-        return {
-          startsFrom: now.toISOString(),
-          startsBefore: addDays(startOfWeek(now), 7).toISOString()
-        };
+    thisMonth: function () {
+      var now = new Date();
+      return {
+        from: new Date(now.getFullYear(), now.getMonth(), 1).toISOString(),
+        to: new Date(now.getFullYear(), now.getMonth() + 1, 1).toISOString()
+      };
+    },
+    instrument: function () { return { instrumentCode: "swemwbs" }; }
+  };
+
+  function loadOperations() {
+    return fetch(config.operationsUrl, { credentials: "same-origin", cache: "no-cache" }).then(function (response) {
+      if (!response.ok) {
+        return [];
       }
-    },
-    {
-      id: "attendance-this-month",
-      title: "Attendance this month",
-      description: "Totals per region and each group's attendance rate since the first of this month.",
-      query: SAVED_TEXTS["attendance-this-month"],
-      variables: function () {
-        var now = new Date();
-        return {
-          from: new Date(now.getFullYear(), now.getMonth(), 1).toISOString(),
-          to: new Date(now.getFullYear(), now.getMonth() + 1, 1).toISOString()
-        };
-      }
-    },
-    {
-      id: "checks-expiring",
-      title: "Facilitators with checks expiring in 30 days",
-      description: "Background checks that run out within 30 days, and the groups those facilitators run.",
-      query: SAVED_TEXTS["checks-expiring"],
-      variables: function () { return null; }
-    },
-    {
-      id: "safeguarding-alerts",
-      title: "Open safeguarding alerts",
-      description: "Alerts raised by risk answers that nobody has acknowledged yet (needs surveys:read).",
-      query: SAVED_TEXTS["safeguarding-alerts"],
-      variables: function () { return null; }
-    }
-  ];
+      return response.json();
+    }).catch(function () { return []; });
+  }
+
+  /* The operations for the signed-in person's role (all of them when the role is unknown). */
+  function forRole(operations, role) {
+    var wanted = role ? role.toLowerCase() : null;
+    var mine = operations.filter(function (operation) {
+      return !wanted || operation.roles.indexOf(wanted) !== -1;
+    });
+    return mine.length ? mine : operations;
+  }
 
   function loadOperation(editor, operation) {
-    var variables = operation.variables();
+    var variables = operation.variables ? VARIABLES[operation.variables]() : null;
     if (editor.queryEditor) {
       editor.queryEditor.setValue(operation.query);
     }
@@ -392,6 +379,8 @@
       viewerBox.dataset.regions = JSON.stringify(regions);
       viewerBox.dataset.scopes = (viewer.scopes || []).join(" ");
       viewerBox.dataset.subject = viewer.subject;
+      viewerBox.dataset.role = viewer.role || "";
+      return viewer;
     });
   }
 
@@ -404,7 +393,7 @@
     }).then(function (body) { return body.data; });
   }
 
-  function renderGraphiQL(introspection) {
+  function renderGraphiQL(introspection, operations) {
     var h = React.createElement;
     var useEditorContext = GraphiQL.React.useEditorContext;
 
@@ -413,7 +402,7 @@
       return h("div", { className: "explorer-saved" },
         h("div", { className: "graphiql-doc-explorer-title" }, "Saved operations"),
         h("p", { className: "explorer-saved-hint" }, "Click one to load it, then run it with the ▶ button."),
-        h("ul", { className: "explorer-saved-list" }, OPERATIONS.map(function (operation) {
+        h("ul", { className: "explorer-saved-list" }, operations.map(function (operation) {
           return h("li", { key: operation.id },
             h("button", {
               type: "button",
@@ -443,7 +432,7 @@
       storage: inMemoryStorage(),
       plugins: [savedPlugin],
       visiblePlugin: savedPlugin,
-      defaultQuery: OPERATIONS[0].query,
+      defaultQuery: operations.length ? operations[0].query : "{ viewer { subject role scopes } }",
       defaultEditorToolsVisibility: "variables",
       isHeadersEditorEnabled: false,
       shouldPersistHeaders: false
@@ -524,11 +513,12 @@
       client_id: config.clientId,
       code_verifier: saved.verifier
     })
-      .then(function () { return Promise.all([loadSchema(), showViewer()]); })
+      .then(function () { return Promise.all([loadSchema(), showViewer(), loadOperations()]); })
       .then(function (results) {
         hideStatus();
         root.classList.add("explorer-ready");
-        renderGraphiQL(results[0]);
+        var viewer = results[1];
+        renderGraphiQL(results[0], forRole(results[2], viewer ? viewer.role : null));
       })
       .catch(function (error) {
         showStatus("Sign-in failed: " + (error.message || String(error)), "error", {

@@ -107,6 +107,12 @@ def _session_filter(value: Any) -> programme.SessionFilter | None:
     return None if value is None else _input(SessionFilter, value).to_domain()
 
 
+def _participant_filter(value: Any) -> programme.ParticipantFilter | None:
+    from ..query import ParticipantFilter
+
+    return None if value is None else _input(ParticipantFilter, value).to_domain()
+
+
 def _input(cls: Any, value: dict[str, Any]) -> Any:
     """A strawberry input object from coerced GraphQL values (flat inputs of scalars, enums and lists)."""
     from .. import schema
@@ -165,7 +171,10 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
         m.GroupSession,
     ),
     ("Query", "participants"): _connection(
-        ConnectionSpec(lambda p, _a: programme.participants(p), programme.PARTICIPANT_ORDER), m.Participant
+        ConnectionSpec(
+            lambda p, a: programme.participants(p, _participant_filter(a.get("filter"))), programme.PARTICIPANT_ORDER
+        ),
+        m.Participant,
     ),
     ("Query", "facilitators"): _connection(ConnectionSpec(_facilitators, programme.FACILITATOR_ORDER), m.Facilitator),
     ("Query", "viewer"): _resolver(None),
@@ -202,10 +211,14 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
         m.GroupSession,
     ),
     ("Group", "attendanceRate"): FieldPolicy(Read.COMPUTED, P),
+    # Enrolments in one status, ordered by when they were made: the resolvers answer them.
+    ("Group", "roster"): _resolver(R),
+    ("Group", "waitlist"): _resolver(R),
     ("GroupSession", "id"): FieldPolicy(Read.GLOBAL_ID, P),
     **_columns("GroupSession", "startsAt", "endsAt", "status", "cancellationReason", "dropinCount", "version", scope=P),
     ("GroupSession", "group"): _reference(m.Group, "group_id"),
     ("GroupSession", "attendanceCounts"): FieldPolicy(Read.COMPUTED, P),
+    ("GroupSession", "facilitatorsPresent"): _resolver(P),
     ("GroupSession", "attendance"): _children(
         m.Attendance, m.Attendance.session_id, ("recorded_at", False), ("id", False)
     ),

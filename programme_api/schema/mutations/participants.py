@@ -1,11 +1,11 @@
-"""registerParticipant."""
+"""registerParticipant and updateParticipant."""
 
 from __future__ import annotations
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ...domain import participants
+from ...domain import models, participants
 from ...domain.principal import Principal
 from ..context import Info
 from ..relay import expect_global_id
@@ -62,3 +62,35 @@ async def register_participant(info: Info, input: RegisterParticipantInput) -> R
         payload=RegisterParticipantPayload,
         present=_present,
     )
+
+
+@strawberry.input(description='Corrections to a participant; omitted fields keep their value, `""` clears one.')
+class UpdateParticipantInput(MutationInput):
+    participant_id: strawberry.ID
+    version: int = strawberry.field(description="The version you read; a stale one is refused with `CONFLICT`.")
+    preferred_name: str | None = None
+    contact_email: str | None = None
+    contact_phone: str | None = None
+    region_id: strawberry.ID | None = strawberry.field(default=None, description="Move to another region you reach.")
+
+
+@strawberry.type(description="The participant changed, or why not.")
+class ParticipantPayload(MutationPayload):
+    participant: Participant | None = None
+
+
+async def update_participant(info: Info, input: UpdateParticipantInput) -> ParticipantPayload:
+    async def work(session: AsyncSession, principal: Principal) -> models.Participant:
+        changes = participants.ParticipantChanges(
+            preferred_name=input.preferred_name,
+            contact_email=input.contact_email,
+            contact_phone=input.contact_phone,
+            region_id=expect_global_id(input.region_id, "Region", "input.regionId") if input.region_id else None,
+        )
+        participant_id = expect_global_id(input.participant_id, "Participant", "input.participantId")
+        return await participants.update_participant(session, principal, participant_id, input.version, changes)
+
+    return await perform(
+        info, operation="updateParticipant", scope=SCOPE, input=input, result_type=models.Participant, work=work,
+        payload=ParticipantPayload, present=lambda row: ParticipantPayload(participant=Participant.from_model(row)),
+    )  # fmt: skip

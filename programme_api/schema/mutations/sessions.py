@@ -1,4 +1,4 @@
-"""cancelSession and rescheduleSession."""
+"""createSession, cancelSession, rescheduleSession, completeSession and setSessionFacilitators."""
 
 from __future__ import annotations
 
@@ -77,3 +77,60 @@ async def reschedule_session(info: Info, input: RescheduleSessionInput) -> Sessi
         payload=SessionPayload,
         present=_present,
     )
+
+
+@strawberry.input(description="A one-off meeting of an active group, outside its schedule.")
+class CreateSessionInput(MutationInput):
+    group_id: strawberry.ID
+    starts_at: datetime = strawberry.field(description="Start, with a UTC offset.")
+    ends_at: datetime = strawberry.field(description="End, 15 to 480 minutes after the start.")
+
+
+@strawberry.input(description="Mark a session that has started as held.")
+class CompleteSessionInput(MutationInput):
+    session_id: strawberry.ID
+    version: int = strawberry.field(description=VERSION_HELP)
+
+
+@strawberry.input(description="Exactly the facilitators who ran a session (each assigned to its group).")
+class SetSessionFacilitatorsInput(MutationInput):
+    session_id: strawberry.ID
+    version: int = strawberry.field(description=VERSION_HELP)
+    facilitator_ids: list[strawberry.ID]
+
+
+async def create_session(info: Info, input: CreateSessionInput) -> SessionPayload:
+    async def work(session: AsyncSession, principal: Principal) -> models.GroupSession:
+        group_id = expect_global_id(input.group_id, "Group", "input.groupId")
+        return await sessions.create_session(session, principal, group_id, input.starts_at, input.ends_at)
+
+    return await perform(
+        info, operation="createSession", scope=SCOPE, input=input, result_type=models.GroupSession, work=work,
+        payload=SessionPayload, present=_present,
+    )  # fmt: skip
+
+
+async def complete_session(info: Info, input: CompleteSessionInput) -> SessionPayload:
+    async def work(session: AsyncSession, principal: Principal) -> models.GroupSession:
+        session_id = expect_global_id(input.session_id, "GroupSession", "input.sessionId")
+        return await sessions.complete_session(session, principal, session_id, input.version)
+
+    return await perform(
+        info, operation="completeSession", scope=SCOPE, input=input, result_type=models.GroupSession, work=work,
+        payload=SessionPayload, present=_present,
+    )  # fmt: skip
+
+
+async def set_session_facilitators(info: Info, input: SetSessionFacilitatorsInput) -> SessionPayload:
+    async def work(session: AsyncSession, principal: Principal) -> models.GroupSession:
+        session_id = expect_global_id(input.session_id, "GroupSession", "input.sessionId")
+        facilitator_ids = [
+            expect_global_id(value, "Facilitator", f"input.facilitatorIds.{index}")
+            for index, value in enumerate(input.facilitator_ids)
+        ]
+        return await sessions.set_session_facilitators(session, principal, session_id, input.version, facilitator_ids)
+
+    return await perform(
+        info, operation="setSessionFacilitators", scope=SCOPE, input=input, result_type=models.GroupSession,
+        work=work, payload=SessionPayload, present=_present,
+    )  # fmt: skip

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
@@ -16,7 +17,7 @@ from ..relay import Connection, Node, to_global_id
 from . import enums  # noqa: F401  (registers the domain enums as GraphQL enums)
 
 if TYPE_CHECKING:
-    from .people import AttendanceRecord
+    from .people import AttendanceRecord, Enrolment
 
 PAGE_ARGS_HELP = "Relay paging: `first`/`after` or `last`/`before`, at most 100 (default 20)."
 
@@ -183,6 +184,16 @@ class Group(Node):
         )  # fmt: skip
         return [FacilitatorAssignment.from_model(row) for row in rows]
 
+    @strawberry.field(description="Active participants, in the order they got their place. "
+                      "Requires `participants:read`.")  # fmt: skip
+    async def roster(self, info: Info) -> list[Annotated[Enrolment, strawberry.lazy(".people")]]:
+        return await _enrolments(info, self.model.id, models.EnrolmentStatus.ACTIVE)
+
+    @strawberry.field(description="The waitlist, first come first served: the first is promoted when a place "
+                      "frees up. Requires `participants:read`.")  # fmt: skip
+    async def waitlist(self, info: Info) -> list[Annotated[Enrolment, strawberry.lazy(".people")]]:
+        return await _enrolments(info, self.model.id, models.EnrolmentStatus.WAITLISTED)
+
     @strawberry.field(description=f"The group's sessions, earliest first. {PAGE_ARGS_HELP} Use `last` for the "
                       "most recent.")  # fmt: skip
     async def sessions(
@@ -214,6 +225,18 @@ class Group(Node):
             self.model.id,
         )
         return rate
+
+
+async def _enrolments(info: Info, group_id: Any, status: models.EnrolmentStatus) -> list[Enrolment]:
+    from .people import Enrolment
+
+    order = models.Enrolment.activated_at if status is models.EnrolmentStatus.ACTIVE else models.Enrolment.requested_at
+    in_status = models.Enrolment.status == status
+    rows = await load_children(
+        info, ("group.enrolments", status), lambda p: readable(p, models.Enrolment).where(in_status),
+        models.Enrolment.group_id, group_id, (order, models.Enrolment.requested_at, models.Enrolment.id),
+    )  # fmt: skip
+    return [Enrolment.from_model(row) for row in rows]
 
 
 @strawberry.type(description="Attendance at one session, as counts (no one is named). Requires `programme:read`.")
@@ -257,6 +280,17 @@ class GroupSession(Node):
         return AttendanceCounts(
             present=counts.present, excused=counts.excused, unexcused=counts.unexcused, dropins=self.model.dropin_count
         )
+
+    @strawberry.field(description="The facilitators recorded as present (`setSessionFacilitators`), by name.")
+    async def facilitators_present(self, info: Info) -> list[Facilitator]:
+        links = await load_children(
+            info, "session.facilitators_present", lambda p: readable(p, models.SessionFacilitator),
+            models.SessionFacilitator.session_id, self.model.id, (models.SessionFacilitator.id,),
+        )  # fmt: skip
+        found = await asyncio.gather(
+            *(load_node(info, models.Facilitator, link.facilitator_id, Facilitator.from_model) for link in links)
+        )
+        return sorted((row for row in found if row is not None), key=lambda row: (row.display_name, row.id))
 
     @strawberry.field(description="Who was recorded, by participant. Requires `participants:read`.")
     async def attendance(self, info: Info) -> list[Annotated[AttendanceRecord, strawberry.lazy(".people")]]:
