@@ -59,11 +59,16 @@ def _project_filter(principal: Principal) -> sa.ColumnElement[bool]:
         EvaluationProjectOrganisation.evaluation_project_id == EvaluationProject.id,
         EvaluationProjectOrganisation.organisation_id == principal.organisation_id,
     )
-    return sa.and_(
+    bound = sa.and_(
         EvaluationProject.id == (principal.evaluation_project_id or uuid.UUID(int=0)),
         sa.or_(EvaluationProject.organisation_id == principal.organisation_id, participates),
         EvaluationProject.closed_at.is_(None),
     )
+    if principal.evaluation_project_id is None and principal.region_ids is None and principal.has_scope("admin"):
+        # The organisation's admin manages (creates, changes, closes) the projects it owns, closed ones too;
+        # reading their data still takes ``evaluation:read`` and a binding to the project.
+        return sa.or_(bound, EvaluationProject.organisation_id == principal.organisation_id)
+    return bound
 
 
 access.register_rule(EvaluationProject, "evaluation:read", _project_filter)

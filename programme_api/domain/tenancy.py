@@ -61,6 +61,10 @@ _KEY_COLUMNS: dict[str, tuple[str, str, str]] = {
 _BIND = sa.text(
     f"SELECT set_config('{SETTING}', :organisations, true), set_config('{REGIONS_SETTING}', :regions, true)"
 )
+_BIND_WITH_TIMEOUT = sa.text(
+    f"SELECT set_config('{SETTING}', :organisations, true), set_config('{REGIONS_SETTING}', :regions, true),"
+    " set_config('statement_timeout', :timeout, true)"
+)
 _BIND_BY_KEY = sa.text(
     f"SELECT set_config('{SETTING}', coalesce(programme_tenant_of(:kind, :key)::text, ''), true),"
     f" set_config('{REGIONS_SETTING}', '{ALL_REGIONS}', true)"
@@ -91,13 +95,18 @@ async def bind_tenant(
     *,
     regions: Collection[uuid.UUID] | None,
     also: Iterable[uuid.UUID] = (),
+    statement_timeout_ms: int | None = None,
 ) -> None:
     """Limit this transaction to ``organisation_id`` (plus ``also``: the other organisations of an evaluation
-    project the caller may read across) and to ``regions`` (``None``: every region of those organisations)."""
+    project the caller may read across) and to ``regions`` (``None``: every region of those organisations),
+    and, given ``statement_timeout_ms``, its statements' time, in the same round trip."""
     if not _is_postgresql(session):
         return
     values = {"organisations": setting_value(organisation_id, also), "regions": regions_value(regions)}
-    await session.execute(_BIND, values)
+    if statement_timeout_ms is None:
+        await session.execute(_BIND, values)
+    else:
+        await session.execute(_BIND_WITH_TIMEOUT, values | {"timeout": str(statement_timeout_ms)})
 
 
 def bound_read(statement: sa.Select[Any], principal: Principal) -> sa.Select[Any]:
@@ -120,16 +129,20 @@ def bound_read(statement: sa.Select[Any], principal: Principal) -> sa.Select[Any
     return statement.select_from(binding)
 
 
-async def bind_principal(session: AsyncSession, principal: Principal) -> None:
+async def bind_principal(session: AsyncSession, principal: Principal, statement_timeout_ms: int | None = None) -> None:
     """Bind the transaction to the caller: its organisation and regions and, for an evaluator, the other
-    organisations its project covers (listed by ``programme_project_tenants``, as nothing is visible yet)."""
+    organisations its project covers (listed by ``programme_project_tenants``, as nothing is visible yet);
+    with ``statement_timeout_ms``, also bound its statements' time (PostgreSQL's ``statement_timeout``)."""
     if not _is_postgresql(session):
         return
     also: list[uuid.UUID] = []
     if principal.evaluation_project_id is not None:
         members = await session.scalar(_PROJECT_TENANTS, {"project": principal.evaluation_project_id})
         also = list(members or [])
-    await bind_tenant(session, principal.organisation_id, regions=principal.region_ids, also=also)
+    await bind_tenant(
+        session, principal.organisation_id, regions=principal.region_ids, also=also,
+        statement_timeout_ms=statement_timeout_ms,
+    )  # fmt: skip
 
 
 def _sqlite_lookup(kind: KeyKind, key: str) -> sa.TextClause:

@@ -18,7 +18,6 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 from graphql import (
     DocumentNode,
     ExecutionResult,
@@ -327,7 +326,7 @@ async def run_operation(
     unit_of_work = runtime.session_maker() if query is None else read_only_session(runtime.session_maker)
     async with unit_of_work as session:
         install_guard(session)
-        await bind_principal(session, principal)
+        await bind_principal(session, principal, statement_timeout_ms=milliseconds_left(deadline))
         reads = ReadLog()
         context = RequestContext(principal=principal, session=session, request_id=request_id, reads=reads)
         async with statement_deadline(session, deadline):
@@ -374,12 +373,17 @@ def timed_out(seconds: float, request_id: str) -> Answer:
     return {"data": None, "errors": [error]}, 200, 0
 
 
-_STATEMENT_TIMEOUT = sa.text("SELECT set_config('statement_timeout', :milliseconds, true)")
+def milliseconds_left(deadline: float) -> int:
+    """PostgreSQL's ``statement_timeout`` for the rest of the request (set with the tenant binding)."""
+    return max(int((deadline - time.monotonic()) * 1000), 1)
+
+
 SQLITE_PROGRESS_STEPS = 1000  # virtual machine instructions between deadline checks (well under a millisecond)
 
 
 class statement_deadline:
-    """Bound every statement of the session's transaction by ``deadline`` (a ``time.monotonic`` value)."""
+    """Bound every statement of the session's transaction by ``deadline`` (a ``time.monotonic`` value) on
+    SQLite, with a progress handler; on PostgreSQL the binding already set ``statement_timeout``."""
 
     def __init__(self, session: AsyncSession, deadline: float) -> None:
         self.session = session
@@ -387,11 +391,8 @@ class statement_deadline:
         self.sqlite: Any = None
 
     async def __aenter__(self) -> None:
-        left = max(int((self.deadline - time.monotonic()) * 1000), 1)
         connection = await self.session.connection()
-        if connection.dialect.name == "postgresql":
-            await connection.execute(_STATEMENT_TIMEOUT, {"milliseconds": str(left)})
-        elif connection.dialect.name == "sqlite":
+        if connection.dialect.name == "sqlite":
             self.sqlite = (await connection.get_raw_connection()).driver_connection
             deadline = self.deadline
             await self.sqlite.set_progress_handler(lambda: int(time.monotonic() > deadline), SQLITE_PROGRESS_STEPS)
