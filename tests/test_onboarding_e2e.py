@@ -2,13 +2,10 @@
 
 Given an empty SQLite file, the operator migrates it and creates the organisation with its first admin client
 (`programme-api organisations create`). From there everything goes through the service's HTTP interface with
-real OAuth tokens, as the team's own tools would: the admin sets up regions, a group and its schedule, the
-operator imports the participants' spreadsheet (`programme-api import`), the admin enrols them, records a
-register, a consent and a survey, sets up an evaluation project and its evaluator client, and the evaluator
-reads the project's pseudonymised view.
-
-Facilitators with their checks are not created here: creating a facilitator through the API is not part of
-this build yet.
+real OAuth tokens, as the team's own tools would: the admin sets up regions, a group and its schedule, a
+facilitator with training and a background check leading it; the operator imports the participants'
+spreadsheet (`programme-api import`); the admin enrols them, records a register, a consent and a survey, sets
+up an evaluation project and its evaluator client, and the evaluator reads the project's pseudonymised view.
 """
 
 from __future__ import annotations
@@ -132,6 +129,15 @@ SCHEDULE = """mutation($group: ID!, $version: Int!, $anchor: Date!) { setGroupSc
   { userErrors { field code message } group { id version schedule { frequency } } } }"""
 SESSIONS = """mutation($group: ID!, $from: Date!, $to: Date!) { scheduleSessions(input: {groupId: $group,
   from: $from, to: $to}) { userErrors { field code message } createdCount sessions { id startsAt } } }"""
+FACILITATOR = """mutation { createFacilitator(input: {displayName: "Dee Facilitator"})
+  { userErrors { field code message } facilitator { id } } }"""
+TRAINED = """mutation($f: ID!, $on: Date!) { recordTraining(input: {facilitatorId: $f, completedOn: $on})
+  { userErrors { field code message } } }"""
+CHECKED = """mutation($f: ID!, $on: Date!, $until: Date!) { recordBackgroundCheck(input: {facilitatorId: $f,
+  completedOn: $on, expiresOn: $until, reference: "DBS-0001"}) { userErrors { field code message } } }"""
+ASSIGN = """mutation($g: ID!, $f: ID!) { assignFacilitator(input: {groupId: $g, facilitatorId: $f, role: LEAD})
+  { userErrors { field code message } } }"""
+COMPLIANCE = "query { facilitators(first: 10) { nodes { displayName complianceState checks { kind } } } }"
 PARTICIPANTS = """query { participants(filter: {search: "RV-"}, first: 50)
   { totalCount nodes { id reference preferredName } } }"""
 ENROL = """mutation($p: ID!, $g: ID!) { enrolParticipant(input: {participantId: $p, groupId: $g})
@@ -176,6 +182,16 @@ async def test_a_new_organisation_from_an_empty_database_to_the_evaluators_view(
     generated = await admin.mutate("scheduleSessions", SESSIONS,
                                    {"group": group["id"], "from": str(today), "to": str(today + timedelta(days=27))})  # fmt: skip
     assert generated["createdCount"] == 4
+
+    # A facilitator with training and a background check, leading the group.
+    facilitator = (await admin.mutate("createFacilitator", FACILITATOR, {}))["facilitator"]
+    await admin.mutate("recordTraining", TRAINED, {"f": facilitator["id"], "on": str(today - timedelta(days=30))})
+    await admin.mutate("recordBackgroundCheck", CHECKED, {"f": facilitator["id"], "on": str(today - timedelta(days=10)),
+                                                          "until": str(today + timedelta(days=1000))})  # fmt: skip
+    await admin.mutate("assignFacilitator", ASSIGN, {"g": group["id"], "f": facilitator["id"]})
+    [listed] = (await admin.query(COMPLIANCE))["facilitators"]["nodes"]
+    assert listed["complianceState"] == "COMPLIANT"
+    assert sorted(check["kind"] for check in listed["checks"]) == ["BACKGROUND_CHECK", "TRAINING"]
 
     # The participants' spreadsheet, imported by the operator (run beside the live service).
     sheet = onboarded.folder / "participants.csv"
