@@ -8,8 +8,10 @@ transaction), SQLite by the progress handler.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -129,3 +131,26 @@ async def test_a_slow_read_times_out(  # type: ignore[no-untyped-def]
     body = response.json()
     assert body["data"] is None
     assert [error["extensions"]["code"] for error in body["errors"]] == ["TIMEOUT"]
+
+
+async def test_a_compiled_read_past_the_deadline_is_stopped_in_sqlite_too(tmp_path: Path) -> None:
+    """The compiled path sends its statement straight to aiosqlite's thread: cancelled at the deadline, the
+    statement is interrupted there, so the connection is free for the next request at once."""
+    from programme_api.config import Settings
+    from programme_api.db import create_engine
+    from programme_api.schema.compiler.dialect import DIALECTS
+    from programme_api.schema.compiler.route import run
+
+    engine = create_engine(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'deadline.db'}"), pool_size=1,
+                           max_overflow=0)  # fmt: skip
+    endless = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) FROM n"
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await run(engine, DIALECTS["sqlite"], endless, ())
+        assert time.monotonic() - started < 2
+        async with asyncio.timeout(5):  # the one pooled connection answers again: the statement was stopped
+            assert list(await run(engine, DIALECTS["sqlite"], "SELECT 41 + 1", ())) == [(42,)]
+    finally:
+        await engine.dispose()

@@ -9,6 +9,7 @@ request answered by the executor, never a bare server error.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections import OrderedDict
@@ -188,7 +189,13 @@ async def run(
         driver: Any = pooled.driver_connection
         if dialect.name == "sqlite":
             await register_sqlite_functions(driver)
-            return list(await driver.execute_fetchall(sql, parameters))
+            try:
+                return list(await driver.execute_fetchall(sql, parameters))
+            except asyncio.CancelledError:
+                # Past the request's deadline: stop the statement in SQLite's thread too, or it would run on
+                # unseen and hold the connection (PostgreSQL's statement_timeout does this on the server).
+                await driver.interrupt()
+                raise
         return list(await driver.fetch(sql, *parameters))
     finally:
         await greenlet_spawn(pooled.close)  # back to the pool (its reset runs the driver's rollback)
