@@ -17,6 +17,7 @@ them), and the data stays uncommitted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -229,16 +230,30 @@ async def http(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, TokenBook]]:
     """An HTTP client on the ASGI app (as the non-owner role on PostgreSQL), sharing the test's transaction;
     bearer tokens come from a TokenBook."""
+    async with served_app(migrated_database, migrated_database.settings, session_maker, connection) as served:
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def served_app(
+    migrated_database: MigratedDatabase, settings: Settings, session_maker: Any, connection: AsyncConnection
+) -> AsyncIterator[tuple[httpx.AsyncClient, TokenBook]]:
     tokens = TokenBook()
-    app = create_app(
-        migrated_database.settings,
-        engine=migrated_database.engine,
-        session_maker=session_maker,
-        authenticate=tokens.authenticate,
-    )
+    app = create_app(settings, engine=migrated_database.engine, session_maker=session_maker,
+                     authenticate=tokens.authenticate)  # fmt: skip
     served = as_app_role(app, migrated_database.backend, connection)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served), base_url="http://testserver") as client:
         yield client, tokens
+
+
+@pytest.fixture
+async def unlimited_gql(
+    migrated_database: MigratedDatabase, session_maker: Any, connection: AsyncConnection
+) -> AsyncIterator[GraphQLClient]:
+    """``gql`` without the query cost and rate limits, for tests of heavy read shapes themselves."""
+    settings = migrated_database.settings.model_copy(update=UNLIMITED)
+    async with served_app(migrated_database, settings, session_maker, connection) as served:
+        yield GraphQLClient(*served)
 
 
 @pytest.fixture

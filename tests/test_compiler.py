@@ -198,7 +198,7 @@ async def test_what_it_cannot_answer_falls_back_and_is_remembered(
     organisation = await seed(db)
     principal = principal_for(organisation)
     for query in (
-        "{ participants(first: 2) { nodes { consents { purpose } } } }",  # read by its resolver
+        "{ surveyInstruments(first: 2) { nodes { code } } }",  # read by its resolver
         "{ participants(first: 2) { nodes { preferredName } } }",  # personal data: an audited read
         "{ viewer { subject } }",  # only its resolver knows it
     ):

@@ -186,7 +186,8 @@ async def test_sigterm_lets_a_request_in_flight_finish(sqlite_service_env: dict[
         # Answered (401: no token) rather than cut off: the request ran to its end after the signal.
         assert response.status_code == 401
         started = time.monotonic()
-        assert server.wait(timeout=15) == 0
+        # uvicorn re-raises the signal once it has drained, so the process ends as terminated by SIGTERM.
+        assert server.wait(timeout=15) in (0, -signal.SIGTERM)
         assert time.monotonic() - started < 15
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as client:
             with pytest.raises(httpx.ConnectError):

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import csv
 import io
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -250,7 +250,7 @@ def export_statement(project: EvaluationProject, answers: list[str], dialect: st
 
 async def stream_rows(
     session: AsyncSession, project: EvaluationProject, answers: list[str], instruments: list[SurveyInstrument]
-) -> AsyncIterator[list[list[Any]]]:
+) -> AsyncGenerator[list[list[Any]], None]:
     """The project's rows in batches, from a server-side cursor (never the whole result in memory), each
     already as the file's column values: fixed columns, then the answers in ``answers`` order.
 
@@ -429,7 +429,7 @@ async def export_body(
     prepared: PreparedExport,
     export_format: str,
     on_rows: Callable[[int], None] | None = None,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The file's bytes (audited beforehand with ``audit_export``); ``on_rows`` hears each batch's row count."""
     answers = item_columns(prepared.instruments)
     encode = csv_chunks if export_format == "csv" else parquet_chunks
@@ -437,13 +437,16 @@ async def export_body(
         install_guard(session)
         await bind_principal(session, principal)
         rows = stream_rows(session, prepared.project, answers, prepared.instruments)
-        async for chunk in encode(rows if on_rows is None else _reported(rows, on_rows), answers):
-            yield chunk
+        counted = rows if on_rows is None else _reported(rows, on_rows)
+        async with contextlib.aclosing(counted):  # a client gone mid-file closes the cursor and session now
+            async for chunk in encode(counted, answers):
+                yield chunk
 
 
 async def _reported(
-    batches: AsyncIterator[list[list[Any]]], on_rows: Callable[[int], None]
-) -> AsyncIterator[list[list[Any]]]:
-    async for batch in batches:
-        on_rows(len(batch))
-        yield batch
+    batches: AsyncGenerator[list[list[Any]], None], on_rows: Callable[[int], None]
+) -> AsyncGenerator[list[list[Any]], None]:
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            on_rows(len(batch))
+            yield batch

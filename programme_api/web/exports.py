@@ -8,7 +8,8 @@ then streams from a server-side cursor.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator
 from typing import cast
 
 from starlette.requests import Request
@@ -95,11 +96,13 @@ async def _export(request: Request, export_format: str) -> Response:
     )
 
 
-async def _counted(body: AsyncIterator[bytes], export_format: str) -> AsyncIterator[bytes]:
-    """The export's bytes, counted for /metrics as they leave."""
-    async for chunk in body:
-        EXPORT_BYTES.labels(export_format).inc(len(chunk))
-        yield chunk
+async def _counted(body: AsyncGenerator[bytes, None], export_format: str) -> AsyncGenerator[bytes, None]:
+    """The export's bytes, counted for /metrics as they leave; closing this closes the export (its cursor and
+    session) at once."""
+    async with contextlib.aclosing(body):
+        async for chunk in body:
+            EXPORT_BYTES.labels(export_format).inc(len(chunk))
+            yield chunk
 
 
 async def surveys_csv(request: Request) -> Response:

@@ -30,6 +30,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings
+from ..db import read_only_session
 from ..domain.principal import Principal
 from ..domain.tenancy import bind_tenant_of
 from ..limiter import Bucket, LocalLimiter, Outcome, RedisLimiter, build_limiter
@@ -83,7 +84,7 @@ class RateLimits:
         if remembered is not None and remembered[1] > now:
             return remembered[0]
         try:
-            async with self.session_maker() as session:
+            async with read_only_session(self.session_maker) as session:  # never waits for SQLite's write lock
                 await bind_tenant_of(session, "client", client_id)
                 points = await client_rate_limit(session, client_id)
                 await session.rollback()
