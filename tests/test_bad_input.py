@@ -269,3 +269,17 @@ async def test_nul_in_outcome_mutation_arguments(db: AsyncSession, gql: GraphQLC
     body = await gql.execute(define, {"n": "Name"}, as_=world["as"])
     assert body["data"]["defineCustomInstrument"]["userErrors"] == [{"field": "definition", "code": "INVALID"}]
     assert await row_counts(db) == before
+
+
+async def test_a_refused_outcome_mutation_input_is_a_typed_user_error(db: AsyncSession, gql: GraphQLClient) -> None:
+    """The outcomes payloads (with a non-null result and the deprecated string-coded ``userErrors``) answer a
+    refused value like every payload: found by the fuzzer as "Unexpected error" on ``eraseParticipant``."""
+    organisation = await make_organisation(db)
+    query = """mutation { eraseParticipant(input: { participantId: "a\\u0000b", version: 0 })
+        { erased errors { field code } userErrors { field code } } }"""
+    payload = (await gql.data(query, as_=principal_for(organisation)))["eraseParticipant"]
+    assert payload == {
+        "erased": False,
+        "errors": [{"field": "input.participantId", "code": "INVALID"}],
+        "userErrors": [{"field": "input.participantId", "code": "INVALID"}],
+    }

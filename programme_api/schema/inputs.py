@@ -35,7 +35,6 @@ from graphql import (
     default_field_resolver,
     get_named_type,
 )
-from strawberry.types.base import StrawberryList
 
 from ..domain.errors import DomainError, ErrorCode
 from ..domain.idempotency import MAX_KEY_LENGTH
@@ -148,29 +147,16 @@ def install(schema: Any) -> None:
 
 
 def _payload_refusal(schema: Any, graphql_field: GraphQLField) -> Callable[[DomainError], Any] | None:
-    """For a mutation whose payload has ``userErrors``: its way to answer a refusal as one user error (a
-    ``MutationPayload`` refuses itself; the outcomes payloads carry ``OutcomesUserError`` and empty results)."""
+    """For a mutation: its payload's own way to answer a refusal as one user error (``MutationPayload`` and
+    the outcomes payloads, which also fill their deprecated string-coded ``userErrors``, refuse themselves)."""
     from .mutations.common import MutationPayload
-    from .types.outcomes import OutcomesUserError
+    from .mutations.outcomes import OutcomesPayload
 
     definition = schema.get_type_by_name(get_named_type(graphql_field.type).name)
     origin: Any = getattr(definition, "origin", None)
-    if isinstance(origin, type) and issubclass(origin, MutationPayload):
+    if isinstance(origin, type) and issubclass(origin, MutationPayload | OutcomesPayload):
         return lambda error: origin.refused(error, {error.field: error.field} if error.field else None)
-    fields = {field.python_name: field for field in getattr(definition, "fields", ())}
-    if origin is None or "user_errors" not in fields:
-        return None
-    empty: dict[str, list[Any] | None] = {
-        name: [] if isinstance(field.type, StrawberryList) else None
-        for name, field in fields.items()
-        if name != "user_errors"
-    }
-
-    def refused(error: DomainError) -> Any:
-        user_error = OutcomesUserError(field=error.field, message=error.message, code=error.code.value)
-        return origin(**empty, user_errors=[user_error])
-
-    return refused
+    return None
 
 
 def _checking(graphql_field: GraphQLField, refusal: Callable[[DomainError], Any] | None) -> Callable[..., Any]:
