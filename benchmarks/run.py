@@ -188,7 +188,8 @@ def service_env(database_url: str, keys: Path, issuer: str = ISSUER, owner_url: 
            "PYTHONPATH": str(ROOT)}  # fmt: skip
     # Throughput of the heavy read shapes is measured from one client: the cost and rate limits would refuse it.
     env.update({"PROGRAMME_API_MAX_QUERY_COST": "1000000000", "PROGRAMME_API_MAX_QUERY_NODES": "1000000000",
-                "PROGRAMME_API_RATE_LIMIT_POINTS": "1000000000"})  # fmt: skip
+                "PROGRAMME_API_RATE_LIMIT_POINTS": "1000000000", "PROGRAMME_API_AUTH_RATE_LIMIT_REQUESTS": "1000000000",
+                "PROGRAMME_API_AUTH_RATE_LIMIT_ADDRESS_REQUESTS": "1000000000"})  # fmt: skip
     if owner_url is not None:
         env["PROGRAMME_API_OWNER_DATABASE_URL"] = owner_url
     return env
