@@ -135,8 +135,8 @@ def test_gad7_caseness_is_8() -> None:
 
 
 def test_decimal_scores_reach_the_threshold_exactly() -> None:
-    """7.03 -> 10.03 is a rise of exactly 3 (reliable on SWEMWBS), though not in binary floats."""
-    assert 10.03 - 7.03 < 3.0  # the float difference falls short
+    """7.03 -> 10.03 is a rise of exactly 3 (reliable on SWEMWBS), though in binary floats 10.03 - 7.03 falls
+    just short of 3."""
     result = analysis.response_change("swemwbs", SWEMWBS, 10.03, 7.03)
     assert result is not None
     assert (result.change, result.classification, result.recovery) == (3.0, ChangeClass.RELIABLE_IMPROVEMENT, None)

@@ -11,9 +11,10 @@ import logging
 import time
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..request_context import current_request_id
+from .middleware import StatusRecorder
 
 log = logging.getLogger("programme_api.access")
 
@@ -27,18 +28,12 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+        recorder = StatusRecorder(send)
 
         try:
-            await self.app(scope, receive, record_status)
+            await self.app(scope, receive, recorder)
         finally:
-            fields = access_fields(scope, status, time.perf_counter() - started)
+            fields = access_fields(scope, recorder.status, time.perf_counter() - started)
             log.info("%(method)s %(path)s %(status)s %(duration_ms).1fms", fields, extra={"access": fields})
 
 

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..metrics import (
     DEPRECATED_USES,
@@ -33,6 +33,7 @@ from ..metrics import (
 )
 from ..request_context import count_statements
 from ..runtime import Runtime
+from .middleware import StatusRecorder
 
 __all__ = ["DEPRECATED_USES", "EXPORT_BYTES", "GRAPHQL_READS", "REGISTRY", "routes"]
 
@@ -73,20 +74,14 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+        recorder = StatusRecorder(send)
 
         with count_statements() as statements:
             try:
-                await self.app(scope, receive, record_status)
+                await self.app(scope, receive, recorder)
             finally:
                 route = route_name(scope)
-                REQUESTS.labels(route, scope["method"], str(status)).inc()
+                REQUESTS.labels(route, scope["method"], str(recorder.status)).inc()
                 LATENCY.labels(route).observe(time.perf_counter() - started)
                 STATEMENTS.observe(statements.sent)
 

@@ -31,3 +31,17 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             reset_request_id(token)
+
+
+class StatusRecorder:
+    """``send`` that remembers the response's status (500 until one is sent), for middleware that reports on
+    requests (metrics, the access log) after they end, however they end."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
