@@ -42,7 +42,7 @@ from graphql import (
 from hypothesis import strategies as st
 
 from programme_api.schema.limits import CONNECTION_WRAPPERS, MAX_DEPTH, MAX_TOKENS
-from programme_api.web.graphql import VALIDATION_RULES
+from programme_api.schema.validation import VALIDATION_RULES
 
 # Root fields whose answer depends on the request being answered (the audit log grows with each audited
 # read, and the two apps are asked one after the other): they cannot be compared, so they are not asked.

@@ -283,3 +283,78 @@ async def test_a_refused_outcome_mutation_input_is_a_typed_user_error(db: AsyncS
         "errors": [{"field": "input.participantId", "code": "INVALID"}],
         "userErrors": [{"field": "input.participantId", "code": "INVALID"}],
     }
+
+
+def coercion_refusal(body: dict[str, Any]) -> dict[str, Any]:
+    """The one error of a value GraphQL itself refused before anything ran: INVALID, no data."""
+    assert "data" not in body or body["data"] is None, body
+    errors = body["errors"]
+    assert len(errors) == 1, errors
+    error: dict[str, Any] = errors[0]
+    assert error["extensions"]["code"] == "INVALID", error
+    assert "Unexpected" not in error["message"]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "path"),
+    [
+        ("{ facilitators(withinDays: 99999999999) { totalCount } }", "withinDays", ["facilitators"]),
+        ('{ facilitators(withinDays: "7") { totalCount } }', "withinDays", ["facilitators"]),
+        ("{ g: groups(first: 1.5) { totalCount } }", "first", ["g"]),
+        ('{ sessions(filter: {startsFrom: 7}) { totalCount } }', "filter.startsFrom", ["sessions"]),
+        ("{ sessions(filter: {bogus: 1}) { totalCount } }", "filter", ["sessions"]),
+        ('{ facilitators { nodes { complianceState(withinDays: "x") } } }', "withinDays",
+         ["facilitators", "nodes", "complianceState"]),
+        ("query($d: Int = 99999999999) { facilitators(withinDays: $d) { totalCount } }", "$d", None),
+        ("{ ...F } fragment F on Query { facilitators(withinDays: -99999999999) { totalCount } }", "withinDays", None),
+    ],
+)  # fmt: skip
+async def test_literals_graphql_cannot_coerce_are_invalid_naming_the_argument(
+    gql: GraphQLClient, world: dict[str, Any], query: str, field: str, path: list[str] | None
+) -> None:
+    """A literal GraphQL's own types refuse (past 32 bits, a string for an Int) is refused like the values the
+    scalar checks refuse: INVALID, the argument in ``extensions.field``, and the field's path where the
+    document alone fixes it (not inside a fragment, whose place depends on where it is spread)."""
+    error = coercion_refusal(await gql.execute(query, {}, as_=world["as"], status=400))
+    assert error["extensions"]["field"] == field
+    assert error.get("path") == path
+    assert field in error["message"]
+    assert error["locations"]
+
+
+@pytest.mark.parametrize(
+    ("variables", "field", "words"),
+    [
+        ({"d": "abc"}, "$d", "non-integer"),
+        ({"d": 99999999999}, "$d", "32-bit"),
+        ({"d": 2**70}, "$d", "32-bit"),
+        ({}, "$d", "to be provided"),
+        ({"d": None}, "$d", "null"),
+    ],
+)
+async def test_variables_graphql_cannot_coerce_are_invalid_naming_the_variable(
+    gql: GraphQLClient, world: dict[str, Any], variables: dict[str, Any], field: str, words: str
+) -> None:
+    query = "query($d: Int!) { facilitators(withinDays: $d) { totalCount } }"
+    error = coercion_refusal(await gql.execute(query, variables, as_=world["as"], status=400))
+    assert error["extensions"]["field"] == field
+    assert error["message"].startswith("Variable '$d'"), error
+    assert words in error["message"]
+    assert error["locations"] == [{"line": 1, "column": 7}]
+
+
+async def test_an_input_object_variable_graphql_cannot_coerce_is_invalid(
+    gql: GraphQLClient, world: dict[str, Any]
+) -> None:
+    query = "query($f: SessionFilter) { sessions(filter: $f) { totalCount } }"
+    error = coercion_refusal(await gql.execute(query, {"f": {"startsFrom": 7}}, as_=world["as"], status=400))
+    assert error["extensions"]["field"] == "$f"
+    assert "startsFrom" in error["message"]
+
+
+async def test_other_validation_refusals_keep_their_code(gql: GraphQLClient, world: dict[str, Any]) -> None:
+    """Only refused values are INVALID: an unused variable or an unknown field stays a validation failure."""
+    for query in ("query($d: Int) { facilitators { totalCount } }", "{ facilitators { nonsense } }"):
+        body = await gql.execute(query, {}, as_=world["as"], status=400)
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["GRAPHQL_VALIDATION_FAILED"], body

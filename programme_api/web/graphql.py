@@ -26,8 +26,6 @@ from graphql import (
     execute,
     get_operation_ast,
     parse,
-    specified_rules,
-    validate,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
@@ -47,7 +45,8 @@ from ..schema import compiler, evolution, schema
 from ..schema.context import RequestContext
 from ..schema.cost import CostAnalysis
 from ..schema.errors import UNEXPECTED, format_error
-from ..schema.limits import LIMIT_RULES, MAX_TOKENS
+from ..schema.limits import MAX_TOKENS
+from ..schema.validation import validation_errors as schema_validation_errors
 from . import persisted
 from .metrics import DEPRECATED_USES, GRAPHQL_READS, observe_operation
 from .rate_limit import RateLimits, rate_limit_headers, throttle_status
@@ -57,7 +56,6 @@ log = logging.getLogger(__name__)
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
-VALIDATION_RULES = (*specified_rules, *LIMIT_RULES)
 
 
 class HTTPProblem(Exception):
@@ -153,7 +151,7 @@ def parse_document(query: str) -> DocumentNode | GraphQLError:
 def validation_errors(query: str) -> tuple[GraphQLError, ...]:
     document = parse_document(query)
     assert isinstance(document, DocumentNode)
-    return tuple(validate(schema._schema, document, VALIDATION_RULES))
+    return schema_validation_errors(schema._schema, document)
 
 
 @lru_cache(maxsize=512)

@@ -85,6 +85,8 @@ def coerce_variables(schema: Any, operation: OperationDefinitionNode, raw: dict[
                 values[name] = coerce_input_value(raw[name], type_)  # type: ignore[arg-type]
             elif definition.default_value is not None:
                 values[name] = value_from_ast(definition.default_value, type_)  # type: ignore[arg-type]
+            elif isinstance(type_, GraphQLNonNull):
+                raise Unsupported(f"required variable ${name} was not provided")
         except Exception as exc:  # graphql-core raises GraphQLError with the executor's message
             raise Unsupported(f"variable ${name} does not coerce") from exc
         if values.get(name) is Undefined:
