@@ -641,7 +641,7 @@ async def listing(session: AsyncSession, principal: Principal, kind: str) -> lis
         slugs = await _slugs(session, principal)
         return [
             {"id": str(row.id), "email": row.email, "name": row.display_name, "role": row.role.value,
-             "active": row.is_active, "regions": sorted(slugs[r] for r in regions[row.id])}
+             "active": row.is_active, "regions": sorted(slugs[r] for r in regions[row.id]), "version": row.version}
             for row in people
         ]  # fmt: skip
     found = list((await session.execute(clients(principal).order_by(*CLIENT_ORDER))).scalars())
@@ -650,7 +650,7 @@ async def listing(session: AsyncSession, principal: Principal, kind: str) -> lis
     return [
         {"client_id": row.client_id, "name": row.name, "scope": row.scope, "grant_types": list(row.grant_types),
          "enabled": row.revoked_at is None, "public": row.client_secret_hash is None,
-         "regions": sorted(slugs[r] for r in regions[row.id])}
+         "regions": sorted(slugs[r] for r in regions[row.id]), "version": row.version}
         for row in found
     ]  # fmt: skip
 
