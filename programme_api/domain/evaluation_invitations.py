@@ -150,6 +150,17 @@ async def _end_participation(session: AsyncSession, project_id: uuid.UUID, organ
     )
 
 
+def _new(
+    project: EvaluationProject, organisation_id: uuid.UUID, status: InvitationStatus
+) -> EvaluationProjectInvitation:
+    return EvaluationProjectInvitation(
+        organisation_id=organisation_id,
+        owner_organisation_id=project.organisation_id,
+        evaluation_project_id=project.id,
+        status=status,
+    )
+
+
 def _move(row: EvaluationProjectInvitation, status: InvitationStatus, responded: bool) -> None:
     row.status = status
     row.responded_at = utcnow() if responded else None
@@ -169,14 +180,7 @@ async def invite(
     for organisation_id in wanted:
         row = existing.get(organisation_id)
         if row is None:
-            session.add(
-                EvaluationProjectInvitation(
-                    organisation_id=organisation_id,
-                    owner_organisation_id=project.organisation_id,
-                    evaluation_project_id=project.id,
-                    status=InvitationStatus.PENDING,
-                )
-            )
+            session.add(_new(project, organisation_id, InvitationStatus.PENDING))
         elif row.status not in _CURRENT:
             _move(row, InvitationStatus.PENDING, responded=False)
         else:
@@ -249,14 +253,9 @@ async def record_shared(session: AsyncSession, project: EvaluationProject, organ
         )
     )
     if row is None:
-        session.add(
-            EvaluationProjectInvitation(
-                organisation_id=organisation_id,
-                owner_organisation_id=project.organisation_id,
-                evaluation_project_id=project.id,
-                status=InvitationStatus.ACCEPTED,
-                responded_at=utcnow(),
-            )
-        )
+        row = _new(project, organisation_id, InvitationStatus.ACCEPTED)
+        session.add(row)
     else:
-        _move(row, InvitationStatus.ACCEPTED, responded=True)
+        row.version += 1
+    row.status = InvitationStatus.ACCEPTED
+    row.responded_at = utcnow()
