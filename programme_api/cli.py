@@ -373,8 +373,10 @@ def evaluation_projects_share(
     project: str = typer.Argument(..., help="The evaluation project's slug."),
     organisation: str = typer.Option(..., "--organisation", help="Slug of the organisation that joins it."),
 ) -> None:
-    """Add an organisation to an evaluation project (both organisations having agreed): its consented data joins
-    the project's pseudonymised view, and its clients may be bound to the project."""
+    """Add an organisation to an evaluation project at once (both organisations having agreed): its consented data
+    joins the project's pseudonymised view, and its clients may be bound to the project. The operator's override
+    of the invitation the owner's admin sends and the organisation's admin accepts through the API; recorded as
+    an accepted invitation, so the organisation's admin can leave."""
     from .domain.evaluation_projects import share_project
 
     run_in_session(lambda session: share_project(session, project, organisation))

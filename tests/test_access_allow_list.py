@@ -28,6 +28,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("programme_api.domain.evaluation", "instrument_definition"): "instrument rule for the project's organisation",
     ("programme_api.domain.exports", "project_instruments"): "instrument rule for the project's organisation",
     ("programme_api.domain.evaluation_projects", "owned"): "projects the caller's organisation owns, for its admin",
+    ("programme_api.domain.evaluation_invitations", "invited_projects"): "projects the caller is invited to",
     ("programme_api.domain.idempotency", "_find"): "the caller's own idempotency record",
     ("programme_api.domain.imports", "_taken_references"): "organisation-wide reference uniqueness",
     ("programme_api.oauth.admin", "_evaluation_project"): "a project the caller's organisation takes part in",

@@ -269,3 +269,55 @@ async def _person_token(live: httpx.AsyncClient, email: str, password: str) -> d
     assert response.status_code == 200, response.text
     token: dict[str, Any] = response.json()
     return token
+
+
+async def test_client_changes_carry_the_version_read_and_a_stale_one_is_refused(
+    live: httpx.AsyncClient, world: World, db: AsyncSession
+) -> None:
+    token, machine = await admin_token(live, world), world.clients["machine"]
+    node_id = await client_node_id(db, machine.client_id)
+    read = "query($id: ID!) { node(id: $id) { ... on OAuthClient { version scopes } } }"
+    assert (await gql(live, token, read, {"id": node_id}))["data"]["node"]["version"] == 1
+    scopes = """mutation($id: ID!, $v: Int) { setOAuthClientScopes(input: {oauthClientId: $id, version: $v,
+        scopes: ["programme:read"]}) { userErrors { field code } oauthClient { scopes version } } }"""
+    changed = (await gql(live, token, scopes, {"id": node_id, "v": 1}))["data"]["setOAuthClientScopes"]
+    assert changed == {"userErrors": [], "oauthClient": {"scopes": ["programme:read"], "version": 2}}
+    disable = """mutation($id: ID!, $v: Int) { disableOAuthClient(input: {oauthClientId: $id, version: $v}) {
+        userErrors { field code } oauthClient { enabled version } } }"""
+    stale = (await gql(live, token, disable, {"id": node_id, "v": 1}))["data"]["disableOAuthClient"]
+    assert stale == {"userErrors": [{"field": "input.version", "code": "CONFLICT"}], "oauthClient": None}
+    assert (await client_credentials(live, machine)).status_code == 200  # the stale write changed nothing
+    rotate = """mutation($id: ID!, $v: Int) { rotateOAuthClientSecret(input: {oauthClientId: $id, version: $v}) {
+        userErrors { code } clientSecret } }"""
+    refused = (await gql(live, token, rotate, {"id": node_id, "v": 7}))["data"]["rotateOAuthClientSecret"]
+    assert refused == {"userErrors": [{"code": "CONFLICT"}], "clientSecret": None}
+    done = (await gql(live, token, disable, {"id": node_id, "v": 2}))["data"]["disableOAuthClient"]
+    assert done == {"userErrors": [], "oauthClient": {"enabled": False, "version": 3}}
+    assert (await gql(live, token, read, {"id": node_id}))["data"]["node"] == {"version": 3,
+                                                                              "scopes": ["programme:read"]}  # fmt: skip
+
+
+async def test_person_changes_carry_the_version_read_and_a_stale_one_is_refused(
+    live: httpx.AsyncClient, world: World, db: AsyncSession
+) -> None:
+    token = await admin_token(live, world)
+    coordinator = world.people["coordinator"]
+    user_id = str(to_global_id("User", coordinator.id))
+    south = str(to_global_id("Region", world.south.id))
+    regions = """mutation($id: ID!, $v: Int, $r: ID!) { setUserRegions(input: {userId: $id, version: $v,
+        regionIds: [$r]}) { userErrors { field code } user { version regions { slug } } } }"""
+    moved = (await gql(live, token, regions, {"id": user_id, "v": 1, "r": south}))["data"]["setUserRegions"]
+    assert moved == {"userErrors": [], "user": {"version": 2, "regions": [{"slug": "south"}]}}
+    for mutation, extra in (("setUserRole", ", role: ORG_ADMIN"), ("disableUser", ""), ("resetUserPassword", "")):
+        stale = f"""mutation($id: ID!) {{ {mutation}(input: {{userId: $id, version: 1{extra}}}) {{
+            userErrors {{ field code }} password user {{ version }} }} }}"""
+        answer = (await gql(live, token, stale, {"id": user_id}))["data"][mutation]
+        assert answer == {"userErrors": [{"field": "input.version", "code": "CONFLICT"}], "password": None,
+                          "user": None}, mutation  # fmt: skip
+    stored = await db.scalar(sa.select(User).where(User.id == coordinator.id).execution_options(populate_existing=True))
+    assert stored is not None
+    assert (stored.version, stored.is_active, stored.role.value) == (2, True, "coordinator")
+    disable = """mutation($id: ID!) { disableUser(input: {userId: $id, version: 2}) { userErrors { code }
+        user { active version } } }"""
+    assert (await gql(live, token, disable, {"id": user_id}))["data"]["disableUser"] == {
+        "userErrors": [], "user": {"active": False, "version": 3}}  # fmt: skip

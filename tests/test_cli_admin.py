@@ -18,7 +18,9 @@ from programme_api.domain.models import (
     AuditEvent,
     ConsentPurpose,
     EvaluationProject,
+    EvaluationProjectInvitation,
     EvaluationProjectOrganisation,
+    InvitationStatus,
     OAuthClient,
     Organisation,
     Role,
@@ -84,6 +86,7 @@ def test_clients_list_and_rotate_secret(cli_settings: Settings) -> None:
         "enabled": True,
         "public": False,
         "regions": ["north"],
+        "version": 1,
     }
     assert first["client_secret"] not in out
 
@@ -91,8 +94,9 @@ def test_clients_list_and_rotate_secret(cli_settings: Settings) -> None:
     assert code == 0, err
     rotated = json.loads(out)["client_secret"]
     assert rotated != first["client_secret"]
-    (row,) = query(cli_settings, sa.select(OAuthClient.client_secret_hash))
+    (row,) = query(cli_settings, sa.select(OAuthClient.client_secret_hash, OAuthClient.version))
     assert row.client_secret_hash == hash_secret(rotated)
+    assert row.version == 2  # the operator sends no version, but an admin's stale copy is refused afterwards
     assert query(cli_settings, sa.select(AuditEvent.action).where(AuditEvent.action == "oauth.client_secret_rotated"))
 
 
@@ -140,6 +144,10 @@ def test_evaluation_projects_share_adds_an_organisation_and_audits_it_in_both(cl
     members = query(cli_settings, sa.select(Organisation.slug).join(
         EvaluationProjectOrganisation, EvaluationProjectOrganisation.organisation_id == Organisation.id))  # fmt: skip
     assert [row.slug for row in members] == ["partner"]
+    # The operator's override records the partner's agreement, so the owner sees it and the partner can leave.
+    (invitation,) = query(cli_settings, sa.select(EvaluationProjectInvitation))
+    assert (invitation.status, invitation.owner_organisation_id) == (InvitationStatus.ACCEPTED, acme.id)
+    assert invitation.responded_at is not None
     events = query(cli_settings, sa.select(AuditEvent.organisation_id).where(
         AuditEvent.action == "evaluation_project.share"))  # fmt: skip
     assert len(events) == 2

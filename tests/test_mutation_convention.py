@@ -25,9 +25,12 @@ from programme_api.domain.models import (
     DeliveryStatus,
     Enrolment,
     EvaluationProject,
+    EvaluationProjectInvitation,
+    EvaluationProjectOrganisation,
     Facilitator,
     Group,
     GroupSession,
+    InvitationStatus,
     OAuthClient,
     Organisation,
     OutboxEvent,
@@ -72,7 +75,8 @@ COUNTED = (
     "regions", "groups", "group_sessions", "facilitators", "facilitator_assignments", "facilitator_checks",
     "participants", "enrolments", "attendance", "consents", "survey_responses", "safeguarding_alerts",
     "survey_instruments", "idempotency_records", "users", "oauth_clients", "evaluation_projects",
-    "webhook_subscriptions", "webhook_deliveries", "outbox_events",
+    "webhook_subscriptions", "webhook_deliveries", "outbox_events", "evaluation_project_invitations",
+    "evaluation_project_organisations",
 )  # fmt: skip
 
 
@@ -97,6 +101,20 @@ class World:
     project: EvaluationProject
     subscription: WebhookSubscription
     delivery: WebhookDelivery
+    offered: EvaluationProject
+    joined: EvaluationProject
+
+
+async def invited_to(db: AsyncSession, organisation: Organisation, accepted: bool) -> EvaluationProject:
+    """Another organisation's project the organisation is invited to (and, if ``accepted``, takes part in)."""
+    host = await make_organisation(db)
+    project = await make_project(db, host)
+    status = InvitationStatus.ACCEPTED if accepted else InvitationStatus.PENDING
+    await add(db, EvaluationProjectInvitation(organisation_id=organisation.id, owner_organisation_id=host.id,
+                                              evaluation_project_id=project.id, status=status))  # fmt: skip
+    if accepted:
+        await add(db, EvaluationProjectOrganisation(organisation_id=organisation.id, evaluation_project_id=project.id))
+    return project
 
 
 async def build_world(db: AsyncSession) -> World:
@@ -143,6 +161,7 @@ async def build_world(db: AsyncSession) -> World:
     return World(
         organisation, region, group, past, future, member, enrolment, outsider, assigned, spare, alert,
         principal_for(organisation), person, former, client, retired_client, project, subscription, delivery,
+        await invited_to(db, organisation, accepted=False), await invited_to(db, organisation, accepted=True),
     )  # fmt: skip
 
 
@@ -216,23 +235,27 @@ CASES: dict[str, Case] = {
                                          "facilitatorIds": [gid(w.assigned)]},
     "createUser": lambda w: {"email": f"{unique('new')}@example.org", "role": "COORDINATOR",
                              "displayName": "Robin Coordinator", "regionIds": [gid(w.region)]},
-    "disableUser": lambda w: {"userId": gid(w.person)},
-    "enableUser": lambda w: {"userId": gid(w.former)},
-    "resetUserPassword": lambda w: {"userId": gid(w.person)},
-    "setUserRegions": lambda w: {"userId": gid(w.person), "regionIds": [gid(w.region)]},
-    "setUserRole": lambda w: {"userId": gid(w.person), "role": "FACILITATOR"},
+    "disableUser": lambda w: {"userId": gid(w.person), "version": w.person.version},
+    "enableUser": lambda w: {"userId": gid(w.former), "version": w.former.version},
+    "resetUserPassword": lambda w: {"userId": gid(w.person), "version": w.person.version},
+    "setUserRegions": lambda w: {"userId": gid(w.person), "version": w.person.version, "regionIds": [gid(w.region)]},
+    "setUserRole": lambda w: {"userId": gid(w.person), "version": w.person.version, "role": "FACILITATOR"},
     "createOAuthClient": lambda w: {"name": "Booking app", "scopes": ["programme:read"]},
-    "disableOAuthClient": lambda w: {"oauthClientId": gid(w.client)},
-    "enableOAuthClient": lambda w: {"oauthClientId": gid(w.retired_client)},
-    "rotateOAuthClientSecret": lambda w: {"oauthClientId": gid(w.client)},
-    "setOAuthClientRegions": lambda w: {"oauthClientId": gid(w.client), "regionIds": [gid(w.region)]},
-    "setOAuthClientScopes": lambda w: {"oauthClientId": gid(w.client), "scopes": ["programme:read"]},
+    "disableOAuthClient": lambda w: {"oauthClientId": gid(w.client), "version": w.client.version},
+    "enableOAuthClient": lambda w: {"oauthClientId": gid(w.retired_client), "version": w.retired_client.version},
+    "rotateOAuthClientSecret": lambda w: {"oauthClientId": gid(w.client), "version": w.client.version},
+    "setOAuthClientRegions": lambda w: {"oauthClientId": gid(w.client), "version": w.client.version,
+                                        "regionIds": [gid(w.region)]},
+    "setOAuthClientScopes": lambda w: {"oauthClientId": gid(w.client), "version": w.client.version,
+                                       "scopes": ["programme:read"]},
     "createEvaluationProject": lambda w: {"slug": unique("study"), "name": "Wellbeing study",
                                           "instrumentCodes": ["phq9"], "startsOn": "2026-01-01",
                                           "endsOn": "2026-12-31"},
     "updateEvaluationProject": lambda w: {"projectId": gid(w.project), "version": w.project.version,
                                           "name": "Renamed study"},
     "closeEvaluationProject": lambda w: {"projectId": gid(w.project), "version": w.project.version},
+    "joinEvaluationProject": lambda w: {"projectId": gid(w.offered)},
+    "leaveEvaluationProject": lambda w: {"projectId": gid(w.joined)},
     "createWebhookSubscription": lambda w: {"clientId": w.client.client_id, "url": "http://127.0.0.1:9/hooks",
                                             "eventTypes": ["session.cancelled"]},
     "rotateWebhookSecret": lambda w: {"subscriptionId": gid(w.subscription), "version": w.subscription.version},

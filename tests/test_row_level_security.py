@@ -252,6 +252,8 @@ async def test_bound_to_an_organisation_every_table_shows_only_its_rows(
                 allowed.add(None)  # the shipped instruments, shared by every organisation
             if table == "evaluation_projects":
                 allowed |= {o.id for o in world}  # a project it takes part in, owned by another
+            if table in ("evaluation_project_invitations", "evaluation_project_organisations"):
+                allowed |= {o.id for o in world}  # the owner sees whom it invited to its project, and their answer
             assert visible <= allowed, table
             mine = await count(db, table, f"organisation_id = '{organisation.id}'")
             assert mine == owned[(table, organisation.id)], table
@@ -302,3 +304,32 @@ async def test_a_key_binds_its_own_organisation_and_an_unknown_key_binds_nothing
     assert await tenant_of(db, "organisation_slug", "no-such-organisation") is None
     await bind_tenant_of(db, "email", "nobody@nowhere.example")
     assert await count(db, "users") == 0
+
+
+async def test_an_owner_withdraws_another_organisation_but_cannot_take_part_for_it(
+    db: AsyncSession, world: list[Organisation]
+) -> None:
+    await db.execute(sa.text("RESET ROLE"))
+    project_id, owner_id = (await db.execute(sa.text("SELECT id, organisation_id FROM evaluation_projects"))).one()
+    partner_id = next(o.id for o in world if o.id != owner_id)
+    await db.execute(sa.text(f"SET LOCAL ROLE {APP_ROLE}"))
+    await bind_tenant(db, owner_id, regions=None)
+    assert await count(db, "evaluation_project_invitations", f"organisation_id = '{partner_id}'") == 1
+    withdrawn = await db.execute(
+        sa.text(f"DELETE FROM evaluation_project_organisations WHERE organisation_id = '{partner_id}'")
+    )
+    assert withdrawn.rowcount == 1  # type: ignore[attr-defined]
+    with pytest.raises(DBAPIError, match="row-level security"):
+        async with db.begin_nested():
+            await db.execute(sa.text(
+                "INSERT INTO evaluation_project_organisations (id, organisation_id, evaluation_project_id) "
+                f"VALUES (gen_random_uuid(), '{partner_id}', '{project_id}')"
+            ))  # fmt: skip
+    # The partner sees its own invitation and the project it is about, and only it can take part again.
+    await bind_tenant(db, partner_id, regions=None)
+    assert await count(db, "evaluation_project_invitations") == 1
+    assert await count(db, "evaluation_projects", f"id = '{project_id}'") == 1
+    await db.execute(sa.text(
+        "INSERT INTO evaluation_project_organisations (id, organisation_id, evaluation_project_id) "
+        f"VALUES (gen_random_uuid(), '{partner_id}', '{project_id}')"
+    ))  # fmt: skip

@@ -7,8 +7,9 @@ evaluators' reads at once (the evaluator's project rule requires an open project
 stay, refused, for the record.
 
 Only the owning organisation's admin changes a project. Other organisations take part in a shared project
-through the operator (``programme-api evaluation-projects share``): the data they share is theirs to agree to,
-which one tenant's admin cannot do for another.
+when the owner's admin invites them and their own admin accepts (``evaluation_invitations.py``): the data
+they share is theirs to agree to, which one tenant's admin cannot do for another. The operator's
+``programme-api evaluation-projects share`` is the override that records an accepted invitation directly.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import access, audit
+from . import access, audit, evaluation_invitations
 from .access import require_scope
 from .errors import DomainError, ErrorCode, NotFound
 from .models import (
@@ -52,6 +53,7 @@ class NewProject:
     ends_on: date
     consent_purpose: ConsentPurpose = ConsentPurpose.EVALUATION
     suppression_threshold: int = 10
+    participating_organisation_ids: tuple[uuid.UUID, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class ProjectChanges:
     ends_on: date | None = None
     consent_purpose: ConsentPurpose | None = None
     suppression_threshold: int | None = None
+    participating_organisation_ids: tuple[uuid.UUID, ...] | None = None
+    """The other organisations wanted (invited; the ones left out withdrawn); None keeps them."""
 
 
 def owned(principal: Principal) -> sa.Select[EvaluationProject]:
@@ -138,7 +142,9 @@ async def create_project(session: AsyncSession, principal: Principal, data: NewP
     session.add(EvaluationProjectOrganisation(organisation_id=principal.organisation_id,
                                               evaluation_project_id=project.id))  # fmt: skip
     await session.flush()
-    details = {"slug": project.slug, "instruments": codes, "consent_purpose": project.consent_purpose.value}
+    invitations = await evaluation_invitations.invite(session, principal, project, data.participating_organisation_ids)
+    details = {"slug": project.slug, "instruments": codes, "consent_purpose": project.consent_purpose.value,
+               "invited": invitations["invited"]}  # fmt: skip
     await audit.record(session, principal, "evaluation_project.create", project, details)
     return project
 
@@ -169,7 +175,11 @@ async def update_project(
     for name in changed:
         setattr(project, name, wanted[name])
     await session.flush()
-    await audit.record(session, principal, "evaluation_project.update", project, {"changed": changed})
+    details: dict[str, object] = {"changed": changed}
+    if changes.participating_organisation_ids is not None:
+        ids = changes.participating_organisation_ids
+        details |= await evaluation_invitations.invite(session, principal, project, ids)
+    await audit.record(session, principal, "evaluation_project.update", project, details)
     return project
 
 
@@ -190,9 +200,10 @@ async def close_project(
 async def share_project(session: AsyncSession, project_slug: str, organisation_slug: str) -> EvaluationProject:
     """The operator adds an organisation to a shared project, once both organisations have agreed.
 
-    System work across two tenants (run as the tables' owner): the owner's admin cannot do it alone, because
-    the other organisation's data would then flow to the project's evaluators, and the other organisation's
-    admin cannot either, because its own evaluators would then read the owner's data. Audited in both.
+    System work across two tenants (run as the tables' owner), and the operator's override of the invitation
+    the owner's admin sends and the other organisation's admin accepts through the API: it records the
+    invitation as accepted at once, so the owner sees the organisation taking part and the organisation's
+    admin can leave. Audited in both.
     """
     from .directory import organisation_by_slug
 
@@ -213,6 +224,7 @@ async def share_project(session: AsyncSession, project_slug: str, organisation_s
             ErrorCode.DUPLICATE, f"{organisation_slug!r} already takes part in the project", "organisation"
         )
     session.add(EvaluationProjectOrganisation(organisation_id=organisation.id, evaluation_project_id=project.id))
+    await evaluation_invitations.record_shared(session, project, organisation.id)
     for tenant in {project.organisation_id, organisation.id}:
         session.add(
             AuditEvent(

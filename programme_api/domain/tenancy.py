@@ -45,10 +45,13 @@ SETTING = "app.organisation_id"
 REGIONS_SETTING = "app.region_ids"
 ALL_REGIONS = "*"
 
-KeyKind = Literal["organisation_slug", "client", "user", "email", "access_token", "refresh_token", "code"]
-# What ``programme_tenant_of`` looks a key up in (migration 0006 holds the PostgreSQL copy): used on SQLite.
+KeyKind = Literal[
+    "organisation_slug", "organisation", "client", "user", "email", "access_token", "refresh_token", "code"
+]
+# What ``programme_tenant_of`` looks a key up in (migrations 0006 and 0015 hold the PostgreSQL copy): on SQLite.
 _KEY_COLUMNS: dict[str, tuple[str, str, str]] = {
     "organisation_slug": ("organisations", "slug", "id"),
+    "organisation": ("organisations", "id", "id"),
     "client": ("oauth_clients", "client_id", "organisation_id"),
     "user": ("users", "id", "organisation_id"),
     "email": ("users", "email", "organisation_id"),
@@ -163,7 +166,7 @@ async def tenant_of(session: AsyncSession, kind: KeyKind, key: str) -> uuid.UUID
 
 def _sqlite_key(kind: KeyKind, key: str) -> str:
     """SQLite stores UUIDs as 32 hex digits without dashes."""
-    if kind == "user":
+    if kind in ("user", "organisation"):
         try:
             return uuid.UUID(key).hex
         except ValueError:

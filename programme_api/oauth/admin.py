@@ -16,6 +16,10 @@ email is NOT_FOUND alike, and both get the same rules:
   disabled client's or person's tokens stop working, narrowed scopes or regions apply to tokens already
   issued. A client's scopes only ever cut what its tokens carry (the token's own scopes are intersected with
   the client's at every request), so widening them later gives old tokens nothing new.
+* **Versions guard updates.** Every change of a person or client bumps its ``version``; an admin sends the
+  version they read and a stale one is refused with ``CONFLICT``, as for every other changeable row. The
+  operator at the CLI passes none (``version=None``): its verbs act on the current row, the operator's
+  override, and still bump the version so that an admin's stale copy is refused afterwards.
 * **Secrets are shown once.** A new or rotated client secret and a reset password are returned to the caller
   of that one call and stored only hashed.
 """
@@ -33,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain import access
+from ..domain.audit import bump_version
 from ..domain.errors import DomainError, ErrorCode, NotFound
 from ..domain.models import (
     ActorType,
@@ -201,6 +206,7 @@ async def set_client_rate_limit(session: AsyncSession, client_id: str, points: i
     if points is not None and points < 1:
         raise DomainError(ErrorCode.INVALID, "the rate limit must be at least 1 point", "points")
     principal, row = await operator_client(session, client_id)
+    await _bump(session, row, None)
     row.rate_limit_points = points
     await _changed(session, principal, row, {"rate_limit_points": points})
 
@@ -215,6 +221,7 @@ async def client_rate_limit(session: AsyncSession, client_id: str) -> int | None
 async def set_client_trusted_documents_only(session: AsyncSession, client_id: str, trusted_only: bool) -> None:
     """Let the client run only the documents registered for it (``documents.py``), or any document again."""
     principal, row = await operator_client(session, client_id)
+    await _bump(session, row, None)
     row.trusted_documents_only = trusted_only
     await _changed(session, principal, row, {"trusted_documents_only": trusted_only})
 
@@ -288,6 +295,12 @@ def _require_whole_organisation(principal: Principal) -> None:
         )
 
 
+async def _bump(session: AsyncSession, row: User | OAuthClient, version: int | None) -> None:
+    """Compare-and-set the row's version (``None``: the operator, who acts on the current row)."""
+    what = "user" if isinstance(row, User) else "client"
+    await bump_version(session, row, row.version if version is None else version, what)
+
+
 async def _bind_regions(
     session: AsyncSession, principal: Principal, row: User | OAuthClient, region_ids: Sequence[uuid.UUID]
 ) -> list[Region]:
@@ -359,31 +372,42 @@ async def create_user(session: AsyncSession, principal: Principal, data: NewUser
     return user
 
 
-async def set_user_active(session: AsyncSession, principal: Principal, user: User, active: bool) -> User:
+async def set_user_active(
+    session: AsyncSession, principal: Principal, user: User, active: bool, version: int | None = None
+) -> User:
     """Disable (no sign-in, tokens stop working, no refresh) or enable a person again."""
     access.require_scope(principal, SCOPE)
     if not active and principal.user_id == user.id:
         raise DomainError(ErrorCode.FORBIDDEN, "you cannot disable yourself", "user_id")
+    await _bump(session, user, version)
     user.is_active = active
     await _changed(session, principal, user, {"active": active})
     return user
 
 
 async def set_user_regions(
-    session: AsyncSession, principal: Principal, user: User, region_ids: Sequence[uuid.UUID]
+    session: AsyncSession,
+    principal: Principal,
+    user: User,
+    region_ids: Sequence[uuid.UUID],
+    version: int | None = None,
 ) -> User:
     """Assign the person to exactly these regions (a coordinator with none reaches none)."""
     access.require_scope(principal, SCOPE)
     regions = await _bind_regions(session, principal, user, region_ids)
+    await _bump(session, user, version)
     await _changed(session, principal, user, {"regions": [r.slug for r in regions]})
     return user
 
 
-async def set_user_role(session: AsyncSession, principal: Principal, user: User, role: Role | str) -> User:
+async def set_user_role(
+    session: AsyncSession, principal: Principal, user: User, role: Role | str, version: int | None = None
+) -> User:
     """Change the person's role; their tokens keep only the scopes the new role allows."""
     access.require_scope(principal, SCOPE)
     new_role = parse_role(role)
     _check_role(principal, new_role)
+    await _bump(session, user, version)
     user.role = new_role
     await _changed(session, principal, user, {"role": new_role.value})
     return user
@@ -394,12 +418,15 @@ def generated_password() -> str:
     return secrets.token_urlsafe(18)
 
 
-async def reset_password(session: AsyncSession, principal: Principal, user: User, password: str | None) -> str:
+async def reset_password(
+    session: AsyncSession, principal: Principal, user: User, password: str | None, version: int | None = None
+) -> str:
     """Give the person a new password (generated when none is given, returned once); their tokens stop working
     so that whoever held the old password keeps nothing it obtained."""
     access.require_scope(principal, SCOPE)
     chosen = password if password is not None else generated_password()
     check_password_length(chosen)
+    await _bump(session, user, version)
     user.password_hash = await anyio.to_thread.run_sync(hash_password, chosen)
     await _revoke_tokens(session, user_id=user.id)
     await _changed(session, principal, user, {"generated": password is None}, USER_PASSWORD_RESET)
@@ -479,43 +506,55 @@ async def create_client(session: AsyncSession, principal: Principal, data: NewCl
 
 
 async def set_client_enabled(
-    session: AsyncSession, principal: Principal, row: OAuthClient, enabled: bool
+    session: AsyncSession, principal: Principal, row: OAuthClient, enabled: bool, version: int | None = None
 ) -> OAuthClient:
     """Disable (its tokens stop working, it gets no new ones) or enable a client again."""
     access.require_scope(principal, SCOPE)
     if not enabled and principal.client_id == row.client_id:
         raise DomainError(ErrorCode.FORBIDDEN, "a client cannot disable itself", "client_id")
+    await _bump(session, row, version)
     row.revoked_at = None if enabled else (row.revoked_at or utcnow())
     await _changed(session, principal, row, {"enabled": enabled})
     return row
 
 
-async def set_client_scopes(session: AsyncSession, principal: Principal, row: OAuthClient, scope: str) -> OAuthClient:
+async def set_client_scopes(
+    session: AsyncSession, principal: Principal, row: OAuthClient, scope: str, version: int | None = None
+) -> OAuthClient:
     """Replace the client's allowed scopes; its existing tokens keep only the scopes still allowed."""
     access.require_scope(principal, SCOPE)
     scopes = parse_scope(scope)
     _check_scopes(principal, scopes, row.evaluation_project_id)
+    await _bump(session, row, version)
     row.scope = format_scope(scopes)
     await _changed(session, principal, row, {"scope": row.scope})
     return row
 
 
 async def set_client_regions(
-    session: AsyncSession, principal: Principal, row: OAuthClient, region_ids: Sequence[uuid.UUID]
+    session: AsyncSession,
+    principal: Principal,
+    row: OAuthClient,
+    region_ids: Sequence[uuid.UUID],
+    version: int | None = None,
 ) -> OAuthClient:
     """Bind the client to exactly these regions (none: the whole organisation)."""
     access.require_scope(principal, SCOPE)
     regions = await _bind_regions(session, principal, row, region_ids)
+    await _bump(session, row, version)
     await _changed(session, principal, row, {"regions": [r.slug for r in regions]})
     return row
 
 
-async def rotate_client_secret(session: AsyncSession, principal: Principal, row: OAuthClient) -> str:
+async def rotate_client_secret(
+    session: AsyncSession, principal: Principal, row: OAuthClient, version: int | None = None
+) -> str:
     """A new secret for a confidential client (returned once); the old one stops working at once, and so do
     the tokens issued under it."""
     access.require_scope(principal, SCOPE)
     if row.client_secret_hash is None:
         raise DomainError(ErrorCode.INVALID, "a public client has no secret to rotate", "client_id")
+    await _bump(session, row, version)
     secret = new_secret()
     row.client_secret_hash = hash_secret(secret)
     await _revoke_tokens(session, client_pk=row.id)
@@ -602,7 +641,7 @@ async def listing(session: AsyncSession, principal: Principal, kind: str) -> lis
         slugs = await _slugs(session, principal)
         return [
             {"id": str(row.id), "email": row.email, "name": row.display_name, "role": row.role.value,
-             "active": row.is_active, "regions": sorted(slugs[r] for r in regions[row.id])}
+             "active": row.is_active, "regions": sorted(slugs[r] for r in regions[row.id]), "version": row.version}
             for row in people
         ]  # fmt: skip
     found = list((await session.execute(clients(principal).order_by(*CLIENT_ORDER))).scalars())
@@ -611,7 +650,7 @@ async def listing(session: AsyncSession, principal: Principal, kind: str) -> lis
     return [
         {"client_id": row.client_id, "name": row.name, "scope": row.scope, "grant_types": list(row.grant_types),
          "enabled": row.revoked_at is None, "public": row.client_secret_hash is None,
-         "regions": sorted(slugs[r] for r in regions[row.id])}
+         "regions": sorted(slugs[r] for r in regions[row.id]), "version": row.version}
         for row in found
     ]  # fmt: skip
 

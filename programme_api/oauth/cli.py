@@ -2,7 +2,9 @@
 
 Changes to an existing client or person (``disable``, ``enable``, ``set-scopes``, ``set-regions``, ``set-role``,
 ``rotate-secret``, ``reset-password``) are announced to every running worker when they commit (``admin.py``, the
-same implementation GraphQL's admin mutations use), so they apply to tokens already issued.
+same implementation GraphQL's admin mutations use), so they apply to tokens already issued. They take no
+``version``: the operator acts on the current row (an override), and the change still bumps the row's version,
+so an admin holding an older copy is refused with ``CONFLICT`` afterwards.
 
 The shared CLI helpers (``one_line_errors``, ``run_in_session``) live in ``programme_api.cli``, which imports
 this module to register the sub-apps; they are therefore looked up when a command runs, not at import.

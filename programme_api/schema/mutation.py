@@ -147,12 +147,22 @@ class Mutation:
     )
     update_evaluation_project: evaluation_projects.EvaluationProjectPayload = strawberry.mutation(
         resolver=evaluation_projects.update_evaluation_project,
-        description=f"Change an open evaluation project's name, instruments, dates, consent purpose or threshold. "
-        f"{ADMIN}",
+        description=f"Change an open evaluation project's name, instruments, dates, consent purpose, threshold or "
+        f"invited organisations. {ADMIN}",
     )
     close_evaluation_project: evaluation_projects.EvaluationProjectPayload = strawberry.mutation(
         resolver=evaluation_projects.close_evaluation_project,
         description=f"Close an evaluation project: its evaluators read nothing from then on. {ADMIN}",
+    )
+    join_evaluation_project: evaluation_projects.EvaluationProjectInvitationPayload = strawberry.mutation(
+        resolver=evaluation_projects.join_evaluation_project,
+        description="Accept your organisation's invitation to another organisation's evaluation project: its "
+        f"evaluators read your organisation's consented rows from then on. {ADMIN}",
+    )
+    leave_evaluation_project: evaluation_projects.EvaluationProjectInvitationPayload = strawberry.mutation(
+        resolver=evaluation_projects.leave_evaluation_project,
+        description="Stop taking part in another organisation's evaluation project: its evaluators read none of "
+        f"your organisation's rows from then on. {ADMIN}",
     )
     update_participant: participants.ParticipantPayload = strawberry.mutation(
         resolver=participants.update_participant,

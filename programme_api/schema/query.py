@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import strawberry
 
-from ..domain import evaluation_projects, models, programme
+from ..domain import evaluation_invitations, evaluation_projects, models, programme
 from ..domain.access import readable
 from ..domain.errors import DomainError, ErrorCode
 from ..domain.pagination import Ordering
@@ -22,6 +22,7 @@ from .relay import Connection, Node, expect_global_id, from_global_id
 from .types import admin as admin_types
 from .types import outcomes as outcome_types
 from .types.evaluation_projects import EvaluationProject as EvaluationProjectType
+from .types.evaluation_projects import ReceivedEvaluationInvitation
 from .types.people import AttendanceRecord, Enrolment, Participant
 from .types.programme import Facilitator, Group, GroupSession, Organisation, Region
 
@@ -278,6 +279,16 @@ class Query:
             info, evaluation_projects.owned, Ordering((models.EvaluationProject.slug, models.EvaluationProject.id)),
             EvaluationProjectType.from_model, first, after, last, before,
         )  # fmt: skip
+
+    @strawberry.field(
+        description="Invitations your organisation received to other organisations' evaluation projects, newest "
+        "first (all statuses unless narrowed). Requires `admin`."
+    )
+    async def evaluation_project_invitations(
+        self, info: Info, statuses: list[models.InvitationStatus] | None = None
+    ) -> list[ReceivedEvaluationInvitation]:
+        found = await info.context.run(evaluation_invitations.invitations_received, statuses)
+        return [ReceivedEvaluationInvitation.received(row, project) for row, project in found]
 
     @strawberry.field(description="Any object by its global ID; null when it does not exist or is not yours.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:

@@ -6,18 +6,20 @@ import random
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from ..models import (
     ConsentPurpose,
     DeliveryMode,
     EvaluationProject,
+    EvaluationProjectInvitation,
     EvaluationProjectOrganisation,
     Facilitator,
     FacilitatorAssignment,
     FacilitatorRole,
     Group,
     GroupStatus,
+    InvitationStatus,
     Organisation,
     Region,
     Role,
@@ -343,3 +345,10 @@ def add_evaluation_project(rows: Rows, project_id: uuid.UUID, plans: list[Organi
             EvaluationProjectOrganisation,
             {"id": ids(), "organisation_id": plan.id, "evaluation_project_id": project_id},
         )
+    accepted_at = datetime.combine(period.start, time(9), tzinfo=period.zone)
+    for plan in plans[1:]:  # the partners' agreement, as their admins would have accepted it
+        rows.add(
+            EvaluationProjectInvitation,
+            {"id": ids(), "organisation_id": plan.id, "owner_organisation_id": owner.id,
+             "evaluation_project_id": project_id, "status": InvitationStatus.ACCEPTED, "responded_at": accepted_at},
+        )  # fmt: skip

@@ -23,6 +23,7 @@ from .enums import (
     FacilitatorCheckKind,
     FacilitatorRole,
     GroupStatus,
+    InvitationStatus,
     Role,
     ScheduleFrequency,
     SessionSource,
@@ -30,7 +31,7 @@ from .enums import (
     Timepoint,
     Topic,
 )
-from .evaluation import EvaluationProject, EvaluationProjectOrganisation
+from .evaluation import EvaluationProject, EvaluationProjectInvitation, EvaluationProjectOrganisation
 from .group import Facilitator, FacilitatorAssignment, FacilitatorCheck, Group
 from .notification import (
     DeliveryStatus,
@@ -60,6 +61,7 @@ __all__ = [
     "Enrolment",
     "EnrolmentStatus",
     "EvaluationProject",
+    "EvaluationProjectInvitation",
     "EvaluationProjectOrganisation",
     "Facilitator",
     "FacilitatorAssignment",
@@ -70,6 +72,7 @@ __all__ = [
     "GroupSession",
     "GroupStatus",
     "IdempotencyRecord",
+    "InvitationStatus",
     "NotificationEmail",
     "OAuthAuthorizationCode",
     "OAuthClient",

@@ -12,11 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, CreatedAt, UUIDPrimaryKey, enum_column, tenant_fk
+from .base import Base, CreatedAt, UUIDPrimaryKey, Versioned, enum_column, tenant_fk
 from .enums import Role
 
 
-class User(UUIDPrimaryKey, CreatedAt, Base):
+class User(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     """A person who signs in (coordinator, facilitator, admin, evaluator)."""
 
     __tablename__ = "users"
@@ -43,7 +43,7 @@ class UserRegion(UUIDPrimaryKey, Base):
     region_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("regions.id", ondelete="CASCADE"))
 
 
-class OAuthClient(UUIDPrimaryKey, CreatedAt, Base):
+class OAuthClient(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     """A partner app or evaluator's client, bound to one organisation and optionally to regions.
 
     A public client (browser app, the explorer) has no secret and must use PKCE.

@@ -67,6 +67,15 @@ class ConsentPurpose(enum.StrEnum):
     CONTACT = "contact"
 
 
+class InvitationStatus(enum.StrEnum):
+    """Where an organisation stands with an evaluation project it was invited to."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    WITHDRAWN = "withdrawn"
+    LEFT = "left"
+
+
 class Timepoint(enum.StrEnum):
     BASELINE = "baseline"
     FOLLOW_UP_1 = "follow_up_1"

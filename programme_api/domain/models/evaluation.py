@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, CreatedAt, UUIDPrimaryKey, Versioned, enum_column, tenant_fk
-from .enums import ConsentPurpose
+from .enums import ConsentPurpose, InvitationStatus
 
 
 class EvaluationProject(UUIDPrimaryKey, CreatedAt, Versioned, Base):
@@ -43,7 +43,11 @@ class EvaluationProject(UUIDPrimaryKey, CreatedAt, Versioned, Base):
 
 
 class EvaluationProjectOrganisation(UUIDPrimaryKey, Base):
-    """An organisation whose data an evaluation project covers (the owner included)."""
+    """An organisation whose data an evaluation project covers (the owner included).
+
+    A row here is what the evaluators' reads follow; for any organisation but the owner it exists only while
+    that organisation has accepted (``EvaluationProjectInvitation``) or the operator shared the project.
+    """
 
     __tablename__ = "evaluation_project_organisations"
     __table_args__ = (sa.UniqueConstraint("evaluation_project_id", "organisation_id"),)
@@ -52,3 +56,25 @@ class EvaluationProjectOrganisation(UUIDPrimaryKey, Base):
     evaluation_project_id: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey("evaluation_projects.id", ondelete="CASCADE")
     )
+
+
+class EvaluationProjectInvitation(UUIDPrimaryKey, CreatedAt, Versioned, Base):
+    """The owner's invitation of another organisation to an evaluation project, and that organisation's answer.
+
+    Visible to both organisations (``organisation_id`` is the invited one, ``owner_organisation_id`` the
+    project's owner): the owner invites and withdraws, the invited organisation's admin accepts and leaves.
+    Kept after a withdrawal or departure, so the history of who took part stays with the project.
+    """
+
+    __tablename__ = "evaluation_project_invitations"
+    __table_args__ = (sa.UniqueConstraint("evaluation_project_id", "organisation_id"),)
+
+    organisation_id: Mapped[uuid.UUID] = tenant_fk()
+    owner_organisation_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    evaluation_project_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("evaluation_projects.id", ondelete="CASCADE")
+    )
+    status: Mapped[InvitationStatus] = enum_column(InvitationStatus, "evaluation_invitation_status")
+    responded_at: Mapped[datetime | None]

@@ -23,6 +23,10 @@ from ..types.admin import OAuthClientAccount, UserAccount
 from .common import MutationInput, MutationPayload, perform
 
 SCOPE = admin.SCOPE
+VERSION_HELP = (
+    "The version you read; a stale one is refused with `CONFLICT`. Omitted: no check (the last write wins), "
+    "for apps written before people and clients had versions."
+)
 
 
 def _region_ids(values: list[strawberry.ID]) -> list[uuid.UUID]:
@@ -58,18 +62,21 @@ class CreateUserInput(MutationInput):
 @strawberry.input(description="Which person.")
 class UserInput(MutationInput):
     user_id: strawberry.ID
+    version: int | None = strawberry.field(default=None, description=VERSION_HELP)
 
 
 @strawberry.input(description="Assign a person to exactly these regions.")
 class SetUserRegionsInput(MutationInput):
     user_id: strawberry.ID
     region_ids: list[strawberry.ID]
+    version: int | None = strawberry.field(default=None, description=VERSION_HELP)
 
 
 @strawberry.input(description="Change a person's role.")
 class SetUserRoleInput(MutationInput):
     user_id: strawberry.ID
     role: models.Role
+    version: int | None = strawberry.field(default=None, description=VERSION_HELP)
 
 
 async def _user_write(
@@ -114,23 +121,23 @@ async def create_user(info: Info, input: CreateUserInput) -> UserPayload:
 
 
 async def disable_user(info: Info, input: UserInput) -> UserPayload:
-    apply = _on_user(input.user_id, lambda s, p, row: admin.set_user_active(s, p, row, False))
+    apply = _on_user(input.user_id, lambda s, p, row: admin.set_user_active(s, p, row, False, input.version))
     return await _user_write(info, "disableUser", input, apply)
 
 
 async def enable_user(info: Info, input: UserInput) -> UserPayload:
-    apply = _on_user(input.user_id, lambda s, p, row: admin.set_user_active(s, p, row, True))
+    apply = _on_user(input.user_id, lambda s, p, row: admin.set_user_active(s, p, row, True, input.version))
     return await _user_write(info, "enableUser", input, apply)
 
 
 async def set_user_regions(info: Info, input: SetUserRegionsInput) -> UserPayload:
     ids = _region_ids(input.region_ids)
-    apply = _on_user(input.user_id, lambda s, p, row: admin.set_user_regions(s, p, row, ids))
+    apply = _on_user(input.user_id, lambda s, p, row: admin.set_user_regions(s, p, row, ids, input.version))
     return await _user_write(info, "setUserRegions", input, apply)
 
 
 async def set_user_role(info: Info, input: SetUserRoleInput) -> UserPayload:
-    apply = _on_user(input.user_id, lambda s, p, row: admin.set_user_role(s, p, row, input.role))
+    apply = _on_user(input.user_id, lambda s, p, row: admin.set_user_role(s, p, row, input.role, input.version))
     return await _user_write(info, "setUserRole", input, apply)
 
 
@@ -138,7 +145,7 @@ async def reset_user_password(info: Info, input: UserInput) -> UserPayload:
     secret: dict[str, str] = {}
 
     async def reset(session: AsyncSession, principal: Principal, row: models.User) -> None:
-        secret["password"] = await admin.reset_password(session, principal, row, None)
+        secret["password"] = await admin.reset_password(session, principal, row, None, input.version)
 
     return await _user_write(info, "resetUserPassword", input, _on_user(input.user_id, reset), secret)
 
@@ -176,18 +183,21 @@ class CreateOAuthClientInput(MutationInput):
 @strawberry.input(description="Which client.")
 class OAuthClientInput(MutationInput):
     oauth_client_id: strawberry.ID
+    version: int | None = strawberry.field(default=None, description=VERSION_HELP)
 
 
 @strawberry.input(description="Replace a client's allowed scopes; its live tokens lose the scopes left out.")
 class SetOAuthClientScopesInput(MutationInput):
     oauth_client_id: strawberry.ID
     scopes: list[str]
+    version: int | None = strawberry.field(default=None, description=VERSION_HELP)
 
 
 @strawberry.input(description="Bind a client to exactly these regions (none: the whole organisation).")
 class SetOAuthClientRegionsInput(MutationInput):
     oauth_client_id: strawberry.ID
     region_ids: list[strawberry.ID]
+    version: int | None = strawberry.field(default=None, description=VERSION_HELP)
 
 
 async def _client_write(
@@ -237,24 +247,30 @@ async def create_oauth_client(info: Info, input: CreateOAuthClientInput) -> OAut
 
 
 async def disable_oauth_client(info: Info, input: OAuthClientInput) -> OAuthClientPayload:
-    apply = _on_client(input.oauth_client_id, lambda s, p, row: admin.set_client_enabled(s, p, row, False))
+    apply = _on_client(
+        input.oauth_client_id, lambda s, p, row: admin.set_client_enabled(s, p, row, False, input.version)
+    )
     return await _client_write(info, "disableOAuthClient", input, apply)
 
 
 async def enable_oauth_client(info: Info, input: OAuthClientInput) -> OAuthClientPayload:
-    apply = _on_client(input.oauth_client_id, lambda s, p, row: admin.set_client_enabled(s, p, row, True))
+    apply = _on_client(
+        input.oauth_client_id, lambda s, p, row: admin.set_client_enabled(s, p, row, True, input.version)
+    )
     return await _client_write(info, "enableOAuthClient", input, apply)
 
 
 async def set_oauth_client_scopes(info: Info, input: SetOAuthClientScopesInput) -> OAuthClientPayload:
     scope = " ".join(input.scopes)
-    apply = _on_client(input.oauth_client_id, lambda s, p, row: admin.set_client_scopes(s, p, row, scope))
+    apply = _on_client(
+        input.oauth_client_id, lambda s, p, row: admin.set_client_scopes(s, p, row, scope, input.version)
+    )
     return await _client_write(info, "setOAuthClientScopes", input, apply)
 
 
 async def set_oauth_client_regions(info: Info, input: SetOAuthClientRegionsInput) -> OAuthClientPayload:
     ids = _region_ids(input.region_ids)
-    apply = _on_client(input.oauth_client_id, lambda s, p, row: admin.set_client_regions(s, p, row, ids))
+    apply = _on_client(input.oauth_client_id, lambda s, p, row: admin.set_client_regions(s, p, row, ids, input.version))
     return await _client_write(info, "setOAuthClientRegions", input, apply)
 
 
@@ -262,7 +278,7 @@ async def rotate_oauth_client_secret(info: Info, input: OAuthClientInput) -> OAu
     secret: dict[str, str | None] = {}
 
     async def rotate(session: AsyncSession, principal: Principal, row: models.OAuthClient) -> None:
-        secret["secret"] = await admin.rotate_client_secret(session, principal, row)
+        secret["secret"] = await admin.rotate_client_secret(session, principal, row, input.version)
 
     return await _client_write(
         info, "rotateOAuthClientSecret", input, _on_client(input.oauth_client_id, rotate), secret

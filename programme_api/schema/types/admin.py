@@ -31,6 +31,7 @@ class UserAccount(Node):
     role: models.Role
     active: bool = strawberry.field(description="False once disabled: no sign-in, and their tokens stop working.")
     created_at: datetime
+    version: int = strawberry.field(description="Send it back with a change; every change raises it.")
 
     @classmethod
     def from_model(cls, row: models.User) -> UserAccount:
@@ -42,6 +43,7 @@ class UserAccount(Node):
             role=row.role,
             active=row.is_active,
             created_at=row.created_at,
+            version=row.version,
         )
 
     @strawberry.field(description="The regions the person is assigned to (none: the whole organisation for an "
@@ -65,6 +67,7 @@ class OAuthClientAccount(Node):
     public: bool = strawberry.field(description="A browser app without a secret (PKCE).")
     evaluation_project_id: strawberry.ID | None
     created_at: datetime
+    version: int = strawberry.field(description="Send it back with a change; every change raises it.")
 
     @classmethod
     def from_model(cls, row: models.OAuthClient) -> OAuthClientAccount:
@@ -81,6 +84,7 @@ class OAuthClientAccount(Node):
             public=row.client_secret_hash is None,
             evaluation_project_id=None if project is None else to_global_id("EvaluationProject", project),
             created_at=row.created_at,
+            version=row.version,
         )
 
     @strawberry.field(description="The regions the client is bound to (none: the whole organisation).")
