@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from benchmarks.cluster import HOST, Cluster, private_cluster, standby
@@ -34,7 +32,7 @@ from programme_api.domain.principal import Principal
 from programme_api.metrics import REGISTRY
 
 from .api import GraphQLClient, TokenBook
-from .conftest import IN_CI, app_role_url, grant_app_role, migrate
+from .conftest import IN_CI, REDIS_URL, app_role_url, grant_app_role, migrate, redis_available
 from .factories import gid, make_organisation, make_region, principal_for
 
 pytestmark = pytest.mark.only_backend("postgresql")
@@ -42,7 +40,6 @@ pytestmark = pytest.mark.only_backend("postgresql")
 # Small, quick clusters: durability is not what is tested here.
 CLUSTER_SETTINGS = {"listen_addresses": HOST, "max_connections": "60", "shared_buffers": "16MB", "fsync": "off",
                     "wal_level": "replica", "max_wal_senders": "5"}  # fmt: skip
-REDIS_URL = os.environ.get("PROGRAMME_API_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REGIONS = "{ regions { nodes { id name } } }"
 RENAME = """
 mutation($input: UpdateRegionInput!) { updateRegion(input: $input) { region { name } userErrors { code } } }
@@ -229,15 +226,7 @@ async def test_a_write_through_one_worker_sends_its_author_to_the_primary_on_ano
     setup: Setup, clusters: tuple[Cluster, Cluster]
 ) -> None:
     """Two workers share the write positions through Redis: the author's next read may land on either."""
-    probe = Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await probe.ping()
-    except Exception as exc:
-        if IN_CI:
-            pytest.fail(f"Redis at {REDIS_URL} unreachable: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} unreachable")
-    finally:
-        await probe.aclose()
+    await redis_available()
     replica = [url_of(clusters[1])]
     async with serving(setup, replica, redis_url=REDIS_URL) as one, serving(setup, replica, redis_url=REDIS_URL) as two:
         await setup.set_replay(paused=True)
