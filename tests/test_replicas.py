@@ -33,7 +33,7 @@ from programme_api.metrics import REGISTRY
 
 from .api import GraphQLClient, TokenBook
 from .conftest import IN_CI, REDIS_URL, app_role_url, grant_app_role, migrate, redis_available
-from .factories import gid, make_organisation, make_region, principal_for
+from .factories import evaluator_for, gid, make_organisation, make_project, make_region, principal_for
 
 pytestmark = pytest.mark.only_backend("postgresql")
 
@@ -78,6 +78,7 @@ class Setup:
     region: Region
     writer: Principal
     reader: Principal
+    evaluator: Principal
 
     async def caught_up(self, replica: AsyncEngine | None = None) -> None:
         """Wait until the standby has replayed everything the primary has written out so far (its write position:
@@ -124,8 +125,10 @@ async def setup(clusters: tuple[Cluster, Cluster]) -> AsyncIterator[Setup]:
     async with session_factory(primary)() as db:
         organisation = await make_organisation(db)
         region = await make_region(db, organisation, name="Before")
+        evaluator = evaluator_for(organisation, await make_project(db, organisation, name="Study"))
         await db.commit()
-    setup = Setup(primary, replica, primary_cluster, region, principal_for(organisation), principal_for(organisation))
+    setup = Setup(primary, replica, primary_cluster, region, principal_for(organisation), principal_for(organisation),
+                  evaluator)  # fmt: skip
     await setup.caught_up()
     yield setup
     await primary.dispose()
@@ -134,10 +137,12 @@ async def setup(clusters: tuple[Cluster, Cluster]) -> AsyncIterator[Setup]:
 
 @pytest.fixture(autouse=True)
 async def fresh(setup: Setup) -> AsyncIterator[None]:
-    """Each test starts with replay running, the region's name reset, and the standby caught up; and leaves
+    """Each test starts with replay running, the names reset, and the standby caught up; and leaves
     replay running whatever happened."""
     await setup.set_replay(paused=False)
     await setup.rename_directly("Before")
+    async with setup.primary.begin() as connection:
+        await connection.execute(sa.text("UPDATE evaluation_projects SET name = 'Study'"))
     await setup.caught_up()
     yield
     await setup.set_replay(paused=False)
@@ -274,3 +279,19 @@ async def test_other_organisations_rows_stay_hidden_on_the_replica(setup: Setup,
     replica_reads = reads("replica")
     assert await region_names(gql, stranger) == []
     assert reads("replica") == replica_reads + 1
+
+
+async def test_evaluator_exports_are_read_from_the_replica(setup: Setup, gql: GraphQLClient) -> None:
+    await setup.set_replay(paused=True)
+    async with setup.primary.begin() as connection:
+        await connection.execute(sa.text("UPDATE evaluation_projects SET name = 'Renamed'"))
+    headers = {"Authorization": f"Bearer {gql.tokens.issue(setup.evaluator)}"}
+    replica_reads = reads("replica")
+
+    codebook = await gql.http.get("/exports/codebook.json", headers=headers)
+    assert codebook.status_code == 200, codebook.text
+    assert codebook.json()["project"]["name"] == "Study"  # the primary would have said "Renamed"
+    export = await gql.http.get("/exports/surveys.csv", headers=headers)
+    assert export.status_code == 200, export.text
+    assert export.text.splitlines()[0].startswith("pseudonym,region,")
+    assert reads("replica") == replica_reads + 2
