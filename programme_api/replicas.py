@@ -175,14 +175,10 @@ class ReadRouter:
             return self._chosen(self.primary, str(unknown))
         reasons = []
         for replica in self._rotation():
-            replayed, problem = await self._replayed(replica)
-            if problem is None and required is not None and replayed is not None and replayed < required:
-                problem = f"replica {replica.name} has not replayed the caller's last write yet"
-            if problem is None and replayed is None:
-                problem = f"{replica.name} is not replaying WAL (not a standby)"
+            problem = await self._cannot_answer(replica, required)
             if problem is None:
                 reason = "the caller has no recent write" if required is None else "it has replayed the caller's write"
-                return self._chosen(replica.target, f"{replica.name}: {reason}")
+                return self._chosen(replica.target, f"replica {replica.name}: {reason}")
             reasons.append(problem)
         return self._chosen(self.primary, "; ".join(reasons))
 
@@ -208,11 +204,12 @@ class ReadRouter:
         start = next(self._turn) % len(self.replicas)
         return self.replicas[start:] + self.replicas[:start]
 
-    async def _replayed(self, replica: Replica) -> tuple[int | None, str | None]:
-        """The replica's replay position, or why it cannot answer now (down, or just found unreachable)."""
+    async def _cannot_answer(self, replica: Replica, required: int | None) -> str | None:
+        """Why ``replica`` cannot answer this read now (down, just found unreachable, not a standby, or behind the
+        caller's last write), or None when it can."""
         now = time.monotonic()
         if replica.down_until > now:
-            return None, f"replica {replica.name} is skipped after a failure"
+            return f"replica {replica.name} is skipped after a failure"
         try:
             async with asyncio.timeout(PROBE_SECONDS):
                 text = await _single_value(replica.engine, _REPLAYED)
@@ -220,8 +217,12 @@ class ReadRouter:
             replica.down_until = now + DOWN_SECONDS
             log.warning("replica %s is unreachable, skipped for %g s: %r", replica.name, DOWN_SECONDS, error)
             await replica.engine.dispose()  # its other idle connections are as dead as this one
-            return None, f"replica {replica.name} is unreachable"
-        return (None if text is None else lsn_value(text)), None
+            return f"replica {replica.name} is unreachable"
+        if text is None:
+            return f"replica {replica.name} is not replaying WAL (not a standby)"
+        if required is not None and lsn_value(text) < required:
+            return f"replica {replica.name} has not replayed the caller's last write yet"
+        return None
 
     @staticmethod
     def _chosen(target: ReadTarget, reason: str) -> ReadTarget:
