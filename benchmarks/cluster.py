@@ -1,4 +1,5 @@
-"""A private PostgreSQL cluster for one benchmark run, with ``pg_stat_statements`` loaded.
+"""A private PostgreSQL cluster for one benchmark run, with ``pg_stat_statements`` loaded (and, for the tests
+of read replicas, a streaming standby of such a cluster).
 
 Why: statements per request are counted in PostgreSQL itself (``pg_stat_statements``), not by a client-side
 logger that misses statements sent on some driver paths, and the extension must be preloaded when the server
@@ -13,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,23 @@ SETTINGS = {
 class Cluster:
     admin_dsn: str
     postmaster_pid: int
+    port: int
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop the server now (a fast shutdown: sessions are ended), as a crashed or stopped host would look."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.postmaster_pid, signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        while _running(self.postmaster_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and has not exited (an exited child not yet reaped is a zombie, state Z)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def binaries() -> Path:
@@ -57,32 +76,62 @@ def _as_server_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+def _run_as_server_user(command: list[str]) -> None:
+    subprocess.run(_as_server_user(command), check=True, capture_output=True, timeout=120)
+
+
 @contextlib.contextmanager
-def private_cluster(log: Path) -> Iterator[Cluster]:
-    """Start a throw-away cluster, yield its admin DSN, and always stop it and delete its files."""
-    folder = Path(tempfile.mkdtemp(prefix="programme-bench-pg-"))
-    data = folder / "data"
+def _server_folder(prefix: str) -> Iterator[Path]:
+    """A temporary folder the server's user owns, deleted afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
-    bin_dir = binaries()
-    subprocess.run(
-        _as_server_user(
-            [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"]
-        ),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_cluster(
+    log: Path, settings: Mapping[str, str] = SETTINGS, prefix: str = "programme-bench-pg-"
+) -> Iterator[Cluster]:
+    """Start a throw-away cluster, yield its admin DSN, and always stop it and delete its files."""
+    with _server_folder(prefix) as folder:
+        data = folder / "data"
+        initdb = str(binaries() / "initdb")
+        _run_as_server_user([initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
+        with _postmaster(folder, settings, log) as cluster:
+            yield cluster
+
+
+@contextlib.contextmanager
+def standby(primary: Cluster, log: Path, settings: Mapping[str, str] = SETTINGS) -> Iterator[Cluster]:
+    """A hot standby of ``primary`` streaming its WAL (``pg_basebackup -R``: a base backup that starts as a
+    standby), on a port of its own; stopped and deleted afterwards. The primary's ``initdb`` trust rules already
+    admit replication connections from the loopback."""
+    with _server_folder("programme-standby-pg-") as folder:
+        source = ["-h", HOST, "-p", str(primary.port), "-U", "postgres"]
+        _run_as_server_user([str(binaries() / "pg_basebackup"), "-D", str(folder / "data"), *source,
+                             "-R", "-X", "stream", "--checkpoint=fast", "--no-sync"])  # fmt: skip
+        with _postmaster(folder, {**settings, "hot_standby": "on"}, log) as cluster:
+            yield cluster
+
+
+@contextlib.contextmanager
+def _postmaster(folder: Path, settings: Mapping[str, str], log: Path) -> Iterator[Cluster]:
+    """Run the server of ``folder/data`` on a free loopback port until the block ends."""
+    data = folder / "data"
     port = free_port()
-    options = [f"-c{key}={value}" for key, value in SETTINGS.items()]
-    command = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(folder), *options]
+    options = [f"-c{key}={value}" for key, value in settings.items()]
+    command = [str(binaries() / "postgres"), "-D", str(data), "-p", str(port), "-k", str(folder), *options]
     with log.open("wb") as handle:
         server = subprocess.Popen(_as_server_user(command), stdout=handle, stderr=subprocess.STDOUT,
                                   start_new_session=True)  # fmt: skip
         try:
             _wait_accepting(port, server, log)
             postmaster = int((data / "postmaster.pid").read_text().splitlines()[0])
-            yield Cluster(f"postgresql://postgres@{HOST}:{port}/postgres", postmaster)
+            yield Cluster(f"postgresql://postgres@{HOST}:{port}/postgres", postmaster, port)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 server.terminate()  # runuser passes SIGTERM on: a smart shutdown
@@ -91,7 +140,6 @@ def private_cluster(log: Path) -> Iterator[Cluster]:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _wait_accepting(port: int, server: subprocess.Popen[bytes], log: Path) -> None:

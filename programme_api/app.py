@@ -22,6 +22,7 @@ from .notifications import runtime as notifications_runtime
 from .oauth import resource as oauth_resource
 from .oauth import routes as oauth_routes
 from .oauth.views import build_views
+from .replicas import ReadRouter
 from .runtime import Authenticator, Runtime
 from .web import exports, graphql, health, login, metrics, sdl, subscriptions
 from .web import report as report_export
@@ -44,7 +45,9 @@ def create_app(
     settings = settings or get_settings()
     owns_engine = engine is None
     engine = engine or create_engine(settings)
-    runtime = Runtime(settings=settings, engine=engine, session_maker=session_maker or session_factory(engine))
+    session_maker = session_maker or session_factory(engine)
+    reads = ReadRouter.build(settings, engine, session_maker)
+    runtime = Runtime(settings=settings, engine=engine, session_maker=session_maker, reads=reads)
     runtime.authenticate = authenticate if authenticate is not None else oauth_resource.authenticate
     views = build_views(settings, engine)
     rate_limits = RateLimits(settings, runtime.session_maker)
@@ -61,6 +64,7 @@ def create_app(
         finally:
             await views.stop()
             await rate_limits.close()
+            await reads.close()
             if owns_engine:
                 await engine.dispose()
                 worker_exited()

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # listings); unset: the same as ``database_url``. On PostgreSQL the service's own role should not own the
     # tables, so that row-level security applies to it (migration 0006).
     owner_database_url: str | None = None
+    # Streaming replicas of the primary (comma-separated PostgreSQL URLs, same role as ``database_url``): GraphQL
+    # queries and evaluator exports read from them, except a caller's reads until a replica has replayed that
+    # caller's last write (``replicas.py``). Ignored on SQLite.
+    database_replica_urls: str = ""
     issuer: str = "http://127.0.0.1:8000"
     redis_url: str | None = None
     secret_key_file: Path = Path("./programme-keys.json")
@@ -120,6 +124,18 @@ class Settings(BaseSettings):
     def as_owner(self) -> Settings:
         """These settings with the owner's database URL, for system work."""
         return self.model_copy(update={"database_url": self.owner_url})
+
+    @property
+    def replica_urls(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.database_replica_urls.split(",") if part.strip())
+
+    @field_validator("database_replica_urls")
+    @classmethod
+    def _check_replica_urls(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip() and cls._check_database_url(part.strip()).startswith("sqlite"):
+                raise ValueError("replicas must be PostgreSQL URLs (postgresql+asyncpg://...)")
+        return value
 
     @field_validator("owner_database_url")
     @classmethod

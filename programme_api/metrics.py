@@ -20,6 +20,12 @@ GRAPHQL_READS = Counter(
     ["path"],
     registry=REGISTRY,
 )
+DATABASE_READS = Counter(
+    "programme_api_database_reads",
+    "Read-only units of work (GraphQL queries, exports) by the server that answered them: primary or replica.",
+    ["server"],
+    registry=REGISTRY,
+)
 DEPRECATED_USES = Counter(
     "programme_api_deprecated_field_uses",
     "Operations that used a deprecated field or enum value, by OAuth client and member: who still relies on "

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 from .config import Settings
 from .domain.audit import AuditWriter, SessionAuditWriter
 from .domain.principal import Principal
+from .replicas import ReadRouter
 
 Authenticator = Callable[[HTTPConnection], Awaitable[Principal | None]]
 
@@ -28,11 +29,13 @@ class Runtime:
     ``AuthenticationError``; the OAuth resource server provides it, tests may swap in their own.
     ``audit_writer`` writes audited reads in a transaction of their own (``domain.audit``); by default on a
     session of ``session_maker`` (the engine's own connection when served); tests may swap in a failing one.
+    ``reads`` says which server answers a read-only unit of work (the primary, or a replica: ``replicas``).
     """
 
     settings: Settings
     engine: AsyncEngine
     session_maker: async_sessionmaker[AsyncSession]
+    reads: ReadRouter
     authenticate: Authenticator = anonymous
     audit_writer: AuditWriter | None = None
     tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)

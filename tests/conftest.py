@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
@@ -41,6 +42,7 @@ from .api import GraphQLClient, TokenBook
 APP_ROLE = "programme_app_test"
 POSTGRES_URL = os.environ.get("PROGRAMME_API_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REDIS_URL = os.environ.get("PROGRAMME_API_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = ["sqlite", "postgresql"]
 # Settings for apps that compare or measure heavy shapes, where the cost and rate limits are not the subject.
 UNLIMITED = {"max_query_cost": 10**9, "max_query_nodes": 10**9, "rate_limit_points": 10**9}
@@ -94,6 +96,19 @@ async def migrate(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         await connection.run_sync(lambda sync: migrations.upgrade(sync))
         await connection.commit()
+
+
+async def redis_available() -> None:
+    """Skip when Redis is unreachable, except in CI, which must test what goes through Redis for real."""
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=0.5)
+    try:
+        await client.ping()
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"no Redis at {REDIS_URL} ({exc}); CI must test the Redis channel for real")
+        pytest.skip(f"no Redis at {REDIS_URL} ({exc})")
+    finally:
+        await client.aclose()
 
 
 async def grant_app_role(engine: AsyncEngine) -> None:

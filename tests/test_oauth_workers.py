@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -31,10 +30,9 @@ from programme_api.oauth import admin
 from programme_api.oauth.clients import create_client
 from programme_api.oauth.invalidation import publish_committed
 
-from .conftest import IN_CI, create_postgres_database, drop_postgres_database, migrate
+from .conftest import REDIS_URL, create_postgres_database, drop_postgres_database, migrate, redis_available
 from .factories import make_organisation, make_region
 
-REDIS_URL = os.environ.get("PROGRAMME_API_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DEADLINE_SECONDS = 1.0
 VIEWER = {"query": "{ viewer { subject regions { slug } } }"}
 
@@ -77,18 +75,6 @@ class Workers:
             await session.commit()
         assert created.client_secret is not None
         return created.client_id, created.client_secret
-
-
-async def redis_available() -> None:
-    client = Redis.from_url(REDIS_URL, socket_connect_timeout=0.5)
-    try:
-        await client.ping()
-    except Exception as exc:
-        if IN_CI:
-            pytest.fail(f"no Redis at {REDIS_URL} ({exc}); CI must test the Redis channel for real")
-        pytest.skip(f"no Redis at {REDIS_URL} ({exc})")
-    finally:
-        await client.aclose()
 
 
 def start_server(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

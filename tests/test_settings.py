@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from programme_api.config import LogFormat, SettingsError, load_settings
+from programme_api.app import create_app
+from programme_api.config import LogFormat, Settings, SettingsError, load_settings
 
 
 def test_defaults_give_a_laptop_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,6 +30,27 @@ def test_values_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
 
 
+def test_replica_urls_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "PROGRAMME_API_DATABASE_REPLICA_URLS", " postgresql+asyncpg://app@r1/db, ,postgresql+asyncpg://app@r2/db"
+    )
+    assert load_settings().replica_urls == ("postgresql+asyncpg://app@r1/db", "postgresql+asyncpg://app@r2/db")
+
+
+async def test_sqlite_ignores_replicas(tmp_path: Path) -> None:
+    """SQLite has no replicas: every read stays on the one database file."""
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'one.db'}",
+                        database_replica_urls="postgresql+asyncpg://app@replica/db")  # fmt: skip
+    app = create_app(settings)
+    runtime = app.state.runtime
+    try:
+        assert runtime.reads.replicas == []
+        assert runtime.reads.primary.session_maker is runtime.session_maker
+    finally:
+        await runtime.reads.close()
+        await runtime.engine.dispose()
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
@@ -36,6 +60,8 @@ def test_values_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
         ("ISSUER", "ftp://example", "http(s) URL"),
         ("REDIS_URL", "http://cache", "redis://"),
         ("STATEMENT_CACHE_SIZE", "-1", "greater than or equal"),
+        ("DATABASE_REPLICA_URLS", "postgresql+asyncpg://app@replica/db,not a url", "not a database URL"),
+        ("DATABASE_REPLICA_URLS", "sqlite+aiosqlite:///./copy.db", "PostgreSQL URLs"),
     ],
 )
 def test_bad_values_stop_with_one_line_naming_the_setting(

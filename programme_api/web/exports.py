@@ -3,7 +3,7 @@ a session's register as CSV (behind ``participants:read`` and the programme's ac
 
 Authorisation happens before the response starts (so refusals get a status code), and so does the export's
 audit event, in its own transaction: when it cannot be written the answer is 503 and no data is sent. The body
-then streams from a server-side cursor.
+then streams from a server-side cursor. Exports only read: they may be answered by a replica (``replicas``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncGenerator
 from typing import cast
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -63,32 +64,43 @@ def _refusal(error: DomainError) -> Response:
     return _problem(400, error.message)
 
 
-async def authorised_export(request: Request, export_format: str) -> tuple[Principal, PreparedExport] | Response:
-    """The caller and its prepared export, audited; or the refusal to answer with (401, 403, 400, 503)."""
+Sessions = async_sessionmaker[AsyncSession]
+
+
+async def read_sessions(request: Request, principal: Principal) -> Sessions:
+    """Sessions on the server that answers this caller's reads: a replica, or the primary."""
+    return (await Runtime.of(request).reads.for_read(principal)).session_maker
+
+
+async def authorised_export(
+    request: Request, export_format: str
+) -> tuple[Principal, PreparedExport, Sessions] | Response:
+    """The caller, its prepared export and the sessions to read it with, audited; or the refusal to answer
+    with (401, 403, 400, 503)."""
     principal = await _principal(request)
     if isinstance(principal, Response):
         return principal
     runtime = Runtime.of(request)
+    sessions = await read_sessions(request, principal)
     try:
-        prepared = await prepare_export(runtime.session_maker, principal)
+        prepared = await prepare_export(sessions, principal)
     except DomainError as error:
         return _refusal(error)
     try:
         await audit_export(runtime.audit, principal, prepared, export_format)
     except AuditUnavailable as unavailable:
         return _problem(503, unavailable.message)
-    return principal, prepared
+    return principal, prepared, sessions
 
 
 async def _export(request: Request, export_format: str) -> Response:
     authorised = await authorised_export(request, export_format)
     if isinstance(authorised, Response):
         return authorised
-    principal, prepared = authorised
-    runtime = Runtime.of(request)
+    principal, prepared, sessions = authorised
     filename = f"{prepared.project.slug}-surveys.{export_format}"
     count_rows = EXPORT_ROWS.labels(export_format).inc
-    body = export_body(runtime.session_maker, principal, prepared, export_format, on_rows=count_rows)
+    body = export_body(sessions, principal, prepared, export_format, on_rows=count_rows)
     return ClosingStreamingResponse(
         _counted(body, export_format),
         media_type=MEDIA_TYPES[export_format],
@@ -118,7 +130,7 @@ async def codebook(request: Request) -> Response:
     if isinstance(principal, Response):
         return principal
     try:
-        prepared = await prepare_export(Runtime.of(request).session_maker, principal)
+        prepared = await prepare_export(await read_sessions(request, principal), principal)
     except DomainError as error:
         return _refusal(error)
     body = codebook_json(prepared.project, prepared.instruments, prepared.threshold)
@@ -139,7 +151,7 @@ async def register_csv(request: Request) -> Response:
     runtime = Runtime.of(request)
     try:
         session_id = expect_global_id(request.path_params["session_id"], "GroupSession", "sessionId")
-        async with read_only_session(runtime.session_maker) as session:
+        async with read_only_session(await read_sessions(request, principal)) as session:
             install_guard(session)
             await bind_principal(session, principal)
             sheet = await register_sheet(session, principal, session_id)

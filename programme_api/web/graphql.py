@@ -308,12 +308,14 @@ async def run_operation(
     seconds = runtime.settings.request_timeout_seconds
     deadline = time.monotonic() + seconds
     query = compiler.QueryOperation.of(document, params.query, params.operation_name, params.variables)
-    bind = runtime.session_maker.kw.get("bind", runtime.engine)  # the engine, or the tests' connection
     try:
         async with asyncio.timeout(seconds):
+            # A query may read from a replica; anything else writes, on the primary (``replicas``).
+            target = runtime.reads.primary if query is None else await runtime.reads.for_read(principal)
             text = await compiler.answer(
-                bind, principal, schema, query, enabled=runtime.settings.compiled_reads, request_id=request_id
-            )
+                target.bind, principal, schema, query, enabled=runtime.settings.compiled_reads,
+                request_id=request_id,
+            )  # fmt: skip
     except TimeoutError:
         return timed_out(seconds, request_id)
     if query is not None:
@@ -321,7 +323,7 @@ async def run_operation(
     if text is not None:
         return {"data": orjson.Fragment(text)}, 200, analysis.actual(orjson.loads(text))
     # A query only reads: on SQLite its transaction then runs beside writers instead of queueing on the lock.
-    unit_of_work = runtime.session_maker() if query is None else read_only_session(runtime.session_maker)
+    unit_of_work = runtime.session_maker() if query is None else read_only_session(target.session_maker)
     async with unit_of_work as session:
         install_guard(session)
         await bind_principal(session, principal, statement_timeout_ms=milliseconds_left(deadline))
@@ -349,6 +351,8 @@ async def run_operation(
             await session.rollback()
             error = {"message": UNEXPECTED, "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}}
             return {"data": None, "errors": [error]}, 200, 0
+    if query is None and not failed:
+        await runtime.reads.wrote(principal)  # this caller's next reads wait for a replica to replay it
     actual = analysis.actual(result.data)
     try:
         await write_reads(runtime.audit, reads, principal)

@@ -22,7 +22,6 @@ from starlette.templating import Jinja2Templates
 from ..domain.analysis import NO_DOSE
 from ..domain.outcome_tables import AggregateCell
 from ..domain.report import DoseTable, InstrumentReport, build_report
-from ..runtime import Runtime
 from .exports import authorised_export
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -115,8 +114,8 @@ async def report(request: Request) -> Response:
     authorised = await authorised_export(request, "html")
     if isinstance(authorised, Response):
         return authorised
-    principal, prepared = authorised
-    summary = await build_report(Runtime.of(request).session_maker, principal, prepared, datetime.now(UTC))
+    principal, prepared, sessions = authorised
+    summary = await build_report(sessions, principal, prepared, datetime.now(UTC))
     charts = {
         (instrument.code, index): dose_svg(instrument, dose, summary.dose_bands)
         for instrument in summary.instruments
