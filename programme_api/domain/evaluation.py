@@ -465,6 +465,19 @@ def dose_case(project: EvaluationProject, sessions: Any, baseline_score: Any) ->
     return sa.case(*whens, else_=labels[0])
 
 
+async def plan_with_values(session: AsyncSession) -> None:
+    """Have PostgreSQL plan the rest of this transaction's statements with their values (a custom plan each
+    time), never with the generic plan of a prepared statement.
+
+    For a statement over every row of the project, the generic plan cannot see the date range and guesses a
+    few rows; it then pairs every response with every first baseline in a nested loop (the cube of the demo
+    data: 2 s with the generic plan, 0.45 s planned with its values). Planning costs a few milliseconds.
+    """
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
 async def outcome_cube(session: AsyncSession, project: EvaluationProject, instrument_code: str) -> OutcomeCube:
     """The instrument's sums by region x group topic x timepoint x dose band, computed in SQL, with suppression
     decided.
@@ -501,6 +514,7 @@ async def outcome_cube(session: AsyncSession, project: EvaluationProject, instru
         .where(rows.c.instrument_code == instrument_code, rows.c.score.is_not(None))
         .group_by(*keys)
     )
+    await plan_with_values(session)
     cells: dict[CubeKey, Sums] = {}
     for region, topic, timepoint, band, n, *sums in (await access.execute(session, statement)).all():
         key = (str(region), str(topic), Timepoint(timepoint), str(band))
