@@ -403,9 +403,11 @@ async def response_page(
 
 
 async def response_count(session: AsyncSession, project: EvaluationProject) -> int:
-    """How many rows the project's pages hold: the project's rule alone, no derived column worked out."""
+    """How many rows the project's pages hold: the project's rule alone, no derived column worked out,
+    planned with its values (its generic plan loops over every row: 150 ms against 43 ms on the demo data)."""
     organisation_ids = await project_organisation_ids(session, project)
     rows = project_responses(project, organisation_ids).subquery()
+    await plan_with_values(session)
     return int((await access.execute(session, sa.select(sa.func.count()).select_from(rows))).scalar_one())
 
 
@@ -470,8 +472,9 @@ async def plan_with_values(session: AsyncSession) -> None:
     time), never with the generic plan of a prepared statement.
 
     For a statement over every row of the project, the generic plan cannot see the date range and guesses a
-    few rows; it then pairs every response with every first baseline in a nested loop (the cube of the demo
-    data: 2 s with the generic plan, 0.45 s planned with its values). Planning costs a few milliseconds.
+    few rows; it then joins every row by nested loops, and pairs every response with every first baseline
+    (the cube of the demo data: 2 s with the generic plan, 0.45 s planned with its values). Planning costs a
+    few milliseconds.
     """
     connection = await session.connection()
     if connection.dialect.name == "postgresql":
