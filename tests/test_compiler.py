@@ -45,6 +45,7 @@ from .factories import (
     make_session,
     principal_for,
     record,
+    shipped_instrument_ids,
     weekly_schedule,
 )
 from .test_compiled_reads import seed
@@ -198,7 +199,7 @@ async def test_what_it_cannot_answer_falls_back_and_is_remembered(
     organisation = await seed(db)
     principal = principal_for(organisation)
     for query in (
-        "{ surveyInstruments(first: 2) { nodes { code } } }",  # read by its resolver
+        "{ surveyInstruments(first: 2) { nodes { code definition } } }",  # a JSON document: read by its resolver
         "{ participants(first: 2) { nodes { preferredName } } }",  # personal data: an audited read
         "{ viewer { subject } }",  # only its resolver knows it
     ):
@@ -695,3 +696,58 @@ async def test_a_cursor_of_another_list_is_refused_when_only_the_count_is_asked(
     slow = await post(full, tokens, principal, query, c=cursor)
     assert slow["errors"][0]["extensions"]["code"] == "INVALID", slow
     assert await post(compiled, tokens, principal, query, c=cursor) == slow
+
+
+async def test_survey_instruments_are_compiled_for_every_kind_of_caller(
+    db: AsyncSession, two_clients, statement_counter
+) -> None:  # type: ignore[no-untyped-def]
+    """The instrument list (shipped ones and the caller's organisation's own, never another's) and
+    ``node(id:)`` of an instrument: one statement with the executor's answer, for an organisation's admin, a
+    region-bound client and a facilitator; an evaluator gets the executor's refusal on both paths."""
+    tokens, compiled, full = two_clients
+    organisation, other = await seed(db), await make_organisation(db)
+    await shipped_instrument_ids(db)
+    for owner, code in ((organisation, "custom_mine"), (other, "custom_theirs")):
+        for version in (1, 2):
+            db.add(models.SurveyInstrument(organisation_id=owner.id, code=code, version=version, name=code.title(),
+                                           definition={"items": []}, wording_licensed=version == 2))  # fmt: skip
+    await db.flush()
+    mine = sa.select(models.Region).where(models.Region.organisation_id == organisation.id)
+    region = (await db.execute(mine)).scalars().first()
+    facilitator = await make_facilitator(db, organisation)
+    callers = {
+        "admin": principal_for(organisation),
+        "region-bound client": principal_for(organisation, role=None, regions=[region], scopes={"programme:read"}),
+        "facilitator": principal_for(organisation, role=Role.FACILITATOR, facilitator=facilitator),
+        "evaluator": evaluator_for(organisation, await make_project(db, organisation)),
+    }
+    page = """query($after: String) { surveyInstruments(first: 3, after: $after) { totalCount
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { __typename id code
+        version name shipped wordingLicensed } } } }"""
+    by_id = """query($id: ID!) { node(id: $id) { __typename id ... on SurveyInstrument { code version shipped } } }"""
+    for who, principal in callers.items():
+        after, codes = None, []
+        while True:
+            statement_counter.reset()
+            fast = await post(compiled, tokens, principal, page, after=after)
+            sent = statement_counter.count
+            assert fast == await post(full, tokens, principal, page, after=after), who
+            if who == "evaluator":  # evaluators are the executor's, and need programme:read to list instruments
+                assert fast["errors"][0]["extensions"]["code"] == "INSUFFICIENT_SCOPE", fast
+                break
+            assert sent == 1, f"the instruments page of the {who} was not one statement"
+            connection = fast["data"]["surveyInstruments"]
+            codes += [edge["node"]["code"] for edge in connection["edges"]]
+            if not connection["pageInfo"]["hasNextPage"]:
+                break
+            after = connection["pageInfo"]["endCursor"]
+        if who == "evaluator":
+            continue
+        assert {"custom_mine", "phq9"} <= set(codes), (who, codes)
+        assert "custom_theirs" not in codes, (who, codes)
+        node_id = fast["data"]["surveyInstruments"]["edges"][0]["node"]["id"]
+        statement_counter.reset()
+        fast = await post(compiled, tokens, principal, by_id, id=node_id)
+        assert statement_counter.count == 1, f"node(id:) of an instrument for the {who} was not one statement"
+        assert fast == await post(full, tokens, principal, by_id, id=node_id)
+        assert fast["data"]["node"]["__typename"] == "SurveyInstrument"

@@ -82,6 +82,8 @@ REGRESSIONS = {
     "rollups_over_periods": """{ regions { nodes { totals { activeGroups sessionsHeld uniqueAttendees }
         early: totals(from: "2026-01-01T00:00:00+00:00", to: "2026-02-01T00:00:00Z") { sessionsHeld uniqueAttendees }
         groups { nodes { attendanceRate rate: attendanceRate(from: "2026-01-20T00:00:00+00:00") } } } } }""",
+    "survey_instruments_paged": """{ surveyInstruments(first: 2) { totalCount pageInfo { hasNextPage hasPreviousPage
+        startCursor endCursor } edges { cursor node { __typename id code version name shipped wordingLicensed } } } }""",
 }
 
 

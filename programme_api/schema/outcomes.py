@@ -75,12 +75,13 @@ class Evaluation:
     async def responses(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> EvaluationResponseConnection:
-        async def page(session: AsyncSession, principal: Principal) -> tuple[evaluation.RowPage, int]:
-            found = await evaluation.response_page(session, self.project, first, after)
-            total = await evaluation.response_count(session, self.project)
-            return found, total
+        async def page(session: AsyncSession, _principal: Principal) -> evaluation.RowPage:
+            return await evaluation.response_page(session, self.project, first, after)
 
-        found, total = await info.context.run(page)
+        async def total(session: AsyncSession, _principal: Principal) -> int:
+            return await evaluation.response_count(session, self.project)
+
+        found = await info.context.run(page)
         record_read(
             info.context.reads, "EvaluationProject", (self.project.id,), action="evaluation.responses_read",
             rows=len(found.rows),
@@ -96,7 +97,7 @@ class Evaluation:
                 has_previous_page=found.has_previous_page,
                 end_cursor=edges[-1].cursor if edges else None,
             ),
-            total_count=total,
+            counter=lambda: info.context.run(total),
         )
 
     @strawberry.field(

@@ -103,6 +103,8 @@ class Builder:
             return self.consecutive_absences(rows)
         if (type_.name, name) == ("Consent", "inForce"):
             return self.dialect.boolean(rows.c.withdrawn_at.is_(None))
+        if (type_.name, name) == ("SurveyInstrument", "shipped"):
+            return self.dialect.boolean(rows.c.organisation_id.is_(None))
         if (type_.name, name) == ("Enrolment", "attendance"):
             return self.enrolment_attendance(named_type(definition.type), nodes, rows)
         if (type_.name, name) == ("Group", "attendanceRate"):

@@ -80,7 +80,8 @@ class JsonDialect:
         raise NotImplementedError
 
     def cursor(self, values: list[tuple[Any, str]]) -> Any:
-        """``pagination.encode_cursor`` of the row's sort key; kinds: s(tring), u(uid), t(imestamp), d(ate)."""
+        """``pagination.encode_cursor`` of the row's sort key; kinds: s(tring), u(uid), t(imestamp), d(ate),
+        i(nteger)."""
         raise NotImplementedError
 
     def last_fetched(self, cursor: Any, position: Any, in_page: Any, *, ascending: bool) -> Any:
@@ -169,6 +170,8 @@ class PostgresJson(JsonDialect):
                 parts.append(constant('{"u":"').concat(uuid_hex).concat(constant('"}')))
             elif kind == "t":
                 parts.append(constant('{"t":"').concat(self.datetime(column)).concat(constant('"}')))
+            elif kind == "i":
+                parts.append(sa.cast(column, sa.Text))
             else:
                 raise Unsupported(f"cursor of kind {kind}")
         joined: Any = constant("[")

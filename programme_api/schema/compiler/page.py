@@ -165,6 +165,8 @@ def _kind(column: Any) -> str:
         return "d"
     if python_type is str:
         return "s"
+    if python_type is int:
+        return "i"
     raise Unsupported(f"cursors over {python_type}")
 
 
@@ -194,7 +196,8 @@ def _cursor_value(
         raise Fallback(str(exc)) from exc
     expected = column_python_type(columns[index])
     value = key[index]
-    if not isinstance(value, expected) or (expected is date and isinstance(value, datetime)):
+    mistaken = (expected is date and isinstance(value, datetime)) or (expected is int and isinstance(value, bool))
+    if not isinstance(value, expected) or mistaken:
         raise Fallback(f"'{argument}' is a cursor of another list")
     if isinstance(value, datetime) and value.tzinfo is None:
         raise Fallback(f"'{argument}' holds a time without a zone")

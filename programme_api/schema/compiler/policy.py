@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute
 
-from ...domain import models, programme
+from ...domain import models, programme, surveys
 from ...domain.access import RULES, readable
 from ...domain.pagination import Ordering
 from ...domain.principal import Principal
@@ -88,6 +88,7 @@ ROW_TYPES: dict[str, type[Any]] = {
     "Participant": m.Participant,
     "Enrolment": m.Enrolment,
     "AttendanceRecord": m.Attendance,
+    "SurveyInstrument": m.SurveyInstrument,
 }
 
 
@@ -183,7 +184,9 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
     # too) sends the request to the executor.
     ("Query", "node"): FieldPolicy(Read.COMPUTED, None),
     ("Query", "nodes"): _resolver(None, audited=True),
-    ("Query", "surveyInstruments"): _resolver(P),
+    ("Query", "surveyInstruments"): _connection(
+        ConnectionSpec(lambda p, _a: surveys.instruments(p), surveys.INSTRUMENT_ORDER), m.SurveyInstrument
+    ),
     ("Query", "surveyResponses"): _resolver("surveys:read", audited=True),
     ("Query", "safeguardingAlerts"): _resolver("surveys:read", audited=True),
     ("Query", "evaluation"): _resolver("evaluation:read", audited=True),
@@ -260,6 +263,11 @@ FIELDS: dict[tuple[str, str], FieldPolicy] = {
     ("Consent", "id"): FieldPolicy(Read.GLOBAL_ID, R),
     **_columns("Consent", "purpose", "formVersion", "givenAt", "withdrawnAt", scope=R),
     ("Consent", "inForce"): FieldPolicy(Read.COMPUTED, R),
+    # Survey instruments: shipped ones and the caller's organisation's own.
+    ("SurveyInstrument", "id"): FieldPolicy(Read.GLOBAL_ID, P),
+    **_columns("SurveyInstrument", "code", "version", "name", "wordingLicensed", scope=P),
+    ("SurveyInstrument", "shipped"): FieldPolicy(Read.COMPUTED, P),
+    ("SurveyInstrument", "definition"): _resolver(P),  # a JSON document, rendered by its scalar
     # The objects computed from a row.
     **_columns(
         "Schedule", "frequency", "weekday", "weekOfMonth", "startTime", "durationMinutes", "anchorDate", scope=P

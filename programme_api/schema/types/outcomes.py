@@ -7,6 +7,7 @@ types expose none: a pseudonym, the week and labels, never a row id, name or con
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import cast
 
@@ -214,7 +215,12 @@ class EvaluationPageInfo:
 class EvaluationResponseConnection:
     edges: list[EvaluationResponseEdge]
     page_info: EvaluationPageInfo
-    total_count: int
+    counter: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        """Counted only when asked for: it is a statement over every row of the project."""
+        return await self.counter()
 
 
 @strawberry.type(
