@@ -198,6 +198,16 @@ def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch) -> No
     assert "Traceback" not in err
 
 
+def test_evaluation_project_verbs_are_one_group() -> None:
+    """Every operator verb on an evaluation project is under ``evaluation-projects``; there is no second group."""
+    code, out, _ = invoke("evaluation-projects", "--help")
+    assert code == 0
+    assert "share" in out
+    assert "set-dose-bands" in out
+    code, _, _ = invoke("evaluation", "set-dose-bands", "demo-evaluation", "--organisation", "x", "--default")
+    assert code == 2
+
+
 def test_export_surveys_writes_the_evaluator_files(database_url: str, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
