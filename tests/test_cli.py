@@ -37,8 +37,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: py
         asyncio.run(drop_postgres_database(make_url(url).database or ""))
 
 
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
+def invoke(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """Run ``programme-api ARGS`` in the process (``stdin`` fed to it): exit code, stdout and stderr."""
+    result = runner.invoke(app, list(args), input=stdin)
     return result.exit_code, result.stdout, result.stderr
 
 
