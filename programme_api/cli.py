@@ -64,8 +64,6 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(webhooks_app, name="webhooks")
 app.command("worker")(notifications_worker)
-evaluation_app = typer.Typer(help="Evaluation projects.", no_args_is_help=True)
-app.add_typer(evaluation_app, name="evaluation")
 app.add_typer(projects_app, name="evaluation-projects")
 
 
@@ -454,9 +452,9 @@ def export_surveys(
         typer.echo(f"wrote {written} bytes to {output}", err=True)
 
 
-@evaluation_app.command("set-dose-bands")
+@projects_app.command("set-dose-bands")
 @one_line_errors
-def evaluation_set_dose_bands(
+def evaluation_projects_set_dose_bands(
     project: str = typer.Argument(..., help="Evaluation project slug."),
     organisation: str = typer.Option(..., "--organisation", help="Slug of the organisation that owns the project."),
     band: list[int] = typer.Option([], "--band", help="Lower bound of a band of sessions attended; repeat."),

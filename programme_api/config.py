@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -18,6 +20,47 @@ SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 class LogFormat(enum.StrEnum):
     JSON = "json"
     CONSOLE = "console"
+
+
+def split_list(value: object) -> object:
+    """An operator writes a list as comma-separated items (``10.0.0.0/8, 192.0.2.7``), or as the JSON list
+    earlier releases documented (``["10.0.0.0/8"]``); both read the same, blanks dropped. Values that are
+    already lists (code, tests) pass through."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except ValueError:
+            raise ValueError("not a JSON list; write comma-separated items instead") from None
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise ValueError("a JSON list must hold strings only")
+        return [item.strip() for item in items if item.strip()]
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def check_networks(items: list[str]) -> list[str]:
+    """Every item is an address or a network, so a typo stops start-up instead of silently matching no one."""
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"not an address or network: {item!r}") from None
+    return items
+
+
+def check_proxies(items: list[str]) -> list[str]:
+    """Addresses or networks, or ``*`` alone for any peer (the proxy headers' own convention)."""
+    return items if items == ["*"] else check_networks(items)
+
+
+# The one type of every list setting: read from the environment as it is written (no JSON decoding first),
+# then split by ``split_list``. A new list setting is ``name: ListSetting = Field(default_factory=list)``,
+# with an ``AfterValidator`` in its own ``Annotated`` for what each item must be.
+ListSetting = Annotated[list[str], NoDecode, BeforeValidator(split_list)]
+NetworkList = Annotated[ListSetting, AfterValidator(check_networks)]
+ProxyList = Annotated[ListSetting, AfterValidator(check_proxies)]
 
 
 class Settings(BaseSettings):
@@ -33,7 +76,7 @@ class Settings(BaseSettings):
     # Streaming replicas of the primary (comma-separated PostgreSQL URLs, same role as ``database_url``): GraphQL
     # queries and evaluator exports read from them, except a caller's reads until a replica has replayed that
     # caller's last write (``replicas.py``). Ignored on SQLite.
-    database_replica_urls: str = ""
+    database_replica_urls: ListSetting = Field(default_factory=list)
     issuer: str = "http://127.0.0.1:8000"
     redis_url: str | None = None
     secret_key_file: Path = Path("./programme-keys.json")
@@ -53,7 +96,7 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=0.25, gt=0)
     # Run the outbox worker inside ``serve`` (unset: when it serves as one process).
     worker_in_serve: bool | None = None
-    webhook_allowed_networks: list[str] = Field(default_factory=list)
+    webhook_allowed_networks: NetworkList = Field(default_factory=list)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     webhook_retry_seconds: float = Field(default=24 * 3600.0, gt=0)
     webhook_backoff_seconds: float = Field(default=5.0, gt=0)
@@ -62,16 +105,6 @@ class Settings(BaseSettings):
     smtp_from: str = "programme-api@localhost"
     safeguarding_leads: dict[str, str] = Field(default_factory=dict)
     safeguarding_escalate_minutes: float = Field(default=60.0, gt=0)
-
-    @field_validator("webhook_allowed_networks")
-    @classmethod
-    def _check_networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item.strip(), strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not a network (e.g. 10.0.0.0/8 or 127.0.0.1/32)") from None
-        return value
 
     @field_validator("smtp_url")
     @classmethod
@@ -85,28 +118,16 @@ class Settings(BaseSettings):
     # Operations: who may read /metrics (loopback peers always; these networks too; or the bearer token), and
     # the per-request access log (one line per request; JSON with LOG_FORMAT=json).
     metrics_token: str | None = None
-    metrics_allow_ips: str = ""
+    metrics_allow_ips: NetworkList = Field(default_factory=list)
     access_log: bool = True
 
     @property
     def metrics_allow_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        return tuple(ipaddress.ip_network(part.strip(), strict=False)
-                     for part in self.metrics_allow_ips.split(",") if part.strip())  # fmt: skip
-
-    @field_validator("metrics_allow_ips")
-    @classmethod
-    def _check_metrics_networks(cls, value: str) -> str:
-        for part in value.split(","):
-            if part.strip():
-                try:
-                    ipaddress.ip_network(part.strip(), strict=False)
-                except ValueError as exc:
-                    raise ValueError(f"not an address or network: {part.strip()!r}") from exc
-        return value
+        return tuple(ipaddress.ip_network(item, strict=False) for item in self.metrics_allow_ips)
 
     # Forwarded headers: the peers (comma-separated addresses or networks, `*` for any) whose X-Forwarded-For
     # and X-Forwarded-Proto name the client; empty (default): none, the client is the TCP peer.
-    forwarded_allow_ips: str = ""
+    forwarded_allow_ips: ProxyList = Field(default_factory=list)
     # Limits: query cost, rate limits (leaky buckets of cost points), time limits (README "Limits").
     max_query_cost: int = Field(default=5000, ge=1)
     max_query_nodes: int = Field(default=50_000, ge=1)
@@ -127,13 +148,13 @@ class Settings(BaseSettings):
 
     @property
     def replica_urls(self) -> tuple[str, ...]:
-        return tuple(part.strip() for part in self.database_replica_urls.split(",") if part.strip())
+        return tuple(self.database_replica_urls)
 
     @field_validator("database_replica_urls")
     @classmethod
-    def _check_replica_urls(cls, value: str) -> str:
-        for part in value.split(","):
-            if part.strip() and cls._check_database_url(part.strip()).startswith("sqlite"):
+    def _check_replica_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if cls._check_database_url(url).startswith("sqlite"):
                 raise ValueError("replicas must be PostgreSQL URLs (postgresql+asyncpg://...)")
         return value
 

@@ -63,3 +63,8 @@ def without_throttle_status(body: dict[str, Any]) -> dict[str, Any]:
     if cost is None:
         return body
     return {**body, "extensions": {**body["extensions"], "cost": {**cost, "throttleStatus": None}}}
+
+
+def errors(result: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """A mutation payload's ``userErrors`` as (field, code) pairs: what a test asserts, messages aside."""
+    return [(error["field"], error["code"]) for error in result["userErrors"]]

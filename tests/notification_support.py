@@ -1,5 +1,5 @@
 """Shared pieces for the change-notification tests: a webhook receiver that checks signatures with the
-``standardwebhooks`` package, OAuth clients, and reading the outbox."""
+``standardwebhooks`` package, and reading the outbox (clients come from ``oauth_support.make_client``)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from programme_api.domain.models import OAuthClient, OAuthClientRegion, Organisation, OutboxEvent, Region
-
-from .factories import add, unique
+from programme_api.domain.models import OutboxEvent
 
 
 @dataclass
@@ -81,26 +79,6 @@ def running(receiver: Receiver) -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-async def make_client(
-    db: AsyncSession, organisation: Organisation, scope: str, regions: list[Region] | None = None
-) -> OAuthClient:
-    client = await add(
-        db,
-        OAuthClient(
-            organisation_id=organisation.id,
-            client_id=unique("partner"),
-            client_secret_hash=None,
-            name="Partner app",
-            scope=scope,
-            grant_types=["client_credentials"],
-            redirect_uris=[],
-        ),
-    )
-    for region in regions or []:
-        await add(db, OAuthClientRegion(organisation_id=organisation.id, client_pk=client.id, region_id=region.id))
-    return client  # type: ignore[no-any-return]
 
 
 async def outbox_events(db: AsyncSession, event_type: str | None = None) -> list[OutboxEvent]:

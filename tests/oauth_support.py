@@ -187,6 +187,14 @@ async def make_client(db: AsyncSession, organisation: Organisation, scope: str, 
     return Client(created.client_id, created.client_secret, organisation.id)
 
 
+async def client_row(db: AsyncSession, client: Client) -> OAuthClient:
+    """The row of a client ``make_client`` registered, for setting up a state no API call reaches directly
+    (a revoked client, a subscription pointing at it)."""
+    row = await db.scalar(sa.select(OAuthClient).where(OAuthClient.client_id == client.client_id))
+    assert row is not None
+    return row
+
+
 @pytest.fixture
 async def world(db: AsyncSession) -> World:
     org_a, org_b = await make_organisation(db), await make_organisation(db)

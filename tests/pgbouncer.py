@@ -22,15 +22,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from .conftest import APP_ROLE, IN_CI, POSTGRES_URL
+from .test_oauth_workers import free_port
 
 BINARY = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -43,7 +37,7 @@ def pgbouncer(pool_size: int = 2) -> Iterator[int]:
             pytest.fail(message + "; CI installs it")
         pytest.skip(message)
     server = make_url(POSTGRES_URL)
-    port = _free_port()
+    port = free_port()
     directory = Path(tempfile.mkdtemp(prefix="programme-pgbouncer-"))
     directory.chmod(0o777)
     users = directory / "userlist.txt"

@@ -289,14 +289,14 @@ async def test_self_efficacy_and_recovery_measures_in_an_evaluation(db: AsyncSes
 
 
 def test_the_cli_sets_a_projects_dose_bands(database_url: str) -> None:  # noqa: F811
-    """``evaluation set-dose-bands``: validated, audited, and the default restored with ``--default``."""
+    """``evaluation-projects set-dose-bands``: validated, audited, and the default restored with ``--default``."""
     import json
 
     from .test_cli import invoke
 
     assert invoke("db", "upgrade")[0] == 0
     assert invoke("demo", "load")[0] == 0
-    base = ("evaluation", "set-dose-bands", "demo-evaluation", "--organisation", "northern-peer-support")
+    base = ("evaluation-projects", "set-dose-bands", "demo-evaluation", "--organisation", "northern-peer-support")
     code, out, err = invoke(*base, "--band", "0", "--band", "2", "--band", "6")
     assert code == 0, err
     assert json.loads(out) == ["0-1", "2-5", "6+", "no_baseline"]
@@ -305,7 +305,7 @@ def test_the_cli_sets_a_projects_dose_bands(database_url: str) -> None:  # noqa:
     code, _, err = invoke(*base)
     assert (code, err.strip()) == (1, "error: give either --band (one or more) or --default")
     code, _, err = invoke(
-        "evaluation", "set-dose-bands", "nope", "--organisation", "northern-peer-support", "--default"
+        "evaluation-projects", "set-dose-bands", "nope", "--organisation", "northern-peer-support", "--default"
     )
     assert (code, err.strip()) == (1, "error: evaluation project 'nope' not found")
     code, out, _ = invoke(*base, "--default")

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from programme_api.domain.models import EnrolmentStatus, Group, GroupSession, Participant, Role, SessionStatus
 from programme_api.domain.principal import Principal
 
-from .api import GraphQLClient
+from .api import GraphQLClient, errors
 from .conftest import StatementCounter
 from .factories import (
     assign,
@@ -41,10 +41,6 @@ mutation($input: RecordAttendanceInput!) {
 async def mutate(gql: GraphQLClient, input: dict[str, Any], as_: Principal) -> dict[str, Any]:
     result: dict[str, Any] = (await gql.data(RECORD, {"input": input}, as_=as_))["recordAttendance"]
     return result
-
-
-def errors(result: dict[str, Any]) -> list[tuple[str | None, str]]:
-    return [(error["field"], error["code"]) for error in result["userErrors"]]
 
 
 def register(session: GroupSession, lines: list[tuple[Participant, str]], **overrides: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from programme_api.domain.models import FacilitatorRole, Role
 from programme_api.domain.principal import Principal
 
-from .api import GraphQLClient
+from .api import GraphQLClient, errors
 from .factories import (
     assign,
     audit_events,
@@ -44,10 +44,6 @@ mutation($input: UnassignFacilitatorInput!) {
 async def mutate(gql: GraphQLClient, query: str, field: str, input: dict[str, Any], as_: Principal) -> dict[str, Any]:
     result: dict[str, Any] = (await gql.data(query, {"input": input}, as_=as_))[field]
     return result
-
-
-def errors(result: dict[str, Any]) -> list[tuple[str | None, str]]:
-    return [(error["field"], error["code"]) for error in result["userErrors"]]
 
 
 async def test_assign_facilitator_as_lead(db: AsyncSession, gql: GraphQLClient) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from programme_api.domain.models import EnrolmentStatus, GroupStatus, Role
 from programme_api.domain.principal import Principal
 
-from .api import GraphQLClient
+from .api import GraphQLClient, errors
 from .factories import (
     assign,
     audit_events,
@@ -56,10 +56,6 @@ mutation($input: LeaveGroupInput!) {
 async def mutate(gql: GraphQLClient, query: str, field: str, input: dict[str, Any], as_: Principal) -> dict[str, Any]:
     result: dict[str, Any] = (await gql.data(query, {"input": input}, as_=as_))[field]
     return result
-
-
-def errors(result: dict[str, Any]) -> list[tuple[str | None, str]]:
-    return [(error["field"], error["code"]) for error in result["userErrors"]]
 
 
 def input_as_answered(input: dict[str, Any], participant_id: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from programme_api.domain.models import GroupStatus, Role, ScheduleFrequency, SessionStatus
 from programme_api.domain.principal import Principal
 
-from .api import GraphQLClient
+from .api import GraphQLClient, errors
 from .factories import (
     audit_events,
     gid,
@@ -55,10 +55,6 @@ mutation($input: RescheduleSessionInput!) {
 async def mutate(gql: GraphQLClient, query: str, field: str, input: dict[str, Any], as_: Principal) -> dict[str, Any]:
     result: dict[str, Any] = (await gql.data(query, {"input": input}, as_=as_))[field]
     return result
-
-
-def errors(result: dict[str, Any]) -> list[tuple[str | None, str]]:
-    return [(error["field"], error["code"]) for error in result["userErrors"]]
 
 
 def weekly_input(group: Any, **overrides: Any) -> dict[str, Any]:

@@ -22,18 +22,16 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
-from typer.testing import CliRunner
 
 from programme_api.app import create_app
-from programme_api.cli import app as cli_app
 from programme_api.config import Settings, get_settings
 from programme_api.db import create_engine, row_security_applies
 from programme_api.domain.demo import DEMO_PASSWORD, EVALUATION_SLUG
 
 from .conftest import app_role_url, drop_postgres_database, empty_database_url, grant_app_role
 from .oauth_support import ISSUER, sign_in
+from .test_cli import invoke
 
-runner = CliRunner()
 ORGANISATION = "northern-peer-support"
 
 
@@ -42,11 +40,6 @@ class Deployment:
     owner_url: str
     app_url: str
     key_file: Path
-
-
-def invoke(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    result = runner.invoke(cli_app, list(args), input=stdin)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def environment(monkeypatch: pytest.MonkeyPatch, deployment: Deployment) -> None:

@@ -37,8 +37,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: py
         asyncio.run(drop_postgres_database(make_url(url).database or ""))
 
 
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
+def invoke(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """Run ``programme-api ARGS`` in the process (``stdin`` fed to it): exit code, stdout and stderr."""
+    result = runner.invoke(app, list(args), input=stdin)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -196,6 +197,16 @@ def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch) -> No
     assert code == 1
     assert err.startswith("error: ")
     assert "Traceback" not in err
+
+
+def test_evaluation_project_verbs_are_one_group() -> None:
+    """Every operator verb on an evaluation project is under ``evaluation-projects``; there is no second group."""
+    code, out, _ = invoke("evaluation-projects", "--help")
+    assert code == 0
+    assert "share" in out
+    assert "set-dose-bands" in out
+    code, _, _ = invoke("evaluation", "set-dose-bands", "demo-evaluation", "--organisation", "x", "--default")
+    assert code == 2
 
 
 def test_export_surveys_writes_the_evaluator_files(database_url: str, tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from programme_api.oauth.clients import create_client
 
 from .conftest import IN_CI, migrate
 from .factories import make_organisation
+from .test_oauth_workers import free_port
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"
@@ -49,13 +49,6 @@ def node_or_skip() -> str:
         )  # fmt: skip
     shutil.copy(SCRIPT, PEERS / SCRIPT.name)  # node resolves the packages next to the script
     return node
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def prepare(url: str) -> tuple[str, str]:

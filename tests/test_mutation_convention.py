@@ -65,7 +65,7 @@ from .factories import (
     unique,
     weekly_schedule,
 )
-from .notification_support import make_client
+from .oauth_support import client_row, make_client
 
 MUTATION_TYPE = schema._schema.mutation_type
 assert MUTATION_TYPE is not None
@@ -143,9 +143,8 @@ async def build_world(db: AsyncSession) -> World:
     former = await add(db, User(organisation_id=organisation.id, email=f"{unique('person')}@example.org",
                                 display_name="Former Coordinator", password_hash="-", role=Role.COORDINATOR,
                                 is_active=False))  # fmt: skip
-    client = await make_client(db, organisation, "programme:read programme:write")
-    client.client_secret_hash = "a confidential client's secret hash"
-    retired_client = await make_client(db, organisation, "programme:read")
+    client = await client_row(db, await make_client(db, organisation, "programme:read programme:write"))
+    retired_client = await client_row(db, await make_client(db, organisation, "programme:read"))
     retired_client.revoked_at = now
     project = await make_project(db, organisation)
     subscription = await add(db, WebhookSubscription(

@@ -43,7 +43,8 @@ from programme_api.domain.principal import Principal
 from .api import TokenBook, without_extensions
 from .conftest import BACKENDS, drop_postgres_database, empty_database_url, migrate
 from .factories import gid, make_group, make_organisation, make_region, make_session, principal_for
-from .notification_support import Receiver, make_client, running
+from .notification_support import Receiver, running
+from .oauth_support import make_client
 
 
 @dataclass

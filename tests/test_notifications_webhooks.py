@@ -41,7 +41,8 @@ from .factories import (
     make_session,
     principal_for,
 )
-from .notification_support import Receiver, make_client, outbox_events, running
+from .notification_support import Receiver, outbox_events, running
+from .oauth_support import make_client
 
 CANCEL = """mutation($input: CancelSessionInput!) { cancelSession(input: $input) {
   session { id status } userErrors { field code } } }"""
@@ -321,7 +322,7 @@ async def test_a_region_bound_client_is_not_sent_another_regions_events(
     loopback_allowed: None,
 ) -> None:  # fmt: skip
     s = await scene(db)
-    north_only = await make_client(db, s["organisation"], "programme:read", regions=[s["north"]])
+    north_only = await make_client(db, s["organisation"], "programme:read", region_slugs=[s["north"].slug])
     with running(Receiver()) as receiver:
         created = await subscribe(gql, s, north_only, receiver.url)
         receiver.secret = created["secret"]

@@ -12,10 +12,8 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
 
 from programme_api.app import create_app
-from programme_api.cli import app as cli_app
 from programme_api.config import Settings, get_settings
 from programme_api.db import create_engine
 from programme_api.domain.models import (
@@ -30,8 +28,8 @@ from programme_api.domain.models import (
 from programme_api.domain.passwords import hash_secret, verify_password
 
 from .oauth_support import ISSUER
+from .test_cli import invoke
 
-runner = CliRunner()
 PASSWORD = "a long enough password"
 
 
@@ -43,7 +41,7 @@ def cli_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Se
     monkeypatch.setenv("PROGRAMME_API_ISSUER", ISSUER)
     monkeypatch.setenv("PROGRAMME_API_SECRET_KEY_FILE", str(tmp_path / "keys.json"))
     get_settings.cache_clear()
-    assert runner.invoke(cli_app, ["db", "upgrade"]).exit_code == 0
+    assert invoke("db", "upgrade")[0] == 0
     settings = get_settings()
 
     async def seed() -> None:
@@ -63,11 +61,6 @@ def cli_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Se
     asyncio.run(seed())
     yield settings
     get_settings.cache_clear()
-
-
-def invoke(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    result = runner.invoke(cli_app, list(args), input=stdin)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def query(settings: Settings, statement: Any) -> list[Any]:

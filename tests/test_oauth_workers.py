@@ -38,6 +38,7 @@ VIEWER = {"query": "{ viewer { subject regions { slug } } }"}
 
 
 def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now, for a server a test starts."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]

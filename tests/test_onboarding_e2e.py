@@ -22,21 +22,21 @@ from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
 from programme_api.app import create_app
-from programme_api.cli import app as cli_app
 from programme_api.config import Settings, get_settings
+
+from .test_cli import invoke
 
 ISSUER = "https://onboarding.test"
 ADMIN_PASSWORD = "a long admin password"
-runner = CliRunner()
 
 
 def cli(*arguments: str, stdin: str | None = None) -> str:
-    result = runner.invoke(cli_app, list(arguments), input=stdin)
-    assert result.exit_code == 0, f"programme-api {' '.join(arguments)}: {result.stdout}{result.stderr}"
-    return result.stdout
+    """Run a command that must succeed; its stdout."""
+    code, out, err = invoke(*arguments, stdin=stdin)
+    assert code == 0, f"programme-api {' '.join(arguments)}: {out}{err}"
+    return out
 
 
 @dataclass

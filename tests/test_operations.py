@@ -50,7 +50,7 @@ async def get(app, path: str, client: tuple[str, int] = ("127.0.0.1", 5000), **h
 
 async def test_metrics_answer_loopback_allowed_networks_and_the_token_only(migrated_database: MigratedDatabase) -> None:
     settings = migrated_database.settings.model_copy(
-        update={"metrics_token": "scrape-secret", "metrics_allow_ips": "10.1.0.0/16"}
+        update={"metrics_token": "scrape-secret", "metrics_allow_ips": ["10.1.0.0/16"]}
     )
     app = create_app(settings, engine=migrated_database.engine)
     assert (await get(app, "/metrics")).status_code == 200

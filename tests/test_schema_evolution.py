@@ -10,15 +10,14 @@ import httpx
 import pytest
 from graphql import build_schema, parse
 from prometheus_client import generate_latest
-from typer.testing import CliRunner
 
-from programme_api.cli import app as cli
 from programme_api.schema import PUBLISHED_SCHEMA, evolution, print_schema_sdl, schema
 from programme_api.web import graphql as graphql_endpoint
 from programme_api.web.metrics import REGISTRY
 
 from .api import TokenBook
 from .factories import make_organisation, principal_for
+from .test_cli import invoke
 
 PUBLISHED = """
 enum Status { OPEN CLOSED ARCHIVED @deprecated(reason: "use CLOSED") }
@@ -63,24 +62,24 @@ def test_narrowing_a_type_is_breaking_even_for_a_deprecated_field() -> None:
 def test_schema_check_command_exits_1_on_a_breaking_change(tmp_path: Path) -> None:
     published = tmp_path / "published.graphql"
     published.write_text(print_schema_sdl().replace("type Query {", "type Query {\n  retiredField: Int\n", 1))
-    result = CliRunner().invoke(cli, ["schema", "check", str(published)])
-    assert result.exit_code == 1
-    assert "BREAKING: Field Query.retiredField was removed." in result.stdout
-    assert result.stderr.strip() == "error: 1 breaking change(s) to the published schema; deprecate first"
+    code, out, err = invoke("schema", "check", str(published))
+    assert code == 1
+    assert "BREAKING: Field Query.retiredField was removed." in out
+    assert err.strip() == "error: 1 breaking change(s) to the published schema; deprecate first"
 
     published.write_text(
         print_schema_sdl().replace("type Query {", 'type Query {\n  retiredField: Int @deprecated(reason: "x")\n', 1)
     )
-    result = CliRunner().invoke(cli, ["schema", "check", str(published)])
-    assert result.exit_code == 0, result.stderr
-    assert "allowed: it was deprecated: Field Query.retiredField was removed." in result.stdout
+    code, out, err = invoke("schema", "check", str(published))
+    assert code == 0, err
+    assert "allowed: it was deprecated: Field Query.retiredField was removed." in out
 
 
 def test_schema_check_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["schema", "check", str(tmp_path / "nothing.graphql")])
-    assert result.exit_code == 1
-    assert result.stderr.startswith("error: cannot read ")
-    assert len(result.stderr.splitlines()) == 1
+    code, _, err = invoke("schema", "check", str(tmp_path / "nothing.graphql"))
+    assert code == 1
+    assert err.startswith("error: cannot read ")
+    assert len(err.splitlines()) == 1
 
 
 def test_deprecated_uses_names_fields_and_enum_values_once() -> None:

@@ -62,6 +62,10 @@ async def test_sqlite_ignores_replicas(tmp_path: Path) -> None:
         ("STATEMENT_CACHE_SIZE", "-1", "greater than or equal"),
         ("DATABASE_REPLICA_URLS", "postgresql+asyncpg://app@replica/db,not a url", "not a database URL"),
         ("DATABASE_REPLICA_URLS", "sqlite+aiosqlite:///./copy.db", "PostgreSQL URLs"),
+        ("METRICS_ALLOW_IPS", "10.0.0.0/8, nonsense", "not an address or network: 'nonsense'"),
+        ("WEBHOOK_ALLOWED_NETWORKS", '["10.0.0.0/8"', "not a JSON list"),
+        ("WEBHOOK_ALLOWED_NETWORKS", "[1, 2]", "strings only"),
+        ("FORWARDED_ALLOW_IPS", "*, 10.0.0.1", "not an address or network: '*'"),
     ],
 )
 def test_bad_values_stop_with_one_line_naming_the_setting(
@@ -74,3 +78,29 @@ def test_bad_values_stop_with_one_line_naming_the_setting(
     assert "\n" not in message
     assert message.startswith(f"invalid setting PROGRAMME_API_{variable}: ")
     assert expected in message
+
+
+LIST_SETTINGS = ("METRICS_ALLOW_IPS", "FORWARDED_ALLOW_IPS", "WEBHOOK_ALLOWED_NETWORKS")
+
+
+@pytest.mark.parametrize("variable", LIST_SETTINGS)
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("10.0.0.0/8, 192.0.2.7", ["10.0.0.0/8", "192.0.2.7"]),
+        ("10.0.0.0/8,,192.0.2.7,", ["10.0.0.0/8", "192.0.2.7"]),
+        ('["10.0.0.0/8", " 192.0.2.7 "]', ["10.0.0.0/8", "192.0.2.7"]),
+        ("", []),
+        ("[]", []),
+    ],
+)
+def test_every_list_setting_reads_comma_separated_items_or_a_json_list(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: list[str]
+) -> None:
+    monkeypatch.setenv(f"PROGRAMME_API_{variable}", value)
+    assert getattr(load_settings(), variable.lower()) == expected
+
+
+def test_forwarded_allow_ips_takes_a_lone_star_for_any_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROGRAMME_API_FORWARDED_ALLOW_IPS", " * ")
+    assert load_settings().forwarded_allow_ips == ["*"]

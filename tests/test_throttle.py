@@ -120,7 +120,7 @@ async def test_forwarded_for_from_a_listed_proxy_names_the_client(
     world: World,
 ) -> None:  # fmt: skip
     """From a peer in ``FORWARDED_ALLOW_IPS`` the header is believed: each forwarded address is its own count."""
-    trusted = settings.model_copy(update={"forwarded_allow_ips": "127.0.0.1"})
+    trusted = settings.model_copy(update={"forwarded_allow_ips": ["127.0.0.1"]})
     served = as_app_role(build_app(trusted, migrated_database.engine, session_maker), migrated_database.backend,
                          connection)  # fmt: skip
     transport = httpx.ASGITransport(app=served, client=("127.0.0.1", 5555))

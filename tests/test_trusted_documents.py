@@ -14,11 +14,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from typer.testing import CliRunner
 
 from programme_api.app import create_app
 from programme_api.cli import _document_problems
-from programme_api.cli import app as cli_app
 from programme_api.config import Settings, get_settings
 from programme_api.db import create_engine
 from programme_api.domain.errors import DomainError
@@ -42,6 +40,7 @@ from .oauth_support import (
     web,
     world,
 )
+from .test_cli import invoke
 
 __all__ = ["app", "settings", "web", "world"]  # fixtures used by name
 
@@ -197,8 +196,6 @@ async def test_registration_refuses_invalid_documents_and_changed_texts_and_writ
 
 # --- the commands, on a SQLite file, then the service on it ------------------------------------------------
 
-runner = CliRunner()
-
 
 @pytest.fixture
 def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, str, str]]:
@@ -207,7 +204,7 @@ def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
     monkeypatch.setenv("PROGRAMME_API_ISSUER", ISSUER)
     monkeypatch.setenv("PROGRAMME_API_SECRET_KEY_FILE", str(tmp_path / "keys.json"))
     get_settings.cache_clear()
-    assert runner.invoke(cli_app, ["db", "upgrade"]).exit_code == 0
+    assert invoke("db", "upgrade")[0] == 0
     configured = get_settings()
 
     async def seed() -> tuple[str, str]:
@@ -231,11 +228,6 @@ def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
     client_id, secret = asyncio.run(seed())
     yield configured, client_id, secret
     get_settings.cache_clear()
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(cli_app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_the_commands_register_list_and_restrict_and_the_service_obeys(

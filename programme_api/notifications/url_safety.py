@@ -4,7 +4,7 @@ A webhook URL is chosen by an admin, but the request is made by the worker from 
 Before a subscription is accepted, and again before every attempt (DNS answers change), every address the
 host resolves to must be public: private, loopback, link-local (cloud metadata at 169.254.169.254),
 multicast, reserved and unspecified addresses are refused, unless they fall in a network the operator allows
-(``PROGRAMME_API_WEBHOOK_ALLOWED_NETWORKS``, e.g. ``["127.0.0.0/8"]`` for a receiver on the same host).
+(``PROGRAMME_API_WEBHOOK_ALLOWED_NETWORKS``, e.g. ``127.0.0.0/8`` for a receiver on the same host).
 """
 
 from __future__ import annotations
