@@ -23,8 +23,9 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def start(session: AsyncSession, user_id: uuid.UUID) -> str:
-    """A new session for the person (the caller commits); their expired ones are cleared on the way."""
+async def start(session: AsyncSession, user_id: uuid.UUID, organisation_id: uuid.UUID) -> str:
+    """A new session for the person of that organisation (the caller commits); their expired ones are cleared
+    on the way."""
     now = utcnow()
     await session.execute(
         sa.delete(SignInSessionRecord).where(
@@ -33,7 +34,12 @@ async def start(session: AsyncSession, user_id: uuid.UUID) -> str:
     )
     token = secrets.token_urlsafe(32)
     session.add(
-        SignInSessionRecord(token_hash=_hash(token), user_id=user_id, expires_at=now + SIGN_IN_SESSION_LIFETIME)
+        SignInSessionRecord(
+            token_hash=_hash(token),
+            organisation_id=organisation_id,
+            user_id=user_id,
+            expires_at=now + SIGN_IN_SESSION_LIFETIME,
+        )
     )
     await session.flush()
     return token

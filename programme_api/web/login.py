@@ -210,7 +210,7 @@ async def login(request: Request) -> Response:
                     details={"ip": _client_address(request)},
                 )
             )
-            session_token = await sign_in_sessions.start(session, user.id)
+            session_token = await sign_in_sessions.start(session, user.id, user.organisation_id)
             await session.commit()
     if user is None:
         await _audit_failure(request, email, "bad_credentials")

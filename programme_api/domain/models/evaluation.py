@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, CreatedAt, UUIDPrimaryKey, Versioned, enum_column, tenant_fk
+from .base import Base, CreatedAt, TenantKey, UUIDPrimaryKey, Versioned, enum_column, tenant_fk
 from .enums import ConsentPurpose
 
 
@@ -19,6 +19,11 @@ class EvaluationProject(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     ``pseudonym_key`` is this project's own secret: pseudonyms are keyed hashes, stable within the project
     and unlinkable across projects. The owning organisation is ``organisation_id``; other organisations
     that share data with the project are listed in ``evaluation_project_organisations``.
+
+    A project spans organisations by design, so it is not keyed by its owner the way tenant rows are: its
+    id and its slug are unique across organisations, and the rows that name a project (its members, its
+    evaluators and their clients, from any organisation taking part) refer to it by id alone. On a database
+    sharded by organisation it is a reference table (small, copied to every node).
     """
 
     __tablename__ = "evaluation_projects"
@@ -42,13 +47,12 @@ class EvaluationProject(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     closed_at: Mapped[datetime | None]
 
 
-class EvaluationProjectOrganisation(UUIDPrimaryKey, Base):
+class EvaluationProjectOrganisation(TenantKey, Base):
     """An organisation whose data an evaluation project covers (the owner included)."""
 
     __tablename__ = "evaluation_project_organisations"
     __table_args__ = (sa.UniqueConstraint("evaluation_project_id", "organisation_id"),)
 
-    organisation_id: Mapped[uuid.UUID] = tenant_fk()
     evaluation_project_id: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey("evaluation_projects.id", ondelete="CASCADE")
     )
