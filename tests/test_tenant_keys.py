@@ -10,13 +10,16 @@ the deliberate exceptions are listed below with their reasons.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from programme_api import migrations
 from programme_api.domain.models import Base, Participant
 
 from .factories import make_organisation, make_participant, make_region
@@ -202,3 +205,81 @@ async def test_a_row_cannot_name_another_organisations_row(db: AsyncSession) -> 
             await db.execute(insert.values(region_id=their_region.id))
     await db.execute(insert.values(region_id=our_region.id))
     assert await db.scalar(sa.select(sa.func.count()).where(Participant.reference == "CROSS-1")) == 1
+
+
+ORGANISATIONS = sa.table(
+    "organisations",
+    *(sa.column(name, sa.String) for name in ("slug", "name", "timezone")),
+    sa.column("id", sa.Uuid),
+    sa.column("suppression_threshold", sa.Integer),
+    sa.column("version", sa.Integer),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+)
+REGIONS = sa.table(
+    "regions",
+    *(sa.column(name, sa.Uuid) for name in ("id", "organisation_id")),
+    *(sa.column(name, sa.String) for name in ("slug", "name")),
+    sa.column("version", sa.Integer),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+)
+PARTICIPANTS = sa.table(
+    "participants",
+    *(sa.column(name, sa.Uuid) for name in ("id", "organisation_id", "region_id")),
+    sa.column("reference", sa.String),
+    sa.column("version", sa.Integer),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+)
+USERS = sa.table(
+    "users",
+    *(sa.column(name, sa.Uuid) for name in ("id", "organisation_id")),
+    *(sa.column(name, sa.String) for name in ("email", "display_name", "password_hash", "role")),
+    sa.column("is_active", sa.Boolean),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+)
+SIGN_IN_SESSIONS = sa.table(
+    "sign_in_sessions",
+    sa.column("token_hash", sa.String),
+    *(sa.column(name, sa.Uuid) for name in ("user_id", "organisation_id")),
+    *(sa.column(name, sa.DateTime(timezone=True)) for name in ("expires_at", "created_at")),
+)
+
+
+async def test_the_migration_keeps_every_row_both_ways(empty_engine: AsyncEngine) -> None:
+    """Rows written before the keys changed survive it and its downgrade. On SQLite each table is rebuilt, and
+    dropping a parent table with foreign keys on would delete its children (``ON DELETE CASCADE``): the
+    participant of a rebuilt region is the proof. A sign-in session gains its person's organisation."""
+    organisation, region, participant, user = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    async with empty_engine.connect() as connection:
+        await connection.run_sync(lambda sync: migrations.upgrade(sync, "0011"))
+        for statement in (
+            ORGANISATIONS.insert().values(
+                id=organisation, slug="keys", name="Keys", timezone="UTC", suppression_threshold=10, version=1
+            ),
+            REGIONS.insert().values(id=region, organisation_id=organisation, slug="north", name="North", version=1),
+            PARTICIPANTS.insert().values(
+                id=participant, organisation_id=organisation, region_id=region, reference="P-1", version=1
+            ),
+            USERS.insert().values(
+                id=user,
+                organisation_id=organisation,
+                email="keys@example.org",
+                display_name="Keys",
+                password_hash="-",
+                role="coordinator",
+                is_active=True,
+            ),
+            SIGN_IN_SESSIONS.insert().values(token_hash="f" * 64, user_id=user, expires_at=now),
+        ):
+            await connection.execute(statement.values(created_at=now))
+        await connection.commit()
+
+        await connection.run_sync(lambda sync: migrations.upgrade(sync))
+        await connection.commit()
+        assert await connection.scalar(sa.select(PARTICIPANTS.c.region_id)) == region
+        assert await connection.scalar(sa.select(SIGN_IN_SESSIONS.c.organisation_id)) == organisation
+
+        await connection.run_sync(lambda sync: migrations.downgrade("0011", sync))
+        await connection.commit()
+        assert await connection.scalar(sa.select(PARTICIPANTS.c.region_id)) == region
+        assert await connection.scalar(sa.select(sa.func.count()).select_from(SIGN_IN_SESSIONS)) == 1
