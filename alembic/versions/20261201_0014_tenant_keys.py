@@ -24,7 +24,9 @@ the schema so, on both databases:
   one organisation), except for server-made random keys (client ids, token ids, hashes of refresh tokens,
   codes and sign-in tokens) whose uniqueness across organisations comes from their randomness.
 - ``sign_in_sessions`` (per person) gains the person's ``organisation_id``, copied from ``users``, so that
-  its reference to the person can hold the organisation.
+  its reference to the person can hold the organisation. Being a tenant table now, it gets the fail-closed
+  ``tenant_isolation`` policy of migration 0006 on PostgreSQL: the service binds the person's organisation
+  (``programme_tenant_of('user', ...)``) before it reads or ends a session.
 
 Kept global, deliberately: ``users.email`` (a person signs in by email before the organisation is known)
 and the keys of ``evaluation_projects`` (a project spans organisations; rows of every organisation taking part
@@ -54,6 +56,11 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 ORGANISATION = "organisation_id"
+POLICY = "tenant_isolation"
+MEMBER = (
+    "organisation_id = ANY ("
+    "(SELECT string_to_array(nullif(current_setting('app.organisation_id', true), ''), ',')::uuid[])::uuid[])"
+)
 
 # Every table whose rows belong to one organisation; parents before their children.
 TENANT_TABLES = [
@@ -296,9 +303,15 @@ def _add_sign_in_session_organisations() -> None:
             ondelete="CASCADE",
         )
         batch.create_index(f"ix_{SIGN_IN_SESSIONS}_{ORGANISATION}", [ORGANISATION])
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"ALTER TABLE {SIGN_IN_SESSIONS} ENABLE ROW LEVEL SECURITY")
+        op.execute(f"CREATE POLICY {POLICY} ON {SIGN_IN_SESSIONS} USING ({MEMBER}) WITH CHECK ({MEMBER})")
 
 
 def _drop_sign_in_session_organisations() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP POLICY IF EXISTS {POLICY} ON {SIGN_IN_SESSIONS}")
+        op.execute(f"ALTER TABLE {SIGN_IN_SESSIONS} DISABLE ROW LEVEL SECURITY")
     with op.batch_alter_table(SIGN_IN_SESSIONS) as batch:
         batch.drop_index(f"ix_{SIGN_IN_SESSIONS}_{ORGANISATION}")
         batch.drop_constraint(f"fk_{SIGN_IN_SESSIONS}_{ORGANISATION}_organisations", type_="foreignkey")

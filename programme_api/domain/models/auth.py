@@ -154,7 +154,8 @@ class SignInSessionRecord(CreatedAt, Base):
     hashed; signing out deletes the row, so any copy of the cookie ends with it.
 
     It carries the person's ``organisation_id`` so that its reference to the person holds the organisation
-    (and the table can live beside ``users`` on a database sharded by organisation). The token is random, so
+    (and the table can live beside ``users`` on a database sharded by organisation); row-level security keeps
+    it to the bound organisation like every tenant table. The token is random, so
     its hash is unique across organisations by construction; the key holds it per organisation, and the ORM
     knows the row by the hash alone.
     """
