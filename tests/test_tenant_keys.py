@@ -180,8 +180,9 @@ async def test_the_check_finds_a_key_without_the_organisation(connection: AsyncC
 async def test_models_declare_the_primary_keys_the_migrations_made(connection: AsyncConnection) -> None:
     """``alembic check`` compares unique constraints, indexes and foreign keys but not primary keys."""
     _tenant, keys = await catalog(connection)
-    migrated = {key.table: set(key.columns) for key in keys if key.kind == "primary"}
-    declared = {table.name: {column.name for column in table.primary_key} for table in Base.metadata.sorted_tables}
+    migrated = {key.table: key.columns for key in keys if key.kind == "primary"}
+    declared = {table.name: tuple(column.name for column in table.primary_key) for table in Base.metadata.sorted_tables}
+    assert declared["groups"] == ("id", ORGANISATION)
     assert migrated == declared
 
 

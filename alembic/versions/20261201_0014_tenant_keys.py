@@ -30,14 +30,16 @@ the schema so, on both databases:
 
 Kept global, deliberately: ``users.email`` (a person signs in by email before the organisation is known)
 and the keys of ``evaluation_projects`` (a project spans organisations; rows of every organisation taking part
-name it by id), besides the reference tables ``organisations``, ``survey_instruments`` and ``audit_events``,
-whose rows may have no organisation. ``tests/test_tenant_keys.py`` lists these exceptions with their
+name it by id), besides ``organisations`` (the tenants themselves) and ``survey_instruments`` and
+``audit_events``, whose rows may have no organisation. ``tests/test_tenant_keys.py`` lists these exceptions with their
 reasons and reads the migrated catalog to hold every other key to the rule.
 
-Only constraints change: row-level security policies and triggers stay as they are on PostgreSQL. SQLite
-rebuilds each table (batch mode: copy, drop, rename); no tenant table has a trigger there, and its indexes are
-created again by the rebuild. The rebuild runs with SQLite's foreign keys switched off, as SQLite requires
-for it (dropping a parent table with them on would delete its children's rows through ``ON DELETE CASCADE``);
+Otherwise only constraints change: on PostgreSQL they are altered in place, so the existing row-level
+security policies and triggers stay as they are. SQLite rebuilds each table (batch mode: copy, drop, rename);
+no tenant table has a trigger there (the audit log's are on ``audit_events``, which is not rebuilt), and the
+rebuild creates the table's indexes and CHECK constraints again. It runs with SQLite's foreign keys switched
+off, as SQLite requires for rebuilding tables that others refer to (with them on, dropping a parent table
+would delete its children's rows through ``ON DELETE CASCADE``, or fail on a child not rebuilt yet);
 ``PRAGMA foreign_key_check`` then confirms that every reference holds before the rebuild is committed.
 """
 
