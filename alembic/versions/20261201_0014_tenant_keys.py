@@ -19,7 +19,10 @@ the schema so, on both databases:
   refuses it on a key that holds the distribution column, even in PostgreSQL's ``SET NULL (column)`` form.
   The service deactivates people and never deletes them, so nothing it does changes.
 - Unique constraints that lacked ``organisation_id`` gain it, at the end so that their index still serves the
-  lookups it served. None of these weakens a rule the service relies on: within one organisation each is
+  lookups it served. One thing their indexes did is lost: ``(group_id, starts_at)`` told SQLite that a group's
+  sessions in order of start are in a total order, so a page of them needed no sort; with organisation_id in
+  the key it no longer does, and SQLite's planner then read the organisation's sessions by start instead.
+  An index ``(group_id, starts_at, id)`` (the page's own order) takes that role on both databases. None of these weakens a rule the service relies on: within one organisation each is
   what it was, and the rows of two organisations could not clash anyway (the parents they name belong to
   one organisation), except for server-made random keys (client ids, token ids, hashes of refresh tokens,
   codes and sign-in tokens) whose uniqueness across organisations comes from their randomness.
@@ -94,6 +97,7 @@ TENANT_TABLES = [
     "notification_emails",
 ]
 SIGN_IN_SESSIONS = "sign_in_sessions"
+SESSIONS_PAGE_INDEX = "ix_group_sessions_group_id_starts_at_id"
 
 # (table, column, parent table, ON DELETE before): references to a tenant parent, which gain organisation_id.
 REFERENCES = [
@@ -136,26 +140,31 @@ REFERENCES = [
     (SIGN_IN_SESSIONS, "user_id", "users", "CASCADE"),
 ]
 
-# (table, columns before): unique constraints that gain organisation_id (as their last column).
+# (table, columns before, columns after): unique constraints that gain organisation_id, last, so that their
+# index still serves the lookups it served.
 UNIQUES = [
-    ("user_regions", ("user_id", "region_id")),
-    ("oauth_clients", ("client_id",)),
-    ("oauth_client_regions", ("client_pk", "region_id")),
-    ("oauth_authorization_codes", ("code_hash",)),
-    ("oauth_tokens", ("jti",)),
-    ("oauth_tokens", ("refresh_token_hash",)),
-    ("trusted_documents", ("client_pk", "sha256")),
-    ("trusted_documents", ("client_pk", "document_id")),
-    ("facilitators", ("user_id",)),
-    ("facilitator_assignments", ("group_id", "facilitator_id")),
-    ("enrolments", ("group_id", "participant_id")),
-    ("group_sessions", ("group_id", "starts_at")),
-    ("session_facilitators", ("session_id", "facilitator_id")),
-    ("attendance", ("session_id", "participant_id")),
-    ("survey_responses", ("participant_id", "instrument_id", "timepoint")),
-    ("safeguarding_alerts", ("response_id",)),
-    ("webhook_deliveries", ("subscription_id", "event_id")),
-    ("notification_emails", ("alert_id", "kind")),
+    ("user_regions", ("user_id", "region_id"), ("user_id", "region_id", "organisation_id")),
+    ("oauth_clients", ("client_id",), ("client_id", "organisation_id")),
+    ("oauth_client_regions", ("client_pk", "region_id"), ("client_pk", "region_id", "organisation_id")),
+    ("oauth_authorization_codes", ("code_hash",), ("code_hash", "organisation_id")),
+    ("oauth_tokens", ("jti",), ("jti", "organisation_id")),
+    ("oauth_tokens", ("refresh_token_hash",), ("refresh_token_hash", "organisation_id")),
+    ("trusted_documents", ("client_pk", "sha256"), ("client_pk", "sha256", "organisation_id")),
+    ("trusted_documents", ("client_pk", "document_id"), ("client_pk", "document_id", "organisation_id")),
+    ("facilitators", ("user_id",), ("user_id", "organisation_id")),
+    ("facilitator_assignments", ("group_id", "facilitator_id"), ("group_id", "facilitator_id", "organisation_id")),
+    ("enrolments", ("group_id", "participant_id"), ("group_id", "participant_id", "organisation_id")),
+    ("group_sessions", ("group_id", "starts_at"), ("group_id", "starts_at", "organisation_id")),
+    ("session_facilitators", ("session_id", "facilitator_id"), ("session_id", "facilitator_id", "organisation_id")),
+    ("attendance", ("session_id", "participant_id"), ("session_id", "participant_id", "organisation_id")),
+    (
+        "survey_responses",
+        ("participant_id", "instrument_id", "timepoint"),
+        ("participant_id", "instrument_id", "timepoint", "organisation_id"),
+    ),
+    ("safeguarding_alerts", ("response_id",), ("response_id", "organisation_id")),
+    ("webhook_deliveries", ("subscription_id", "event_id"), ("subscription_id", "event_id", "organisation_id")),
+    ("notification_emails", ("alert_id", "kind"), ("alert_id", "kind", "organisation_id")),
 ]
 
 
@@ -188,8 +197,8 @@ def references_of(table: str) -> list[tuple[str, str, str]]:
     return [(column, parent, ondelete) for name, column, parent, ondelete in REFERENCES if name == table]
 
 
-def uniques_of(table: str) -> list[tuple[str, ...]]:
-    return [columns for name, columns in UNIQUES if name == table]
+def uniques_of(table: str) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    return [(before, after) for name, before, after in UNIQUES if name == table]
 
 
 def upgrade() -> None:
@@ -198,9 +207,11 @@ def upgrade() -> None:
     else:
         with _sqlite_foreign_keys_off():
             _sqlite(tenant=True)
+    op.create_index(SESSIONS_PAGE_INDEX, "group_sessions", ["group_id", "starts_at", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index(SESSIONS_PAGE_INDEX, "group_sessions")
     if op.get_bind().dialect.name == "postgresql":
         _postgresql(tenant=False)
     else:
@@ -216,8 +227,8 @@ def _postgresql(tenant: bool) -> None:
         _add_sign_in_session_organisations()
     for table, column, parent, _ondelete in REFERENCES:
         op.drop_constraint(reference_name(table, column, parent), table, type_="foreignkey")
-    for table, columns in UNIQUES:
-        old, new = (columns, (*columns, ORGANISATION)) if tenant else ((*columns, ORGANISATION), columns)
+    for table, before, after in UNIQUES:
+        old, new = (before, after) if tenant else (after, before)
         op.drop_constraint(unique_name(table, old), table, type_="unique")
         op.create_unique_constraint(unique_name(table, new), table, list(new))
     for table in [*TENANT_TABLES, SIGN_IN_SESSIONS]:
@@ -248,8 +259,8 @@ def _sqlite(tenant: bool) -> None:
                 batch.create_foreign_key(
                     name, parent, columns, parent_columns, ondelete=reference_ondelete(ondelete, tenant)
                 )
-            for columns in uniques_of(table):
-                old, new = (columns, (*columns, ORGANISATION)) if tenant else ((*columns, ORGANISATION), columns)
+            for before, after in uniques_of(table):
+                old, new = (before, after) if tenant else (after, before)
                 batch.drop_constraint(unique_name(table, old), type_="unique")
                 batch.create_unique_constraint(unique_name(table, new), list(new))
             batch.drop_constraint(f"pk_{table}", type_="primary")

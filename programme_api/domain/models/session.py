@@ -30,6 +30,9 @@ class GroupSession(TenantKey, CreatedAt, Versioned, Base):
         sa.Index("ix_group_sessions_organisation_id_starts_at", "organisation_id", "starts_at"),
         # A group's sessions in a period (nested pages, roll-ups), led by the tenant like every lookup.
         sa.Index("ix_group_sessions_organisation_id_group_id_starts_at", "organisation_id", "group_id", "starts_at"),
+        # A page of a group's sessions in order of start: the unique key, which holds the organisation, no longer
+        # tells SQLite's planner that this order is total (it then read the organisation's sessions by start).
+        sa.Index("ix_group_sessions_group_id_starts_at_id", "group_id", "starts_at", "id"),
     )
 
     group_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
