@@ -92,6 +92,17 @@ async def empty_database_url(backend: str, directory: Path, label: str) -> str:
     return await create_postgres_database(f"programme_api_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}")
 
 
+@pytest.fixture(params=BACKENDS)
+async def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine on a new, empty database of each backend, for tests that run the migrations themselves."""
+    url = await empty_database_url(request.param, tmp_path, "migrations")
+    engine = create_engine(Settings(database_url=url))
+    yield engine
+    await engine.dispose()
+    if request.param == "postgresql":
+        await drop_postgres_database(make_url(url).database or "")
+
+
 async def migrate(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         await connection.run_sync(lambda sync: migrations.upgrade(sync))

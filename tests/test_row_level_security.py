@@ -37,6 +37,7 @@ from programme_api.domain.models import (
     OutboxEvent,
     Region,
     SafeguardingAlert,
+    SignInSessionRecord,
     TrustedDocument,
     User,
     WebhookDelivery,
@@ -125,6 +126,9 @@ async def add_credentials(db: AsyncSession, organisation: Organisation) -> None:
                 key=tag,
                 request_hash="0" * 64,
                 response={},
+            ),
+            SignInSessionRecord(
+                token_hash=tag + tag, organisation_id=organisation.id, user_id=user.id, expires_at=later
             ),
         ]
     )

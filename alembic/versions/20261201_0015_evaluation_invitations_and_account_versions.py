@@ -153,7 +153,7 @@ def upgrade() -> None:
             name=op.f(f"fk_{TABLE}_owner_organisation_id_organisations"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{TABLE}")),
+        sa.PrimaryKeyConstraint("id", "organisation_id", name=op.f(f"pk_{TABLE}")),
         sa.UniqueConstraint(
             "evaluation_project_id", "organisation_id", name=op.f(f"uq_{TABLE}_evaluation_project_id_organisation_id")
         ),

@@ -189,7 +189,7 @@ async def _replace_register(
     insert = postgresql.insert(table) if postgres else sqlite.insert(table)
     upsert = insert.values(values)
     upsert = upsert.on_conflict_do_update(
-        index_elements=[table.c.session_id, table.c.participant_id],
+        index_elements=[table.c.session_id, table.c.participant_id, table.c.organisation_id],
         set_={"status": upsert.excluded.status, "recorded_at": upsert.excluded.recorded_at},
     )
     if postgres:

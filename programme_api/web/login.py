@@ -210,7 +210,7 @@ async def login(request: Request) -> Response:
                     details={"ip": _client_address(request)},
                 )
             )
-            session_token = await sign_in_sessions.start(session, user.id)
+            session_token = await sign_in_sessions.start(session, user.id, user.organisation_id)
             await session.commit()
     if user is None:
         await _audit_failure(request, email, "bad_credentials")
@@ -232,7 +232,7 @@ async def logout(request: Request) -> Response:
     session = _cookie_session(request)
     if session is not None:
         async with Runtime.of(request).session_maker() as db:
-            await sign_in_sessions.end(db, session.token)
+            await sign_in_sessions.end(db, session.token, session.user_id)
             await db.commit()
     response = render(request, "signed_out.html", {})
     response.delete_cookie(SESSION_COOKIE, path="/", secure=oauth_service(request).secure_cookies, httponly=True)

@@ -3,6 +3,11 @@
 Every tenant table carries ``organisation_id`` so tenants can be filtered (and sharded) by one column,
 primary keys are random UUIDs so IDs cannot be guessed, and timestamps are stored in UTC and always
 come back timezone-aware, on SQLite as well as PostgreSQL.
+
+A tenant table's keys all include ``organisation_id`` (``TenantKey``, ``tenant_reference``), as a database
+sharded by organisation (Citus) requires of every unique constraint and foreign key: the table can then be
+distributed by that column, unchanged. ``tests/test_tenant_keys.py`` reads the migrated catalog to hold
+every tenant table to it and lists the few deliberate exceptions.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -84,6 +89,47 @@ class UUIDPrimaryKey:
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
 
 
+def tenant_fk(*, primary_key: bool = False) -> Mapped[uuid.UUID]:
+    """The ``organisation_id`` column every tenant table carries (indexed: every query filters on it)."""
+    return mapped_column(sa.ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=primary_key, index=True)
+
+
+class TenantKey:
+    """The keys of a row that belongs to one organisation.
+
+    In the database the primary key is ``(id, organisation_id)``: it holds the distribution column, and
+    ``id`` leads so a lookup by id alone still finds the row through the key's index. ``id`` on its own stays
+    unique (a random UUID) and is what the ORM maps as the row's identity, so ``session.get(Model, id)``
+    and every query by id keep working unchanged.
+    """
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    organisation_id: Mapped[uuid.UUID] = tenant_fk(primary_key=True)
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {"primary_key": ["id"]}
+
+
+def tenant_reference(column: str, parent: str, ondelete: str | None = "CASCADE") -> sa.ForeignKeyConstraint:
+    """A reference from a tenant table to a row of another tenant table: ``(column, organisation_id)`` to
+    the parent's ``(id, organisation_id)``.
+
+    Because the organisation is part of the reference, the database itself refuses a row that points at
+    another organisation's row, whatever the code above it does; and on a database sharded by organisation
+    the reference stays within one shard. The constraint keeps the name the single-column reference had.
+
+    A nullable reference to a person (who recorded or acknowledged something, the facilitator's account)
+    does not empty itself when the person goes, since ``ON DELETE SET NULL`` would empty ``organisation_id``
+    too, and a sharded database refuses it on a key that holds the distribution column. Deleting a person
+    that rows still name is refused instead; the service deactivates people and never deletes them.
+    Such references pass ``ondelete=None`` (no action); the rest go with their parent (``CASCADE``).
+    """
+    return sa.ForeignKeyConstraint(
+        [column, "organisation_id"], [f"{parent}.id", f"{parent}.organisation_id"], ondelete=ondelete
+    )
+
+
 class CreatedAt:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -92,8 +138,3 @@ class Versioned:
     """Optimistic locking: writers send the version they read; a stale one is a conflict, not a lost update."""
 
     version: Mapped[int] = mapped_column(default=1)
-
-
-def tenant_fk() -> Mapped[uuid.UUID]:
-    """The ``organisation_id`` column every tenant table carries (indexed: every query filters on it)."""
-    return mapped_column(sa.ForeignKey("organisations.id", ondelete="CASCADE"), index=True)

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, CreatedAt, UUIDPrimaryKey, Versioned, enum_column, tenant_fk
+from .base import Base, CreatedAt, TenantKey, UUIDPrimaryKey, Versioned, enum_column, tenant_fk
 from .enums import ConsentPurpose, InvitationStatus
 
 
@@ -19,6 +19,11 @@ class EvaluationProject(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     ``pseudonym_key`` is this project's own secret: pseudonyms are keyed hashes, stable within the project
     and unlinkable across projects. The owning organisation is ``organisation_id``; other organisations
     that share data with the project are listed in ``evaluation_project_organisations``.
+
+    A project spans organisations by design, so it is not keyed by its owner the way tenant rows are: its
+    id and its slug are unique across organisations, and the rows that name a project (its members, its
+    evaluators and their clients, from any organisation taking part) refer to it by id alone. On a database
+    sharded by organisation it is a reference table (small, copied to every node).
     """
 
     __tablename__ = "evaluation_projects"
@@ -42,7 +47,7 @@ class EvaluationProject(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     closed_at: Mapped[datetime | None]
 
 
-class EvaluationProjectOrganisation(UUIDPrimaryKey, Base):
+class EvaluationProjectOrganisation(TenantKey, Base):
     """An organisation whose data an evaluation project covers (the owner included).
 
     A row here is what the evaluators' reads follow; for any organisation but the owner it exists only while
@@ -52,13 +57,12 @@ class EvaluationProjectOrganisation(UUIDPrimaryKey, Base):
     __tablename__ = "evaluation_project_organisations"
     __table_args__ = (sa.UniqueConstraint("evaluation_project_id", "organisation_id"),)
 
-    organisation_id: Mapped[uuid.UUID] = tenant_fk()
     evaluation_project_id: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey("evaluation_projects.id", ondelete="CASCADE")
     )
 
 
-class EvaluationProjectInvitation(UUIDPrimaryKey, CreatedAt, Versioned, Base):
+class EvaluationProjectInvitation(TenantKey, CreatedAt, Versioned, Base):
     """The owner's invitation of another organisation to an evaluation project, and that organisation's answer.
 
     Visible to both organisations (``organisation_id`` is the invited one, ``owner_organisation_id`` the
@@ -69,7 +73,6 @@ class EvaluationProjectInvitation(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     __tablename__ = "evaluation_project_invitations"
     __table_args__ = (sa.UniqueConstraint("evaluation_project_id", "organisation_id"),)
 
-    organisation_id: Mapped[uuid.UUID] = tenant_fk()
     owner_organisation_id: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey("organisations.id", ondelete="CASCADE"), index=True
     )

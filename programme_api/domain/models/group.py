@@ -8,11 +8,11 @@ from datetime import date, datetime, time
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, CreatedAt, UUIDPrimaryKey, Versioned, enum_column, tenant_fk, utcnow
+from .base import Base, CreatedAt, TenantKey, Versioned, enum_column, tenant_reference, utcnow
 from .enums import DeliveryMode, FacilitatorCheckKind, FacilitatorRole, GroupStatus, ScheduleFrequency, Topic
 
 
-class Group(UUIDPrimaryKey, CreatedAt, Versioned, Base):
+class Group(TenantKey, CreatedAt, Versioned, Base):
     """A facilitated group that meets on a recurring schedule in one region.
 
     The schedule lives on the group (a group has at most one): frequency, weekday, local start time and
@@ -41,10 +41,10 @@ class Group(UUIDPrimaryKey, CreatedAt, Versioned, Base):
         ),
         sa.Index("ix_groups_organisation_id_region_id", "organisation_id", "region_id"),
         sa.UniqueConstraint("organisation_id", "external_reference"),
+        tenant_reference("region_id", "regions"),
     )
 
-    organisation_id: Mapped[uuid.UUID] = tenant_fk()
-    region_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("regions.id", ondelete="CASCADE"))
+    region_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
     name: Mapped[str] = mapped_column(sa.String(200))
     topic: Mapped[Topic] = enum_column(Topic, "topic")
     delivery_mode: Mapped[DeliveryMode] = enum_column(DeliveryMode, "delivery_mode")
@@ -62,14 +62,17 @@ class Group(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class Facilitator(UUIDPrimaryKey, CreatedAt, Versioned, Base):
+class Facilitator(TenantKey, CreatedAt, Versioned, Base):
     """A trained volunteer or worker; an expired background check blocks new assignments."""
 
     __tablename__ = "facilitators"
-    __table_args__ = (sa.UniqueConstraint("organisation_id", "external_reference"),)
+    __table_args__ = (
+        sa.UniqueConstraint("organisation_id", "external_reference"),
+        sa.UniqueConstraint("user_id", "organisation_id"),
+        tenant_reference("user_id", "users", ondelete=None),
+    )
 
-    organisation_id: Mapped[uuid.UUID] = tenant_fk()
-    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"), unique=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
     display_name: Mapped[str] = mapped_column(sa.String(200))
     email: Mapped[str | None] = mapped_column(sa.String(320))
     training_completed_on: Mapped[date | None] = mapped_column(sa.Date)
@@ -80,14 +83,14 @@ class Facilitator(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     external_reference: Mapped[str | None] = mapped_column(sa.String(64))
 
 
-class FacilitatorCheck(UUIDPrimaryKey, CreatedAt, Base):
+class FacilitatorCheck(TenantKey, CreatedAt, Base):
     """One completed training or background check, kept as history; the facilitator's own columns hold the
     latest, which compliance is computed from."""
 
     __tablename__ = "facilitator_checks"
+    __table_args__ = (tenant_reference("facilitator_id", "facilitators"),)
 
-    organisation_id: Mapped[uuid.UUID] = tenant_fk()
-    facilitator_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("facilitators.id", ondelete="CASCADE"), index=True)
+    facilitator_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
     kind: Mapped[FacilitatorCheckKind] = enum_column(FacilitatorCheckKind, "facilitator_check_kind")
     completed_on: Mapped[date] = mapped_column(sa.Date)
     expires_on: Mapped[date | None] = mapped_column(sa.Date)
@@ -95,13 +98,16 @@ class FacilitatorCheck(UUIDPrimaryKey, CreatedAt, Base):
     recorded_by: Mapped[str] = mapped_column(sa.String(200))
 
 
-class FacilitatorAssignment(UUIDPrimaryKey, CreatedAt, Base):
+class FacilitatorAssignment(TenantKey, CreatedAt, Base):
     """A facilitator's role on one group (lead or co-facilitator)."""
 
     __tablename__ = "facilitator_assignments"
-    __table_args__ = (sa.UniqueConstraint("group_id", "facilitator_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("group_id", "facilitator_id", "organisation_id"),
+        tenant_reference("group_id", "groups"),
+        tenant_reference("facilitator_id", "facilitators"),
+    )
 
-    organisation_id: Mapped[uuid.UUID] = tenant_fk()
-    group_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"), index=True)
-    facilitator_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("facilitators.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    facilitator_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
     role: Mapped[FacilitatorRole] = enum_column(FacilitatorRole, "facilitator_role")

@@ -18,10 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, CreatedAt, UUIDPrimaryKey, Versioned, enum_column, tenant_fk
+from .base import Base, CreatedAt, TenantKey, Versioned, enum_column, tenant_reference
 
 
-class OutboxEvent(UUIDPrimaryKey, CreatedAt, Base):
+class OutboxEvent(TenantKey, CreatedAt, Base):
     """One domain event, committed with its change; ``dispatched_at`` is set once the worker has fanned it out.
 
     ``group_id`` and ``participant_id`` say where the event belongs, so each recipient's reach is checked at the
@@ -31,7 +31,6 @@ class OutboxEvent(UUIDPrimaryKey, CreatedAt, Base):
     __tablename__ = "outbox_events"
     __table_args__ = (sa.Index("ix_outbox_events_dispatched_at_created_at", "dispatched_at", "created_at"),)
 
-    organisation_id: Mapped[uuid.UUID] = tenant_fk()
     event_type: Mapped[str] = mapped_column(sa.String(64))
     subject_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
     group_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
@@ -53,7 +52,7 @@ class DeliveryStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class WebhookSubscription(UUIDPrimaryKey, CreatedAt, Versioned, Base):
+class WebhookSubscription(TenantKey, CreatedAt, Versioned, Base):
     """An OAuth client's endpoint for some event types.
 
     The signing secret is kept as issued (``whsec_`` + base64): HMAC signing needs the secret itself, so it
@@ -61,9 +60,9 @@ class WebhookSubscription(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     """
 
     __tablename__ = "webhook_subscriptions"
+    __table_args__ = (tenant_reference("client_pk", "oauth_clients"),)
 
-    organisation_id: Mapped[uuid.UUID] = tenant_fk()
-    client_pk: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True)
+    client_pk: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
     url: Mapped[str] = mapped_column(sa.String(2000))
     event_types: Mapped[list[Any]]
     secret: Mapped[str] = mapped_column(sa.String(100))
@@ -71,22 +70,21 @@ class WebhookSubscription(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     failing_since: Mapped[datetime | None]
 
 
-class WebhookDelivery(UUIDPrimaryKey, CreatedAt, Base):
+class WebhookDelivery(TenantKey, CreatedAt, Base):
     """One event for one subscription; its id is the ``webhook-id`` header, the same on every attempt, so a
     receiver can drop a message it already processed. ``leased_until`` marks an attempt in flight: a worker
     that dies mid-attempt leaves a lease that runs out, and another worker tries again (at least once)."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        sa.UniqueConstraint("subscription_id", "event_id"),
+        sa.UniqueConstraint("subscription_id", "event_id", "organisation_id"),
+        tenant_reference("subscription_id", "webhook_subscriptions"),
+        tenant_reference("event_id", "outbox_events"),
         sa.Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
     )
 
-    organisation_id: Mapped[uuid.UUID] = tenant_fk()
-    subscription_id: Mapped[uuid.UUID] = mapped_column(
-        sa.ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"), index=True
-    )
-    event_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("outbox_events.id", ondelete="CASCADE"))
+    subscription_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
     event_type: Mapped[str] = mapped_column(sa.String(64))
     status: Mapped[DeliveryStatus] = enum_column(DeliveryStatus, "delivery_status", default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
@@ -103,14 +101,16 @@ class EmailKind(enum.StrEnum):
     ESCALATED = "escalated"
 
 
-class NotificationEmail(UUIDPrimaryKey, CreatedAt, Base):
+class NotificationEmail(TenantKey, CreatedAt, Base):
     """An email about a safeguarding alert: when raised (coordinators and the lead), when escalated (the lead)."""
 
     __tablename__ = "notification_emails"
-    __table_args__ = (sa.UniqueConstraint("alert_id", "kind"),)
+    __table_args__ = (
+        sa.UniqueConstraint("alert_id", "kind", "organisation_id"),
+        tenant_reference("alert_id", "safeguarding_alerts"),
+    )
 
-    organisation_id: Mapped[uuid.UUID] = tenant_fk()
-    alert_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("safeguarding_alerts.id", ondelete="CASCADE"))
+    alert_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
     kind: Mapped[EmailKind] = enum_column(EmailKind, "email_kind")
     status: Mapped[DeliveryStatus] = enum_column(DeliveryStatus, "email_status", default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, CreatedAt, UUIDPrimaryKey, Versioned, tenant_fk
+from .base import Base, CreatedAt, TenantKey, UUIDPrimaryKey, Versioned
 
 
 class Organisation(UUIDPrimaryKey, CreatedAt, Versioned, Base):
@@ -24,12 +22,11 @@ class Organisation(UUIDPrimaryKey, CreatedAt, Versioned, Base):
     default_consent_form_version: Mapped[str | None] = mapped_column(sa.String(100))
 
 
-class Region(UUIDPrimaryKey, CreatedAt, Versioned, Base):
+class Region(TenantKey, CreatedAt, Versioned, Base):
     """An area of an organisation; coordinators and region-bound clients see only their regions."""
 
     __tablename__ = "regions"
     __table_args__ = (sa.UniqueConstraint("organisation_id", "slug"),)
 
-    organisation_id: Mapped[uuid.UUID] = tenant_fk()
     slug: Mapped[str] = mapped_column(sa.String(63))
     name: Mapped[str] = mapped_column(sa.String(200))

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, CreatedAt, UUIDPrimaryKey, enum_column, tenant_fk
+from .base import Base, CreatedAt, TenantKey, UUIDPrimaryKey, enum_column, tenant_reference
 from .enums import Timepoint
 
 
@@ -37,42 +37,48 @@ class SurveyInstrument(UUIDPrimaryKey, CreatedAt, Base):
     wording_licensed: Mapped[bool] = mapped_column(default=False)
 
 
-class SurveyResponse(UUIDPrimaryKey, CreatedAt, Base):
+class SurveyResponse(TenantKey, CreatedAt, Base):
     """A participant's answers to one instrument version at one timepoint, with the score computed on entry."""
 
     __tablename__ = "survey_responses"
     __table_args__ = (
-        sa.UniqueConstraint("participant_id", "instrument_id", "timepoint"),
+        sa.UniqueConstraint("participant_id", "instrument_id", "timepoint", "organisation_id"),
+        tenant_reference("participant_id", "participants"),
+        tenant_reference("group_id", "groups"),
+        tenant_reference("recorded_by_user_id", "users", ondelete=None),
         sa.Index("ix_survey_responses_organisation_id_completed_at", "organisation_id", "completed_at"),
     )
 
-    organisation_id: Mapped[uuid.UUID] = tenant_fk()
-    participant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("participants.id", ondelete="CASCADE"))
+    participant_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
     instrument_id: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey("survey_instruments.id", ondelete="RESTRICT"), index=True
     )
-    group_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
     timepoint: Mapped[Timepoint] = enum_column(Timepoint, "timepoint")
     answers: Mapped[dict[str, Any]]
     raw_score: Mapped[float | None]
     score: Mapped[float | None]
     band: Mapped[str | None] = mapped_column(sa.String(40))
     completed_at: Mapped[datetime]
-    recorded_by_user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    recorded_by_user_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
 
 
-class SafeguardingAlert(UUIDPrimaryKey, CreatedAt, Base):
+class SafeguardingAlert(TenantKey, CreatedAt, Base):
     """Raised when a response carries a risk answer; the group's coordinators acknowledge it with a note."""
 
     __tablename__ = "safeguarding_alerts"
-
-    organisation_id: Mapped[uuid.UUID] = tenant_fk()
-    response_id: Mapped[uuid.UUID] = mapped_column(
-        sa.ForeignKey("survey_responses.id", ondelete="CASCADE"), unique=True
+    __table_args__ = (
+        sa.UniqueConstraint("response_id", "organisation_id"),
+        tenant_reference("response_id", "survey_responses"),
+        tenant_reference("participant_id", "participants"),
+        tenant_reference("group_id", "groups"),
+        tenant_reference("acknowledged_by_user_id", "users", ondelete=None),
     )
-    participant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("participants.id", ondelete="CASCADE"))
-    group_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+
+    response_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    participant_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    group_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
     reason: Mapped[str] = mapped_column(sa.String(300))
     acknowledged_at: Mapped[datetime | None]
-    acknowledged_by_user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    acknowledged_by_user_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
     acknowledgement_note: Mapped[str | None] = mapped_column(sa.Text)
