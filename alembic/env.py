@@ -16,6 +16,7 @@ from alembic import context
 from programme_api.config import load_settings
 from programme_api.db import create_engine
 from programme_api.domain.models import Base
+from programme_api.migrations import sqlite_foreign_keys_deferred
 from programme_api.planner_statistics import analyze
 
 target_metadata = Base.metadata
@@ -42,7 +43,8 @@ def configure(connection: Connection) -> None:
 def run_with_connection(connection: Connection) -> None:
     configure(connection)
     with context.begin_transaction():
-        context.run_migrations()
+        with sqlite_foreign_keys_deferred(connection):
+            context.run_migrations()
         # The planner's statistics, for the new indexes too (and a database upgraded with data in it).
         analyze(connection)
 

@@ -99,3 +99,75 @@ async def test_shares_made_before_invitations_become_accepted_invitations(empty_
         assert invitation.responded_at.tzinfo is not None
         assert invitation.version == 1
         await connection.rollback()
+
+
+GROUPS = sa.table(
+    "groups",
+    *(sa.column(name, sa.Uuid) for name in ("id", "organisation_id", "region_id")),
+    *(sa.column(name, sa.String) for name in ("name", "topic", "delivery_mode", "status")),
+    *(sa.column(name, sa.Integer) for name in ("capacity", "version")),
+    *(sa.column(name, sa.DateTime(timezone=True)) for name in ("created_at", "updated_at")),
+)
+ENROLMENTS = sa.table(
+    "enrolments",
+    *(sa.column(name, sa.Uuid) for name in ("id", "organisation_id", "participant_id", "group_id")),
+    sa.column("status", sa.String),
+    sa.column("version", sa.Integer),
+    *(sa.column(name, sa.DateTime(timezone=True)) for name in ("requested_at", "created_at")),
+)
+
+
+async def test_upgrading_a_database_with_data_keeps_the_children_of_rebuilt_tables(empty_engine) -> None:  # type: ignore[no-untyped-def]
+    """A later migration rebuilds ``groups`` on SQLite (a new unique constraint): with foreign keys on, dropping
+    the old table would delete every enrolment through ``ON DELETE CASCADE``. Every row written before the
+    upgrade is still there after it, and after a downgrade."""
+    from .test_tenant_keys import ORGANISATIONS, PARTICIPANTS, REGIONS
+
+    organisation, region, group, participant = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    async with empty_engine.connect() as connection:
+        await connection.run_sync(lambda sync: migrations.upgrade(sync, "0012"))
+        for statement in (
+            ORGANISATIONS.insert().values(
+                id=organisation, slug="kept", name="Kept", timezone="UTC", suppression_threshold=10, version=1
+            ),
+            REGIONS.insert().values(id=region, organisation_id=organisation, slug="north", name="North", version=1),
+            GROUPS.insert().values(
+                id=group,
+                organisation_id=organisation,
+                region_id=region,
+                name="Tuesday",
+                topic="depression",
+                delivery_mode="in_person",
+                status="active",
+                capacity=12,
+                version=1,
+                updated_at=now,
+            ),
+            PARTICIPANTS.insert().values(
+                id=participant, organisation_id=organisation, region_id=region, reference="P-1", version=1
+            ),
+            ENROLMENTS.insert().values(
+                id=uuid.uuid4(),
+                organisation_id=organisation,
+                participant_id=participant,
+                group_id=group,
+                status="active",
+                version=1,
+                requested_at=now,
+            ),
+        ):
+            await connection.execute(statement.values(created_at=now))
+        await connection.commit()
+
+        async def enrolments() -> int | None:
+            return await connection.scalar(sa.select(sa.func.count()).select_from(ENROLMENTS))
+
+        await connection.run_sync(lambda sync: migrations.upgrade(sync))
+        await connection.commit()
+        assert await enrolments() == 1
+        await connection.run_sync(lambda sync: migrations.downgrade("0012", sync))
+        await connection.commit()
+        assert await enrolments() == 1
+        if connection.dialect.name == "sqlite":
+            assert await connection.scalar(sa.text("PRAGMA foreign_keys")) == 1  # on again for what follows

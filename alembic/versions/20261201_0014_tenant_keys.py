@@ -40,16 +40,13 @@ reasons and reads the migrated catalog to hold every other key to the rule.
 Otherwise only constraints change: on PostgreSQL they are altered in place, so the existing row-level
 security policies and triggers stay as they are. SQLite rebuilds each table (batch mode: copy, drop, rename);
 no tenant table has a trigger there (the audit log's are on ``audit_events``, which is not rebuilt), and the
-rebuild creates the table's indexes and CHECK constraints again. It runs with SQLite's foreign keys switched
-off, as SQLite requires for rebuilding tables that others refer to (with them on, dropping a parent table
-would delete its children's rows through ``ON DELETE CASCADE``, or fail on a child not rebuilt yet);
-``PRAGMA foreign_key_check`` then confirms that every reference holds before the rebuild is committed.
+rebuild creates the table's indexes and CHECK constraints again (with SQLite's foreign keys off and checked
+before commit, as every migration runs there: ``programme_api.migrations.sqlite_foreign_keys_deferred``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
@@ -205,8 +202,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         _postgresql(tenant=True)
     else:
-        with _sqlite_foreign_keys_off():
-            _sqlite(tenant=True)
+        _sqlite(tenant=True)
     op.create_index(SESSIONS_PAGE_INDEX, "group_sessions", ["group_id", "starts_at", "id"])
 
 
@@ -215,8 +211,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         _postgresql(tenant=False)
     else:
-        with _sqlite_foreign_keys_off():
-            _sqlite(tenant=False)
+        _sqlite(tenant=False)
 
 
 # PostgreSQL: constraints change in place (no table is rebuilt, so policies and triggers are untouched).
@@ -267,33 +262,6 @@ def _sqlite(tenant: bool) -> None:
             batch.create_primary_key(f"pk_{table}", key_columns(table, tenant))
     if not tenant:
         _drop_sign_in_session_organisations()
-
-
-@contextmanager
-def _sqlite_foreign_keys_off() -> Iterator[None]:
-    """Run the rebuild with foreign keys off, in a transaction of its own, as SQLite requires for rebuilding
-    tables that others refer to; the references are checked before it commits.
-
-    ``PRAGMA foreign_keys`` cannot change inside a transaction, so the migration's transaction is committed
-    first (the revisions before this one, with ``alembic_version`` naming the last of them) and a new one is
-    begun once foreign keys are on again, for alembic to record this revision in.
-    """
-    run: Callable[[str], sa.CursorResult[sa.Any]] = op.get_bind().exec_driver_sql
-    run("COMMIT")
-    run("PRAGMA foreign_keys=OFF")
-    run("BEGIN IMMEDIATE")
-    try:
-        yield
-        broken = run("PRAGMA foreign_key_check").fetchall()
-        if broken:
-            raise RuntimeError(f"references that do not hold after rebuilding the tables: {broken[:5]}")
-        run("COMMIT")
-    except BaseException:
-        run("ROLLBACK")
-        raise
-    finally:
-        run("PRAGMA foreign_keys=ON")
-        run("BEGIN IMMEDIATE")
 
 
 # sign_in_sessions: the person's organisation, copied from users.
