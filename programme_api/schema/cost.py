@@ -229,7 +229,7 @@ class _Walk:
                 total += own if inner is None else own + inner.count(item)
             elif isinstance(item, list):
                 if inner is None:
-                    total += own * sum(1 for each in item if each is not None)
+                    total += own * (len(item) - item.count(None))
                 else:
                     total += sum(own + inner.count(each) for each in item if each is not None)
         return total
