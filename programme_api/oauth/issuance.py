@@ -34,7 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..db import read_only_session
 from ..domain.models import AuditEvent, OAuthClient, OAuthToken, utcnow
+from ..domain.tenancy import bind_tenant_of
 from ..domain.values import text_problem
 from ..metrics import TOKENS_ISSUED
 from ..request_context import statement_sent
@@ -92,7 +94,11 @@ def _secure_issuer(issuer: str) -> bool:
 
 
 async def _client(request: Request, client_id: str) -> ClientRecord | None:
-    """The active client from the worker's view, or from the database (then remembered)."""
+    """The active client from the worker's view, or from the database (then remembered).
+
+    Read under its own organisation's binding: as the service's role, row-level security shows no client to an
+    unbound transaction, and every token would then take the general path (and its five round trips).
+    """
     if text_problem(client_id) is not None:
         return None  # no client answers to it, and the database could not even compare it
     views = views_of(request)
@@ -100,7 +106,8 @@ async def _client(request: Request, client_id: str) -> ClientRecord | None:
     if cached is not None and views.channel.trusts(cached.loaded_at):
         return cached.value
     epoch = views.clients.epoch
-    async with Runtime.of(request).session_maker() as session:
+    async with read_only_session(Runtime.of(request).session_maker) as session:
+        await bind_tenant_of(session, "client", client_id)
         row = await session.scalar(sa.select(OAuthClient).where(OAuthClient.client_id == client_id))
     if row is None or row.revoked_at is not None or is_explorer_anchor(row.client_id):
         return None
