@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 
 from programme_api.domain.models import AuditEvent, OAuthClient, OAuthToken
 from programme_api.domain.passwords import hash_secret
-from programme_api.oauth import admin
+from programme_api.oauth import admin, routes
 
 from .oauth_support import (
     ISSUER,
@@ -107,6 +107,26 @@ async def test_client_secret_post_works_and_requested_scope_is_narrowed(web: htt
     )
     assert response.status_code == 200, response.text
     assert response.json()["scope"] == "programme:read"
+
+
+async def test_a_plain_client_credentials_request_is_answered_without_the_general_server(
+    web: httpx.AsyncClient, world: World, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The common case stays on its short path on both databases, also as the service's non-owner role (under
+    row-level security the client is read under its own organisation's binding); the general server is only
+    for what the short path does not take."""
+
+    async def general_server(*_args: object) -> None:
+        raise AssertionError("the general authorization server answered a plain client-credentials request")
+
+    jwks = KeySet.import_key_set((await web.get("/.well-known/jwks.json")).json())
+    monkeypatch.setattr(routes, "_protocol_response", general_server)
+    client = world.clients["machine"]
+    for _ in range(2):  # the first reads the client from the database, the second from the worker's view
+        response = await client_credentials(web, client)
+        assert response.status_code == 200, response.text
+        jti = jwt.decode(response.json()["access_token"], jwks, algorithms=["ES256"]).claims["jti"]
+        assert await db.scalar(sa.select(sa.func.count()).select_from(OAuthToken).where(OAuthToken.jti == jti)) == 1
 
 
 async def test_scope_escalation_at_the_token_endpoint_is_refused_and_writes_nothing(

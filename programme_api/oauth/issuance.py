@@ -10,7 +10,8 @@ path costs one statement on PostgreSQL:
 - its secret is a 256-bit random value checked against its SHA-256 hash (no slow KDF is needed for a
   generated high-entropy secret, ``domain/passwords.py``);
 - the token row and its audit event are written by one statement that also binds the transaction to the
-  client's organisation (row-level security), sent alone in autocommit on a pooled driver connection.
+  client's organisation (row-level security), sent alone in autocommit on a pooled driver connection, and
+  shared with the other tokens waiting at the same moment (``token_writes.py``).
 
 It answers only a request it is sure of: exactly one way of client authentication, no parameter beyond
 ``grant_type``, ``scope`` and the credentials, each once, a client that checks out and a scope it may have.
@@ -20,11 +21,10 @@ its exact RFC 6749 answer; the success answer here is the one authlib would give
 
 from __future__ import annotations
 
-import itertools
-import json
 import uuid
 from functools import lru_cache
 from typing import Any
+from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 from authlib.common.security import is_secure_transport
@@ -34,8 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..db import read_only_session
 from ..domain.models import AuditEvent, OAuthClient, OAuthToken, utcnow
-from ..domain.tenancy import SETTING, setting_value
+from ..domain.tenancy import bind_tenant_of
 from ..domain.values import text_problem
 from ..metrics import TOKENS_ISSUED
 from ..request_context import statement_sent
@@ -45,40 +46,13 @@ from .clients import ClientRecord, client_record, format_scope, is_explorer_anch
 from .invalidation import client_tag
 from .service import oauth_service
 from .store import issuance_values
+from .token_writes import TokenWriter, write_batch
 from .tokens import access_token_lifetime
 from .views import views_of
 
 GRANT_TYPE = "client_credentials"
+FORM = "application/x-www-form-urlencoded"
 _PARAMETERS = frozenset({"grant_type", "scope", "client_id", "client_secret"})
-
-_TOKEN_COLUMNS = (
-    "id", "organisation_id", "jti", "family_id", "client_pk", "user_id", "scope", "access_expires_at",
-    "refresh_token_hash", "refresh_expires_at", "refresh_used_at", "revoked_at", "created_at",
-)  # fmt: skip
-_AUDIT_COLUMNS = (
-    "id", "organisation_id", "occurred_at", "actor_type", "actor_id", "action", "target_type", "target_id",
-    "request_id", "details",
-)  # fmt: skip
-
-
-def _insert_sql() -> str:
-    """Bind the tenant, insert the token from the binding's row, then its audit event from the token's.
-
-    Each step selects from the one before, so PostgreSQL runs them in that order: the policies see the
-    binding, and the audit event exists exactly when the token does.
-    """
-    count = itertools.count(2)
-    token_values = ", ".join(f"${next(count)}" for _ in _TOKEN_COLUMNS)
-    audit_values = ", ".join(f"${next(count)}" + ("::json" if name == "details" else "") for name in _AUDIT_COLUMNS)
-    return (
-        f"WITH tenant_binding AS MATERIALIZED (SELECT set_config('{SETTING}', $1, true) AS bound), "
-        f"issued AS (INSERT INTO {OAuthToken.__tablename__} ({', '.join(_TOKEN_COLUMNS)}) "
-        f"SELECT {token_values} FROM tenant_binding RETURNING id) "
-        f"INSERT INTO {AuditEvent.__tablename__} ({', '.join(_AUDIT_COLUMNS)}) SELECT {audit_values} FROM issued"
-    )
-
-
-INSERT_SQL = _insert_sql()
 
 
 def _credentials(request: Request, form: dict[str, str]) -> tuple[str, str, str] | None:
@@ -93,11 +67,21 @@ def _credentials(request: Request, form: dict[str, str]) -> tuple[str, str, str]
 
 
 async def _plain_form(request: Request) -> dict[str, str] | None:
-    """The parameters of a plain client-credentials POST (nothing else, nothing twice, no query), or ``None``."""
+    """The parameters of a plain client-credentials POST (nothing else, nothing twice, no query), or ``None``.
+
+    Read straight from the urlencoded body: anything the strict reading here does not take (another media
+    type, ``;`` as a separator, a value that is not UTF-8) goes to authlib, which reads forms its own way.
+    """
     if request.method != "POST" or request.url.query or not _secure_issuer(Runtime.of(request).settings.issuer):
         return None
-    items = (await request.form()).multi_items()
-    form = {name: value for name, value in items if isinstance(value, str)}
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != FORM:
+        return None
+    try:
+        items = parse_qsl((await request.body()).decode("ascii"), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return None
+    form = dict(items)
     if len(form) != len(items) or not set(form) <= _PARAMETERS or form.get("grant_type") != GRANT_TYPE:
         return None
     return form
@@ -110,7 +94,11 @@ def _secure_issuer(issuer: str) -> bool:
 
 
 async def _client(request: Request, client_id: str) -> ClientRecord | None:
-    """The active client from the worker's view, or from the database (then remembered)."""
+    """The active client from the worker's view, or from the database (then remembered).
+
+    Read under its own organisation's binding: as the service's role, row-level security shows no client to an
+    unbound transaction, and every token would then take the general path (and its five round trips).
+    """
     if text_problem(client_id) is not None:
         return None  # no client answers to it, and the database could not even compare it
     views = views_of(request)
@@ -118,7 +106,8 @@ async def _client(request: Request, client_id: str) -> ClientRecord | None:
     if cached is not None and views.channel.trusts(cached.loaded_at):
         return cached.value
     epoch = views.clients.epoch
-    async with Runtime.of(request).session_maker() as session:
+    async with read_only_session(Runtime.of(request).session_maker) as session:
+        await bind_tenant_of(session, "client", client_id)
         row = await session.scalar(sa.select(OAuthClient).where(OAuthClient.client_id == client_id))
     if row is None or row.revoked_at is not None or is_explorer_anchor(row.client_id):
         return None
@@ -174,36 +163,30 @@ async def try_client_credentials(request: Request) -> Response | None:
         now=now,
         request_id=getattr(request.state, "request_id", None) or current_request_id(),
     )
-    await _write(Runtime.of(request), token_row, event)
+    await _write(request, token_row, event)
     TOKENS_ISSUED.labels(GRANT_TYPE).inc()
     return JSONResponse(issued.response(), headers=dict(default_json_headers))
 
 
-async def _write(runtime: Runtime, token_row: dict[str, Any], event: dict[str, Any]) -> None:
+async def _write(request: Request, token_row: dict[str, Any], event: dict[str, Any]) -> None:
+    runtime = Runtime.of(request)
     bind: AsyncEngine | AsyncConnection = runtime.session_maker.kw.get("bind", runtime.engine)
     if bind.dialect.name != "postgresql":
         async with runtime.session_maker() as session:
             session.add_all([OAuthToken(**token_row), AuditEvent(**event)])
             await session.commit()
         return
-    parameters = (
-        setting_value(token_row["organisation_id"]),
-        *(token_row[name] for name in _TOKEN_COLUMNS),
-        *(_driver_value(name, event[name]) for name in _AUDIT_COLUMNS),
-    )
-    if isinstance(bind, AsyncConnection):  # the tests' rolled-back transaction
-        await bind.exec_driver_sql(INSERT_SQL, parameters)
-        return
-    pooled = await bind.raw_connection()
-    statement_sent()  # past SQLAlchemy's events, so counted here
-    try:
-        await pooled.driver_connection.execute(INSERT_SQL, *parameters)  # type: ignore[union-attr]
-    finally:
-        pooled.close()  # back to the pool; the statement committed on its own
+    if isinstance(bind, AsyncConnection):  # the tests' rolled-back transaction: no writer of its own
+        await write_batch(bind, [(token_row, event)])
+    else:
+        await token_writer(request, bind).write(token_row, event)
+    statement_sent()  # past SQLAlchemy's events, so counted here (a shared statement counts for each request)
 
 
-def _driver_value(name: str, value: Any) -> Any:
-    """An audit column as the driver takes it: JSON as text (cast in the statement), the enum as its value."""
-    if name == "details":
-        return json.dumps(value)
-    return str(value) if name == "actor_type" else value
+def token_writer(request: Request, engine: AsyncEngine) -> TokenWriter:
+    """This app's token writer, started the first time a token is written."""
+    state = request.app.state
+    writer: TokenWriter | None = getattr(state, "token_writer", None)
+    if writer is None:
+        writer = state.token_writer = TokenWriter(engine)
+    return writer

@@ -90,9 +90,6 @@ class CostAnalysis:
         # The same selection is walked once per item of a list: fields and page sizes are worked out once.
         self._fields: dict[tuple[str, tuple[int, ...]], dict[str, list[FieldNode]]] = {}
         self._arguments_of: dict[int, dict[str, Any]] = {}
-        self._object_fields: dict[
-            tuple[str, tuple[int, ...]], list[tuple[str, GraphQLCompositeType, list[SelectionSetNode | None], bool]]
-        ] = {}
 
     def requested(self) -> Cost:
         """The most the operation can cost and return, from the page sizes it asks for."""
@@ -104,7 +101,7 @@ class CostAnalysis:
             return 0
         selection_sets: list[SelectionSetNode | None] = [self.operation.selection_set]
         roots = sum(1 for nodes in self._collected(self.root, selection_sets).values() if _counted(nodes))
-        return (MUTATION_COST * roots if self.is_mutation else 0) + self._actual(self.root, selection_sets, data)
+        return (MUTATION_COST * roots if self.is_mutation else 0) + self._walk(self.root, selection_sets).count(data)
 
     def _requested(
         self, type_: GraphQLCompositeType, selection_sets: list[SelectionSetNode | None], *, page: int | None,
@@ -138,45 +135,24 @@ class CostAnalysis:
         inner = self._requested(named, children, page=self._page_size(field, nodes[0]))  # type: ignore[arg-type]
         return Cost(_own(named), 0) + inner
 
-    def _actual(self, type_: GraphQLCompositeType, selection_sets: list[SelectionSetNode | None], value: Any) -> int:
-        if not isinstance(value, dict):
-            return 0
+    def _walk(self, type_: GraphQLCompositeType, selection_sets: list[SelectionSetNode | None]) -> _Walk:
+        """How to count the answer's objects under ``type_``: the object fields only (scalars cost nothing),
+        worked out once per selection, so counting a long list is a loop over dictionaries and nothing else."""
         if is_abstract_type(type_):
             members = self.schema.get_possible_types(type_)
-            return max((self._actual(member, selection_sets, value) for member in members), default=0)
+            return _Walk((), tuple(self._walk(member, selection_sets) for member in members))
         assert isinstance(type_, GraphQLObjectType)
-        total = 0
-        for key, named, children, is_list in self._objects(type_, selection_sets):
-            item = value.get(key)
-            if item is None:
+        fields = []
+        for response_key, nodes in self._collected(type_, selection_sets).items():
+            if not _counted(nodes):
                 continue
-            own = _own(named)
-            if not is_list:
-                total += own + self._actual(named, children, item)
-            elif isinstance(item, list):
-                for each in item:
-                    if each is not None:
-                        total += own + self._actual(named, children, each)
-        return total
-
-    def _objects(
-        self, type_: GraphQLObjectType, selection_sets: list[SelectionSetNode | None]
-    ) -> list[tuple[str, GraphQLCompositeType, list[SelectionSetNode | None], bool]]:
-        """The fields of ``type_`` that hold objects (scalars cost nothing): the actual walk visits only these."""
-        key = (type_.name, tuple(id(selection_set) for selection_set in selection_sets))
-        found = self._object_fields.get(key)
-        if found is None:
-            found = []
-            for response_key, nodes in self._collected(type_, selection_sets).items():
-                if not _counted(nodes):
-                    continue
-                field = type_.fields[nodes[0].name.value]
-                named = get_named_type(field.type)
-                if not is_leaf_type(named):
-                    children = [node.selection_set for node in nodes]
-                    found.append((response_key, named, children, _is_list(field.type)))
-            self._object_fields[key] = found
-        return found
+            field = type_.fields[nodes[0].name.value]
+            named = get_named_type(field.type)
+            if not is_leaf_type(named):
+                inner = self._walk(named, [node.selection_set for node in nodes])
+                counted = inner if inner.counts_anything else None
+                fields.append((response_key, _own(named), counted, _is_list(field.type)))
+        return _Walk(tuple(fields), None)
 
     def _collected(
         self, type_: GraphQLObjectType, selection_sets: list[SelectionSetNode | None]
@@ -219,6 +195,44 @@ class CostAnalysis:
                 values = {}  # the executor refuses the argument before it reads anything
             self._arguments_of[id(node)] = values
         return values
+
+
+Fields = tuple[tuple[str, int, "_Walk | None", bool], ...]
+
+
+class _Walk:
+    """Counts an answer's objects below one selection: per object field its response key, what one object
+    costs, how to count below it (``None``: only scalars there) and whether it is a list; for an interface or
+    union, the costliest of its members' walks."""
+
+    __slots__ = ("fields", "members")
+
+    def __init__(self, fields: Fields, members: tuple[_Walk, ...] | None) -> None:
+        self.fields = fields
+        self.members = members
+
+    @property
+    def counts_anything(self) -> bool:
+        return bool(self.fields) or any(member.counts_anything for member in self.members or ())
+
+    def count(self, value: Any) -> int:
+        if not isinstance(value, dict):
+            return 0
+        if self.members is not None:
+            return max((member.count(value) for member in self.members), default=0)
+        total = 0
+        for key, own, inner, is_list in self.fields:
+            item = value.get(key)
+            if item is None:
+                continue
+            if not is_list:
+                total += own if inner is None else own + inner.count(item)
+            elif isinstance(item, list):
+                if inner is None:
+                    total += own * (len(item) - item.count(None))
+                else:
+                    total += sum(own + inner.count(each) for each in item if each is not None)
+        return total
 
 
 class _SchemaHolder:
