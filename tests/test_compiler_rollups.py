@@ -276,7 +276,8 @@ async def _explain_prepared(connection: Any, statement: str, parameters: Any, pl
         await driver.execute("DEALLOCATE rollup_plan")
     finally:
         await driver.execute("RESET ROLE")
-    return json.loads(explained)[0]["Plan"]
+    plans = json.loads(explained) if isinstance(explained, str) else explained  # decoded when a JSON codec is set
+    return plans[0]["Plan"]
 
 
 def _rows_read(node: dict[str, Any], table: str, skip_alias: str = "") -> int:
@@ -288,8 +289,8 @@ def _rows_read(node: dict[str, Any], table: str, skip_alias: str = "") -> int:
     return total + sum(_rows_read(child, table, skip_alias) for child in node.get("Plans", []))
 
 
-def _scans(node: dict[str, Any]) -> list[tuple[str, str]]:
-    found = [(node["Node Type"], node.get("Relation Name", ""))]
+def _scans(node: dict[str, Any]) -> list[tuple[str, str, str]]:
+    found = [(node["Node Type"], node.get("Relation Name", ""), node.get("Alias", ""))]
     return found + [scan for child in node.get("Plans", []) for scan in _scans(child)]
 
 
@@ -324,7 +325,9 @@ async def test_attendance_rate_reads_only_the_asked_groups_sessions_and_marks(
         assert sqlite_problems(await explain_sqlite(connection, statement, parameters)) == []
         return
     plan = await _explain_prepared(connection, statement, parameters, plan_cache_mode)
-    scans = _scans(plan)
+    # The row-level security policy's own list of the caller's regions' sessions (alias ``s``) is worked out
+    # once per statement, however PostgreSQL reads it; the statement's own reads are what is checked here.
+    scans = [(kind, table) for kind, table, alias in _scans(plan) if alias != "s"]
     assert ("Seq Scan", "group_sessions") not in scans, scans
     assert ("Seq Scan", "attendance") not in scans, scans
     asked_sessions = len(asked) * 9  # nine weekly sessions in the period, five marks each
