@@ -318,7 +318,7 @@ def held_session_tallies(principal: Principal, period: Period, dialect: str) -> 
     organisation's every mark instead: the work must grow with the asked groups' sessions, not with the
     organisation's history, and an aggregate per session leaves it no other way.
     """
-    sessions = (
+    sessions: Any = (  # a select of three columns: ``with_attendance_counts`` adds the counts
         readable(principal, GroupSession)
         .with_only_columns(GroupSession.id, GroupSession.organisation_id, GroupSession.group_id)
         .where(

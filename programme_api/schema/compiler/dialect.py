@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -208,7 +208,7 @@ def _lists_once(statement: sa.Select[Any]) -> sa.Select[Any]:
             and _aggregable(element.right.element)
             and _self_contained(element.right.element)
         ):
-            select = element.right.element
+            select: sa.Select[Any] = element.right.element
             (column,) = select.selected_columns
             items = sa.func.coalesce(sa.func.array_agg(column), sa.literal_column("'{}'"))
             array = sa.cast(select.with_only_columns(items).scalar_subquery(), postgresql.ARRAY(column.type))
@@ -235,7 +235,7 @@ def _probes(statement: sa.Select[Any]) -> sa.Select[Any]:
     return rewritten
 
 
-def _aggregable(select: Any) -> bool:
+def _aggregable(select: Any) -> TypeGuard[sa.Select[Any]]:
     """Whether ``select`` lists the rows of one column with nothing an aggregate of them would change."""
     return (
         isinstance(select, sa.Select)
