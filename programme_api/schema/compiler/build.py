@@ -199,6 +199,7 @@ class Builder:
             .where(attendance.participant_id == enrolment.c.participant_id, of_the_group)
             .correlate(enrolment)
         )
+        statement = self.dialect.per_row(statement)  # a participant's few marks: each session looked up
         return self.listed(type_, attendance, statement, (("recorded_at", False), ("id", False)), nodes)
 
     def period(self, definition: Any, node: FieldNode, request: Request) -> programme.Period:
@@ -315,14 +316,13 @@ class Builder:
             .correlate_except(session)
             .scalar_subquery()
         )
-        marks = (
+        marks = self.dialect.per_row(
             self.readable_rows(attendance)
             .with_only_columns(attendance.status.label("status"), when.label("at"))
             .where(attendance.participant_id == participant.c.id)
             .correlate(participant)
             .offset(sa.literal_column("0"))  # kept a subquery of its own: its lookups are not repeated above it
-            .subquery(self.alias())
-        )
+        ).subquery(self.alias())
         seen = sa.func.max(sa.case((marks.c.status == present, marks.c.at))).over()
         rows = sa.select(marks.c.status, marks.c.at, seen.label("seen")).subquery(self.alias())
         absences = sa.select(sa.func.count()).where(

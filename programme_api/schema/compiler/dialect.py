@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -27,6 +27,7 @@ from .operation import Unsupported
 
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 MAX_FIELDS_PER_OBJECT = 50  # json_build_object takes at most 100 arguments
+Rows = TypeVar("Rows", bound=sa.Select)  # type: ignore[type-arg]
 
 
 def text(value: str) -> Any:
@@ -91,6 +92,11 @@ class JsonDialect:
     def in_order(self, rows: sa.Select[Any]) -> sa.Select[Any]:
         """A select whose order the aggregate over it must keep (SQLite aggregates in row order)."""
         return rows
+
+    def per_row(self, statement: Rows) -> Rows:
+        """``statement`` (a parent's few rows, such as a participant's marks) with its checks of related rows
+        (``EXISTS``) made lookups per row, which the database may not turn into a join (``_probes``)."""
+        return statement
 
     def finish(self, data: Any) -> sa.Select[Any]:
         raise NotImplementedError
@@ -186,11 +192,10 @@ class PostgresJson(JsonDialect):
         return sa.select(sa.cast(data, sa.Text))  # the text as PostgreSQL wrote it, not parsed here
 
     def rearrange(self, statement: sa.Select[Any]) -> sa.Select[Any]:
-        """The statement with the access module's conditions in the forms PostgreSQL runs once per statement
-        or once per row, instead of as joins it would plan for each enclosing row (``_lists_once``,
-        ``_probes``): whether the database's own guess of the rows is good or not, a page's subqueries then
-        read only the rows of their parent."""
-        return _probes(_lists_once(statement))
+        return _lists_once(statement)
+
+    def per_row(self, statement: Rows) -> Rows:
+        return _probes(statement)
 
 
 def _lists_once(statement: sa.Select[Any]) -> sa.Select[Any]:
@@ -219,19 +224,20 @@ def _lists_once(statement: sa.Select[Any]) -> sa.Select[Any]:
     return rewritten
 
 
-def _probes(statement: sa.Select[Any]) -> sa.Select[Any]:
+def _probes(statement: Rows) -> Rows:
     """Each ``EXISTS (...)`` (a row's session is readable, a mark's session is of the enrolment's group) made
-    ``EXISTS (...) IS true``, which PostgreSQL leaves a lookup per row (by the looked-up row's
-    key) rather than making it a join. As a join, the planner prices the row-level security check of the
-    looked-up table as a cost of every probe and prefers hashing every session of the caller's regions, once
-    per enclosing row: 2,200 sessions read for each participant's 40 marks."""
+    ``EXISTS (...) IS true``, which PostgreSQL leaves a lookup per row (by the looked-up row's key) rather
+    than making it a join. As a join, the planner prices the row-level security check of the looked-up table
+    as a cost of every probe and prefers hashing every session of the caller's regions, once per enclosing
+    row: 2,200 sessions read for each participant's 40 marks. Only for a parent's few rows: over a region's
+    marks (a count) the join is the better plan."""
 
     def replace(element: Any) -> Any:
         if isinstance(element, Exists):
             return element.is_(sa.true())
         return None
 
-    rewritten: sa.Select[Any] = visitors.replacement_traverse(statement, {}, replace)  # type: ignore[call-overload]
+    rewritten: Rows = visitors.replacement_traverse(statement, {}, replace)  # type: ignore[call-overload]
     return rewritten
 
 
