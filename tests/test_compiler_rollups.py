@@ -8,11 +8,13 @@ rounds halves up on integers, so that Python and both databases agree to the las
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from programme_api.domain import programme
@@ -237,3 +239,97 @@ async def test_consent_histories_are_read_by_the_statement(db: AsyncSession, two
         answers.append(slow)
     histories = [node["consents"] for node in answers[0]["data"]["participants"]["nodes"]]
     assert any(len(history) == 3 and [c["inForce"] for c in history].count(False) == 1 for history in histories)
+
+
+# ---- plans: the roll-ups read the asked groups' rows, whatever plan PostgreSQL caches -------------------------
+
+RATES = """query Rates($region: ID!, $from: DateTime!, $to: DateTime!) {
+  groups(first: 50, filter: {regionIds: [$region]}) { nodes { name attendanceRate(from: $from, to: $to) } }
+}"""
+
+
+def _literal(value: Any) -> str:
+    """A parameter's value as SQL text for ``EXECUTE`` (the test's own values: IDs, instants, numbers, names)."""
+    if isinstance(value, list | tuple):
+        return "'{" + ",".join(str(item) for item in value) + "}'"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return f"'{value.isoformat()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def _explain_prepared(connection: Any, statement: str, parameters: Any, plan_cache_mode: str) -> Any:
+    """``EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE`` of the statement prepared as the service's role (row-level
+    security applies), with the plan cache forced to ``plan_cache_mode``."""
+    from .conftest import APP_ROLE
+
+    driver = (await connection.get_raw_connection()).driver_connection
+    types = [parameter.name for parameter in (await driver.prepare(statement)).get_parameters()]
+    await driver.execute(f"SET LOCAL plan_cache_mode = {plan_cache_mode}; SET LOCAL jit = off; SET ROLE {APP_ROLE}")
+    try:
+        await driver.execute(f"PREPARE rollup_plan ({', '.join(types)}) AS {statement}")
+        values = ", ".join(_literal(value) for value in parameters)
+        for _ in range(6):  # past the executions after which PostgreSQL may settle on its generic plan
+            await driver.execute(f"EXECUTE rollup_plan ({values})")
+        explained = await driver.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE rollup_plan ({values})")
+        await driver.execute("DEALLOCATE rollup_plan")
+    finally:
+        await driver.execute("RESET ROLE")
+    plans = json.loads(explained) if isinstance(explained, str) else explained  # decoded when a JSON codec is set
+    return plans[0]["Plan"]
+
+
+def _rows_read(node: dict[str, Any], table: str, skip_alias: str = "") -> int:
+    """Rows a plan read from ``table`` (kept and filtered out, over every loop), leaving out scans named
+    ``skip_alias`` (the row-level security policy's own subquery)."""
+    total = 0
+    if node.get("Relation Name") == table and node.get("Alias") != skip_alias:
+        total += (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * node.get("Actual Loops", 1)
+    return total + sum(_rows_read(child, table, skip_alias) for child in node.get("Plans", []))
+
+
+def _scans(node: dict[str, Any]) -> list[tuple[str, str, str]]:
+    found = [(node["Node Type"], node.get("Relation Name", ""), node.get("Alias", ""))]
+    return found + [scan for child in node.get("Plans", []) for scan in _scans(child)]
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_generic_plan", "force_custom_plan"])
+async def test_attendance_rate_reads_only_the_asked_groups_sessions_and_marks(
+    db: AsyncSession, two_clients, connection, backend: str, plan_cache_mode: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A region's groups' rates from one statement that reads those groups' sessions in the period and their
+    marks, through indexes, under PostgreSQL's generic plan (the dates and region unknown) as under a custom
+    one, as the service's role (row-level security on): never the organisation's whole history."""
+    from programme_api.schema.relay import to_global_id
+
+    from .test_query_plans import START, Capture, build_history, explain_sqlite, sqlite_problems
+
+    if backend == "sqlite" and plan_cache_mode == "force_custom_plan":
+        pytest.skip("SQLite has no plan cache")
+    tokens, compiled, full = two_clients
+    organisation, asked, region = await build_history(db)
+    caller = principal_for(organisation, role=Role.COORDINATOR, regions=[region])
+    variables = {"region": str(to_global_id("Region", region.id)), "from": (START - timedelta(weeks=8)).isoformat(),
+                 "to": (START + timedelta(days=1)).isoformat()}  # fmt: skip
+    capture = Capture()
+    sa.event.listen(connection.sync_connection, "before_cursor_execute", capture)
+    try:
+        fast = await post(compiled, tokens, caller, RATES, variables)
+    finally:
+        sa.event.remove(connection.sync_connection, "before_cursor_execute", capture)
+    assert fast == await post(full, tokens, caller, RATES, variables)
+    assert [node["attendanceRate"] for node in fast["data"]["groups"]["nodes"]] == [1.0, 1.0]
+    [(statement, parameters)] = capture.sent
+    if backend == "sqlite":
+        assert sqlite_problems(await explain_sqlite(connection, statement, parameters)) == []
+        return
+    plan = await _explain_prepared(connection, statement, parameters, plan_cache_mode)
+    # The row-level security policy's own list of the caller's regions' sessions (alias ``s``) is worked out
+    # once per statement, however PostgreSQL reads it; the statement's own reads are what is checked here.
+    scans = [(kind, table) for kind, table, alias in _scans(plan) if alias != "s"]
+    assert ("Seq Scan", "group_sessions") not in scans, scans
+    assert ("Seq Scan", "attendance") not in scans, scans
+    asked_sessions = len(asked) * 9  # nine weekly sessions in the period, five marks each
+    assert _rows_read(plan, "attendance") <= asked_sessions * 5, plan
+    assert _rows_read(plan, "group_sessions", skip_alias="s") <= asked_sessions + len(asked), plan

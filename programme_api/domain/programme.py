@@ -8,6 +8,8 @@ one statement each.
 from __future__ import annotations
 
 import enum
+import functools
+import operator
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -304,46 +306,50 @@ def attendance_rate(present: int, recorded: int) -> float | None:
     return round(present / recorded, 4) if recorded else None
 
 
-def attendance_rate_tally(principal: Principal, period: Period) -> sa.Select[Any]:
-    """Present places and recorded places (two columns) at the readable held sessions in ``period``.
+def held_session_tallies(principal: Principal, period: Period, dialect: str) -> sa.Select[Any]:
+    """The readable held sessions in ``period`` (``id``, ``group_id``), each with its marks counted by status
+    (``attendance_present`` ...).
 
     Starts from sessions (the session index on organisation, group and start, once the caller narrows it to
-    groups), then each session's marks through the attendance index: the work grows with the asked groups'
-    sessions, not with the organisation's history.
+    groups); each session's marks are counted by an aggregate correlated to that one session
+    (``with_attendance_counts``), so they are read through the attendance index session by session whatever
+    plan the database picks. As a join of sessions and marks, PostgreSQL's planner prices the row-level
+    security check of the marks once per index probe and, knowing the period's dates, hashes the
+    organisation's every mark instead: the work must grow with the asked groups' sessions, not with the
+    organisation's history, and an aggregate per session leaves it no other way.
     """
-    present = sa.func.sum(sa.case((Attendance.status == AttendanceStatus.PRESENT, 1), else_=0))
-    tallies: list[Any] = [present.label("present"), sa.func.count(Attendance.id).label("recorded")]
-    return (
+    sessions: Any = (  # a select of three columns: ``with_attendance_counts`` adds the counts
         readable(principal, GroupSession)
-        .with_only_columns(*tallies)
-        .select_from(GroupSession)
-        .join(
-            Attendance,
-            sa.and_(
-                Attendance.organisation_id == GroupSession.organisation_id, Attendance.session_id == GroupSession.id
-            ),
-        )
+        .with_only_columns(GroupSession.id, GroupSession.organisation_id, GroupSession.group_id)
         .where(
             GroupSession.starts_at >= period.starts,
             GroupSession.starts_at < period.ends,
             GroupSession.status == SessionStatus.HELD,
         )
     )
+    return with_attendance_counts(sessions, GroupSession, dialect)
+
+
+def attendance_rate_sums(tallies: Any) -> tuple[Any, Any]:
+    """Present places and recorded places (marks of any status), summed over rows of ``held_session_tallies``
+    (a subquery's columns) as integers: null over no rows."""
+    counts = [tallies.c[f"attendance_{status.value}"] for status in AttendanceStatus]
+    recorded = functools.reduce(operator.add, counts)
+    present = tallies.c[f"attendance_{AttendanceStatus.PRESENT.value}"]
+    return sa.cast(sa.func.sum(present), sa.BigInteger), sa.cast(sa.func.sum(recorded), sa.BigInteger)
 
 
 async def attendance_rates(
     session: AsyncSession, principal: Principal, group_ids: Sequence[uuid.UUID], period: Period
 ) -> dict[uuid.UUID, float | None]:
     """Share of recorded places that were present, at held sessions in the period (None: nothing recorded)."""
-    query = (
-        attendance_rate_tally(principal, period)
-        .add_columns(GroupSession.group_id)
-        .where(GroupSession.group_id.in_(group_ids))
-        .group_by(GroupSession.group_id)
-    )
+    dialect = session.get_bind().dialect.name
+    tallies = held_session_tallies(principal, period, dialect).where(GroupSession.group_id.in_(group_ids)).subquery()
+    present, recorded = attendance_rate_sums(tallies)
+    query = sa.select(tallies.c.group_id, present, recorded).group_by(tallies.c.group_id)
     rates: dict[uuid.UUID, float | None] = dict.fromkeys(group_ids)
-    for present_count, recorded, group_id in await fetch_rows(session, query):
-        rates[group_id] = attendance_rate(int(present_count or 0), int(recorded))
+    for group_id, present_count, recorded_count in await fetch_rows(session, query):
+        rates[group_id] = attendance_rate(int(present_count or 0), int(recorded_count or 0))
     return rates
 
 

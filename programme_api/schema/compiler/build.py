@@ -201,6 +201,7 @@ class Builder:
             .where(attendance.participant_id == enrolment.c.participant_id, of_the_group)
             .correlate(enrolment)
         )
+        statement = self.dialect.per_row(statement)  # a participant's few marks: each session looked up
         return self.listed(type_, attendance, statement, (("recorded_at", False), ("id", False)), nodes)
 
     def period(self, definition: Any, node: FieldNode, request: Request) -> programme.Period:
@@ -209,17 +210,22 @@ class Builder:
         return programme.period_of(args.get("from"), args.get("to"))
 
     def attendance_rate(self, definition: Any, node: FieldNode, group: Rows) -> Any:
-        """``programme.attendance_rates`` of this one group: its readable held sessions in the period, each
-        session's marks through the attendance index; the rate as ``programme.attendance_rate`` rounds it."""
+        """``programme.attendance_rates`` of this one group: its readable held sessions in the period (the
+        session index on the group and start), each session's marks counted by an aggregate of that session
+        (``programme.held_session_tallies``); the rate as ``programme.attendance_rate`` rounds it."""
 
-        def tally(request: Request) -> sa.Select[Any]:
-            return programme.attendance_rate_tally(request.principal, self.period(definition, node, request))
+        def tallies(request: Request) -> sa.Select[Any]:
+            period = self.period(definition, node, request)
+            return programme.held_session_tallies(request.principal, period, self.dialect.name)
 
-        statement = self.slots.domain(tally(self.request), tally)
+        statement = self.slots.domain(tallies(self.request), tallies)
         statement = statement.where(models.GroupSession.group_id == group.c.id).correlate(group)
-        counts = statement.subquery(self.alias())
-        present, recorded = (sa.func.coalesce(column, 0) for column in counts.c)
-        return sa.select(rate_of(present, recorded)).select_from(counts).scalar_subquery()
+        sessions = statement.subquery(self.alias())
+        present, recorded = programme.attendance_rate_sums(sessions)
+        sums = sa.select(present.label("present"), recorded.label("recorded")).select_from(sessions)
+        counts = sums.subquery(self.alias())
+        rate = rate_of(sa.func.coalesce(counts.c.present, 0), sa.func.coalesce(counts.c.recorded, 0))
+        return sa.select(rate).select_from(counts).scalar_subquery()
 
     def region_totals(self, type_: GraphQLObjectType, definition: Any, nodes: list[FieldNode], region: Rows) -> Any:
         """``programme.region_totals`` of this one region: one count per selected total, each over the groups
@@ -296,37 +302,35 @@ class Builder:
 
     def consecutive_absences(self, participant: Rows) -> Any:
         """``programme.consecutive_absences`` for this participant: absences (excused or not) at held sessions
-        after the last session they were present at, over the attendance rows the caller may read."""
+        after the last session they were present at, over the attendance rows the caller may read.
 
-        def marks() -> tuple[Any, Any]:
-            rows = (
-                self.readable_rows(models.Attendance)
-                .where(models.Attendance.participant_id == participant.c.id)
-                .correlate(participant)
-                .subquery(self.alias())
-            )
-            # The marks' sessions, read through their own rule too (a readable mark's session is readable, so
-            # this changes no count; it keeps every table of the statement behind the access module).
-            sessions = self.readable_rows(models.GroupSession).subquery(self.alias())
-            return rows, sessions
-
+        One pass over the participant's readable marks (the attendance index on the participant), each mark's
+        session found by its key in a subquery of its own (``when``: its start, for a present mark or a held
+        session; a lookup per mark, never a join PostgreSQL could answer by hashing every session of the
+        caller's regions); the last presence is a window over those rows, so each mark is looked up once."""
+        attendance, session = models.Attendance, models.GroupSession
         present = constant(models.AttendanceStatus.PRESENT.value)
-        seen_rows, seen_sessions = marks()
-        seen = (
-            sa.select(sa.func.max(seen_sessions.c.starts_at))
-            .select_from(seen_rows.join(seen_sessions, seen_sessions.c.id == seen_rows.c.session_id))
-            .where(seen_rows.c.status == present)
+        held = constant(models.SessionStatus.HELD.value)
+        when = (
+            self.readable_rows(session)
+            .with_only_columns(session.starts_at)
+            .where(session.id == attendance.session_id, sa.or_(attendance.status == present, session.status == held))
+            .correlate_except(session)
             .scalar_subquery()
         )
-        rows, sessions = marks()
-        absences = (
-            sa.select(sa.func.count())
-            .select_from(rows.join(sessions, sessions.c.id == rows.c.session_id))
-            .where(
-                rows.c.status != present,
-                sessions.c.status == constant(models.SessionStatus.HELD.value),
-                sa.or_(seen.is_(None), sessions.c.starts_at > seen),
-            )
+        marks = self.dialect.per_row(
+            self.readable_rows(attendance)
+            .with_only_columns(attendance.status.label("status"), when.label("at"))
+            .where(attendance.participant_id == participant.c.id)
+            .correlate(participant)
+            .offset(sa.literal_column("0"))  # kept a subquery of its own: its lookups are not repeated above it
+        ).subquery(self.alias())
+        seen = sa.func.max(sa.case((marks.c.status == present, marks.c.at))).over()
+        rows = sa.select(marks.c.status, marks.c.at, seen.label("seen")).subquery(self.alias())
+        absences = sa.select(sa.func.count()).where(
+            rows.c.status != present,
+            rows.c.at.is_not(None),
+            sa.or_(rows.c.seen.is_(None), rows.c.at > rows.c.seen),
         )
         return absences.scalar_subquery()
 
