@@ -93,6 +93,23 @@ async def test_recording_again_replaces_the_register(db: AsyncSession, gql: Grap
     assert (await row_counts(db))["attendance"] == 2
 
 
+async def test_an_empty_register_clears_the_marks_and_is_audited(db: AsyncSession, gql: GraphQLClient) -> None:
+    organisation = await make_organisation(db)
+    group, (ann, bob) = await group_with_members(db, organisation, 2)
+    session = await make_session(db, group, status=SessionStatus.SCHEDULED)
+    admin = principal_for(organisation)
+    await mutate(gql, register(session, [(ann, "PRESENT"), (bob, "EXCUSED")]), admin)
+
+    cleared = await mutate(gql, register(session, [], version=2, dropinCount=3), admin)
+
+    assert cleared["userErrors"] == []
+    assert cleared["attendance"] == []
+    assert cleared["session"]["attendanceCounts"] == {"present": 0, "excused": 0, "unexcused": 0, "dropins": 3}
+    assert (await row_counts(db))["attendance"] == 0
+    events = await audit_events(db, "session.record_attendance")
+    assert [event.details for event in events][-1] == {"present": 0, "excused": 0, "unexcused": 0, "dropins": 3}
+
+
 async def test_register_refusals_write_nothing(db: AsyncSession, gql: GraphQLClient) -> None:
     organisation, other = await make_organisation(db), await make_organisation(db)
     group, (member,) = await group_with_members(db, organisation, 1)

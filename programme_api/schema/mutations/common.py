@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, time
 from typing import Any, Protocol, Self, TypeVar
@@ -99,9 +100,9 @@ def canonical(value: Any) -> Any:
     """The input as plain JSON data, the idempotency key left out: what "the same input" compares."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
-            f.name: canonical(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.name != "idempotency_key" and getattr(value, f.name) is not strawberry.UNSET
+            name: canonical(field)
+            for name in _compared_fields(type(value))
+            if (field := getattr(value, name)) is not strawberry.UNSET
         }
     if isinstance(value, list | tuple):
         return [canonical(item) for item in value]
@@ -112,6 +113,13 @@ def canonical(value: Any) -> Any:
     if isinstance(value, date | time):
         return value.isoformat()
     return value
+
+
+@functools.cache
+def _compared_fields(input_type: type[Any]) -> tuple[str, ...]:
+    """The fields of an input type that ``canonical`` compares, looked up once per type (it runs per entry of
+    every register)."""
+    return tuple(f.name for f in dataclasses.fields(input_type) if f.name != "idempotency_key")
 
 
 async def perform(
