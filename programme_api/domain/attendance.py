@@ -263,7 +263,7 @@ def _register_upsert(audit_columns: tuple[str, ...], outbox_columns: tuple[str, 
         ["id", "organisation_id", "session_id", "participant_id", "status", "recorded_at"], rows
     )
     upsert = insert.on_conflict_do_update(
-        index_elements=[table.c.session_id, table.c.participant_id],
+        index_elements=[table.c.session_id, table.c.participant_id, table.c.organisation_id],
         set_={"status": insert.excluded.status, "recorded_at": insert.excluded.recorded_at},
     )
     audited = bound_insert(cast(sa.Table, AuditEvent.__table__), audit_columns, AUDIT)
