@@ -296,6 +296,46 @@ async def test_bound_to_a_region_the_region_tables_show_only_its_rows(
     assert await count(db, "groups") == 0
 
 
+async def test_bound_to_a_region_attendance_is_written_only_for_its_sessions(
+    db: AsyncSession, world: list[Organisation]
+) -> None:
+    """The write check of ``attendance`` follows each mark's own session (migration 0016): a mark for a session
+    of the bound region is written, one for another region's session of the same organisation is refused, and
+    moving a mark to another region's session is refused too."""
+    organisation = world[0]
+    await bind_tenant(db, organisation.id, regions=None)
+    sessions = (
+        await db.execute(
+            sa.text(
+                "SELECT DISTINCT ON (g.region_id) g.region_id, s.id FROM group_sessions s JOIN groups g"
+                " ON g.id = s.group_id WHERE g.organisation_id = :o ORDER BY g.region_id, s.starts_at"
+            ),
+            {"o": organisation.id},
+        )
+    ).all()
+    (region, ours), (_, theirs) = sessions[0], sessions[1]
+    participant = await db.scalar(sa.text("SELECT id FROM participants WHERE organisation_id = :o LIMIT 1"),
+                                  {"o": organisation.id})  # fmt: skip
+    await bind_tenant(db, organisation.id, regions=frozenset({region}))
+
+    def mark(session: uuid.UUID) -> sa.TextClause:
+        return sa.text(
+            "INSERT INTO attendance (id, organisation_id, session_id, participant_id, status, recorded_at)"
+            f" VALUES (gen_random_uuid(), '{organisation.id}', '{session}', '{participant}', 'present', now())"
+            " RETURNING id"
+        )
+
+    with pytest.raises(DBAPIError, match="row-level security"):
+        async with db.begin_nested():
+            await db.execute(mark(theirs))
+    async with db.begin_nested():
+        written = await db.scalar(mark(ours))
+    assert await count(db, "attendance", f"id = '{written}'") == 1
+    with pytest.raises(DBAPIError, match="row-level security"):
+        async with db.begin_nested():
+            await db.execute(sa.text(f"UPDATE attendance SET session_id = '{theirs}' WHERE id = '{written}'"))
+
+
 async def test_a_key_binds_its_own_organisation_and_an_unknown_key_binds_nothing(
     db: AsyncSession, world: list[Organisation]
 ) -> None:
