@@ -1,9 +1,10 @@
 """A PgBouncer in transaction mode for the tests (Debian's ``pgbouncer`` package), in front of the test server.
 
-Started once per test session (conftest's ``pgbouncer_port``) on a free port with a generated configuration: every database of the test server
-(``*``), trust authentication for the users the tests log in as, a small server pool so that clients take
-turns on the same server connections — the situation that breaks session state (prepared statements,
-``SET`` without ``LOCAL``, ``LISTEN``) if the service relied on any.
+Started once per test session (conftest's ``pgbouncer_port``) on a free port with a generated configuration:
+every database of the test server (``*``), trust authentication for the users the tests log in as, a small
+server pool, all of it open and used in turn (round robin, not the most recently used first) so that even
+consecutive transactions of one client land on different server connections — the situation that breaks
+session state (prepared statements, ``SET`` without ``LOCAL``, ``LISTEN``) if the service relied on any.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def pgbouncer(server_url: str, users: Iterable[str], *, required: bool, pool_siz
         "[pgbouncer]\n"
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
         f"auth_type = trust\nauth_file = {userlist}\n"
-        f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 200\n"
-        "server_reset_query =\nignore_startup_parameters = extra_float_digits\n"
+        f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmin_pool_size = {pool_size}\nmax_client_conn = 200\n"
+        "server_reset_query =\nserver_round_robin = 1\nignore_startup_parameters = extra_float_digits\n"
         f"logfile = {directory / 'pgbouncer.log'}\npidfile = {directory / 'pgbouncer.pid'}\n"
     )
     for path in (userlist, config):
