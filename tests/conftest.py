@@ -156,13 +156,8 @@ def app_role_url(url: str) -> str:
     return make_url(url).set(username=APP_ROLE, password=None).render_as_string(hide_password=False)
 
 
-class AsAppRole:
-    """The ASGI app with each request run as ``APP_ROLE`` on the tests' shared connection (see above)."""
-
-    ENTER = (
-        f"SET ROLE {APP_ROLE}; "
-        "SELECT set_config('app.organisation_id', '', false), set_config('app.region_ids', '', false)"
-    )
+class AppOnTestConnection:
+    """The ASGI app wrapped to prepare the test's connection for each request (attributes are the app's)."""
 
     def __init__(self, app: Any, connection: AsyncConnection) -> None:
         self.app = app
@@ -170,6 +165,15 @@ class AsAppRole:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
+
+
+class AsAppRole(AppOnTestConnection):
+    """The ASGI app with each request run as ``APP_ROLE`` on the tests' shared connection (see above)."""
+
+    ENTER = (
+        f"SET ROLE {APP_ROLE}; "
+        "SELECT set_config('app.organisation_id', '', false), set_config('app.region_ids', '', false)"
+    )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -189,15 +193,8 @@ class AsAppRole:
             await driver.execute("RESET ROLE")
 
 
-class CommitsFirst:
+class CommitsFirst(AppOnTestConnection):
     """The ASGI app behind PgBouncer, with what the test's sessions wrote committed before each request."""
-
-    def __init__(self, app: Any, connection: AsyncConnection) -> None:
-        self.app = app
-        self.connection = connection
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.app, name)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
