@@ -94,12 +94,13 @@ def build_app(settings: Settings, engine: AsyncEngine, session_maker: Any = None
 
 @pytest.fixture
 def settings(migrated_database: MigratedDatabase, tmp_path: Path) -> Settings:
-    return oauth_settings(migrated_database.url, tmp_path / "keys.json")
+    statement_cache_size = migrated_database.settings.statement_cache_size
+    return oauth_settings(migrated_database.url, tmp_path / "keys.json", statement_cache_size=statement_cache_size)
 
 
 @pytest.fixture
 def app(settings: Settings, migrated_database: MigratedDatabase, session_maker: Any) -> Starlette:
-    return build_app(settings, migrated_database.engine, session_maker)
+    return build_app(settings, **migrated_database.app_binding(session_maker))
 
 
 @pytest.fixture

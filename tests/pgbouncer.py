@@ -1,9 +1,10 @@
 """A PgBouncer in transaction mode for the tests (Debian's ``pgbouncer`` package), in front of the test server.
 
-Started per test module on a free port with a generated configuration: every database of the test server
-(``*``), trust authentication for the users the tests log in as, a small server pool so that clients take
-turns on the same server connections — the situation that breaks session state (prepared statements,
-``SET`` without ``LOCAL``, ``LISTEN``) if the service relied on any.
+Started once per test session (conftest's ``pgbouncer_port``) on a free port with a generated configuration:
+every database of the test server (``*``), trust authentication for the users the tests log in as, a small
+server pool, all of it open and used in turn (round robin, not the most recently used first) so that even
+consecutive transactions of one client land on different server connections — the situation that breaks
+session state (prepared statements, ``SET`` without ``LOCAL``, ``LISTEN``) if the service relied on any.
 """
 
 from __future__ import annotations
@@ -14,46 +15,52 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 
-from .conftest import APP_ROLE, IN_CI, POSTGRES_URL
-from .test_oauth_workers import free_port
-
 BINARY = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 @contextmanager
-def pgbouncer(pool_size: int = 2) -> Iterator[int]:
-    """Run PgBouncer until the block ends; yields its port. Its files live in a folder of their own under the
-    system's temporary folder: PgBouncer drops root for the postgres user, who cannot enter pytest's."""
+def pgbouncer(server_url: str, users: Iterable[str], *, required: bool, pool_size: int = 2) -> Iterator[int]:
+    """Run PgBouncer in front of ``server_url``'s server until the block ends; yields its port. Without the
+    binary the caller's tests are skipped, or fail when ``required`` (CI). Its files live in a folder of their
+    own under the system's temporary folder: PgBouncer drops root for the postgres user, who cannot enter
+    pytest's."""
     if not Path(BINARY).exists():
         message = "pgbouncer is not installed (apt-get install pgbouncer)"
-        if IN_CI:
+        if required:
             pytest.fail(message + "; CI installs it")
         pytest.skip(message)
-    server = make_url(POSTGRES_URL)
-    port = free_port()
+    server = make_url(server_url)
+    port = _free_port()
     directory = Path(tempfile.mkdtemp(prefix="programme-pgbouncer-"))
     directory.chmod(0o777)
-    users = directory / "userlist.txt"
-    users.write_text(f'"{server.username}" ""\n"{APP_ROLE}" ""\n')
+    userlist = directory / "userlist.txt"
+    userlist.write_text("".join(f'"{user}" ""\n' for user in users))
     config = directory / "pgbouncer.ini"
     config.write_text(
         "[databases]\n"
         f"* = host={server.host or '127.0.0.1'} port={server.port or 5432}\n"
         "[pgbouncer]\n"
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {users}\n"
-        f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 200\n"
-        "server_reset_query =\nignore_startup_parameters = extra_float_digits\n"
+        f"auth_type = trust\nauth_file = {userlist}\n"
+        f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmin_pool_size = {pool_size}\nmax_client_conn = 200\n"
+        "server_reset_query =\nserver_round_robin = 1\nignore_startup_parameters = extra_float_digits\n"
         f"logfile = {directory / 'pgbouncer.log'}\npidfile = {directory / 'pgbouncer.pid'}\n"
     )
-    for path in (users, config):
+    for path in (userlist, config):
         path.chmod(0o644)
     command = [BINARY, str(config)]
     if os.geteuid() == 0:

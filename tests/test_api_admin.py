@@ -15,13 +15,14 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.applications import Starlette
 
 from programme_api.domain.models import AuditEvent, OAuthClient, User
 from programme_api.oauth.clients import EXPLORER_CLIENT_ID
 from programme_api.schema.relay import to_global_id
 
+from .conftest import seeing_test_writes
 from .oauth_support import (
     EXPLORER_REDIRECT,
     ISSUER,
@@ -48,8 +49,8 @@ USER_FIELDS = "userErrors { field code message } password user { id email role a
 
 
 @pytest.fixture
-async def live(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+async def live(app: Starlette, backend: str, connection: AsyncConnection) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=seeing_test_writes(app, backend, connection))
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
         yield client
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,11 +23,13 @@ from sqlalchemy.engine import make_url
 from programme_api.app import create_app
 from programme_api.config import Settings
 from programme_api.db import create_engine, session_factory
+from programme_api.notifications import bus
 from programme_api.oauth.clients import create_client
+from programme_api.oauth.listeners import PostgresListener, build_channel
 
-from .conftest import APP_ROLE, create_postgres_database, drop_postgres_database, grant_app_role, migrate
+from .conftest import APP_ROLE, POSTGRES_URL, create_postgres_database, drop_postgres_database, grant_app_role, migrate
 from .factories import make_group, make_organisation, make_region
-from .pgbouncer import pgbouncer, through
+from .pgbouncer import through
 from .test_oauth_workers import REDIS_URL, redis_available
 
 
@@ -69,7 +72,7 @@ async def seed(url: str) -> list[Tenant]:
 
 
 @pytest.fixture(scope="module")
-async def bounced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bounced]:
+async def bounced(tmp_path_factory: pytest.TempPathFactory, pgbouncer_port: int) -> AsyncIterator[Bounced]:
     await redis_available()  # LISTEN needs a session: behind PgBouncer, notifications go over Redis
     url = await create_postgres_database(f"programme_api_pgbouncer_{os.getpid()}")
     owner = create_engine(Settings(database_url=url))
@@ -81,22 +84,21 @@ async def bounced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bou
     await owner.dispose()
     tenants = await seed(url)
     directory: Path = tmp_path_factory.mktemp("pgbouncer")
-    with pgbouncer(pool_size=2) as port:
-        settings = Settings(
-            database_url=through(port, url, APP_ROLE),
-            statement_cache_size=0,
-            pool_size=6,
-            max_overflow=0,
-            redis_url=REDIS_URL,
-            secret_key_file=directory / "keys.json",
-            issuer="http://127.0.0.1:8000",
-        )
-        app = create_app(settings)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as http,
-        ):
-            yield Bounced(http, tenants)
+    settings = Settings(
+        database_url=through(pgbouncer_port, url, APP_ROLE),
+        statement_cache_size=0,
+        pool_size=6,
+        max_overflow=0,
+        redis_url=REDIS_URL,
+        secret_key_file=directory / "keys.json",
+        issuer="http://127.0.0.1:8000",
+    )
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as http,
+    ):
+        yield Bounced(http, tenants)
     await drop_postgres_database(make_url(url).database or "")
 
 
@@ -146,3 +148,19 @@ async def test_tokens_reads_and_writes_through_pgbouncer_stay_in_their_tenant(bo
         assert regions["data"]["regions"]["totalCount"] == 1 + 12  # its own seeded region and its 12 writes
         fresh = await token(bounced, tenant)  # issuance keeps working after the traffic
         assert (await ask(bounced, fresh, GROUPS))["data"]["groups"]["totalCount"] == 3
+
+
+async def test_behind_pgbouncer_without_redis_nothing_listens_and_no_cached_token_is_trusted() -> None:
+    """A ``LISTEN`` through PgBouncer stays on a shared server connection (whose later clients then hang), so
+    the token views and the event bus do not listen there, and cached tokens are not trusted."""
+    settings = Settings(database_url=POSTGRES_URL, statement_cache_size=0)
+    engine = create_engine(settings)
+    try:
+        views, events = build_channel(settings, engine), bus.build_listener(settings, engine)
+        assert not isinstance(views, PostgresListener)
+        assert not isinstance(events, PostgresListener)
+        assert not views.trusts(time.monotonic())
+        direct = Settings(database_url=POSTGRES_URL)
+        assert isinstance(build_channel(direct, engine), PostgresListener)  # reached directly, it listens
+    finally:
+        await engine.dispose()

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ..config import Settings
-from ..oauth.listeners import Channel, LocalChannel, PostgresListener, RedisListener
+from ..oauth.listeners import Channel, LocalChannel, PostgresListener, RedisListener, listens_on_postgres
 from .messages import Event
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class RedisEventListener(_Hearing, RedisListener):
 def build_listener(settings: Settings, engine: AsyncEngine) -> Channel:
     if settings.redis_url is not None:
         return RedisEventListener(settings.redis_url)
-    if engine.dialect.name == "postgresql":
+    if listens_on_postgres(settings, engine):
         return PostgresEventListener(engine)
     return LocalChannel()
 

@@ -9,6 +9,8 @@ database as it would without a cache (fail safe). The three kinds:
 - ``PostgresListener``: ``LISTEN`` on a dedicated asyncpg connection (not one of the pool's); each
   notification drops its tags in this process's caches.
 - ``RedisListener`` (``REDIS_URL`` set): the same over Redis pub/sub.
+- ``DeafChannel`` (PostgreSQL behind PgBouncer in transaction mode, no ``REDIS_URL``): ``LISTEN`` would be
+  session state on a shared server connection, so nothing is heard and nothing cached is trusted.
 
 A listener is healthy while its connection answered a heartbeat in the last ``HEALTHY_WINDOW_SECONDS``. When
 it is not (never started, connection lost, heartbeat unanswered), nothing cached is trusted: every request
@@ -207,9 +209,31 @@ class RedisListener(Listener):
             self._deliver(data.decode() if isinstance(data, bytes) else str(data))
 
 
+class DeafChannel:
+    """Nothing can be heard (PostgreSQL behind PgBouncer without ``REDIS_URL``): nothing cached is trusted,
+    every request checks the database."""
+
+    def trusts(self, loaded_at: float) -> bool:
+        return False
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+def listens_on_postgres(settings: Settings, engine: AsyncEngine) -> bool:
+    """Whether changes may be heard through ``LISTEN``: on PostgreSQL reached directly, not behind PgBouncer in
+    transaction mode (``STATEMENT_CACHE_SIZE=0``, README). There a ``LISTEN`` stays registered on whichever
+    pooled server connection ran it, after the listener has moved on: notifications then reach another client,
+    or none, and PgBouncer stalls that server connection, leaving the requests queued on it waiting forever."""
+    return engine.dialect.name == "postgresql" and settings.statement_cache_size != 0
+
+
 def build_channel(settings: Settings, engine: AsyncEngine) -> Channel:
     if settings.redis_url is not None:
         return RedisListener(settings.redis_url)
-    if engine.dialect.name == "postgresql":
+    if listens_on_postgres(settings, engine):
         return PostgresListener(engine)
-    return LocalChannel()
+    return DeafChannel() if engine.dialect.name == "postgresql" else LocalChannel()
