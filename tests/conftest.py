@@ -508,3 +508,22 @@ async def two_clients(migrated_database: MigratedDatabase, session_maker: Any, c
     yield tokens, clients[0], clients[1]
     for client in clients:
         await client.aclose()
+
+
+class Capture:
+    """Statements (with their parameters) sent on the test's connection."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any]] = []
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            self.sent.append((statement, parameters))
+
+
+@pytest.fixture
+def capture(connection: AsyncConnection) -> Iterator[Capture]:
+    listener = Capture()
+    sa.event.listen(connection.sync_connection, "before_cursor_execute", listener)
+    yield listener
+    sa.event.remove(connection.sync_connection, "before_cursor_execute", listener)

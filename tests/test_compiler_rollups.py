@@ -303,7 +303,8 @@ async def test_attendance_rate_reads_only_the_asked_groups_sessions_and_marks(
     one, as the service's role (row-level security on): never the organisation's whole history."""
     from programme_api.schema.relay import to_global_id
 
-    from .test_query_plans import START, Capture, build_history, explain_sqlite, sqlite_problems
+    from .conftest import Capture
+    from .test_query_plans import START, build_history, explain_sqlite, sqlite_problems
 
     if backend == "sqlite" and plan_cache_mode == "force_custom_plan":
         pytest.skip("SQLite has no plan cache")

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -36,6 +34,7 @@ from programme_api.domain.models import (
 )
 
 from .api import GraphQLClient
+from .conftest import Capture
 from .factories import (
     evaluator_for,
     make_group,
@@ -59,25 +58,6 @@ QUERY = """query P($after: String) { evaluation { responses(first: PAGE, after: 
 START = datetime(2026, 3, 2, 12, tzinfo=UTC)
 ANALYSED = ("survey_responses", "survey_instruments", "consents", "participants", "groups", "regions",
             "group_sessions", "attendance")  # fmt: skip
-
-
-class Capture:
-    """SELECT statements (with their parameters) sent on the test's connection."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Any]] = []
-
-    def __call__(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
-            self.sent.append((statement, parameters))
-
-
-@pytest.fixture
-def capture(connection: AsyncConnection) -> Iterator[Capture]:
-    listener = Capture()
-    sa.event.listen(connection.sync_connection, "before_cursor_execute", listener)
-    yield listener
-    sa.event.remove(connection.sync_connection, "before_cursor_execute", listener)
 
 
 async def build_project(db: AsyncSession) -> Any:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +27,7 @@ from programme_api.domain import programme
 from programme_api.domain.models import Attendance, AttendanceStatus, GroupSession, Role, SessionStatus
 
 from .api import GraphQLClient
+from .conftest import Capture
 from .factories import (
     enrol,
     make_group,
@@ -58,25 +58,6 @@ SESSION_PAGE = """query Sessions($from: DateTime, $to: DateTime) {
 PEOPLE = """{ participants(first: 50) { edges { node { reference consecutiveAbsences
   enrolments { status attendance { status session { startsAt } } } } } } }"""
 SHAPES = {"dashboard": (DASHBOARD, PERIOD), "session page": (SESSION_PAGE, PERIOD), "people": (PEOPLE, None)}
-
-
-class Capture:
-    """Statements (with their parameters) sent on the test's connection."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Any]] = []
-
-    def __call__(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
-            self.sent.append((statement, parameters))
-
-
-@pytest.fixture
-def capture(connection: AsyncConnection) -> Iterator[Capture]:
-    listener = Capture()
-    sa.event.listen(connection.sync_connection, "before_cursor_execute", listener)
-    yield listener
-    sa.event.remove(connection.sync_connection, "before_cursor_execute", listener)
 
 
 async def build_world(db: AsyncSession) -> Any:
