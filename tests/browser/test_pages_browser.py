@@ -57,7 +57,9 @@ def test_sign_in_and_sign_out_pages_at_360_px(phone: tuple[Page, list[str]], liv
 
     page.fill("#password", DEMO_PASSWORD)
     page.click("button[type=submit]")
-    expect(page.locator("#explorer-sign-out")).to_be_visible()
+    # Signed in once the explorer is ready (before that the page is still on its way through /oauth/authorize,
+    # whose redirect would overtake a sign-out posted meanwhile).
+    expect(page.locator("#explorer.explorer-ready")).to_be_attached()
     page.click("#explorer-sign-out")
     expect(page.get_by_role("heading")).to_contain_text("You have signed out")
     fits_the_screen(page)
