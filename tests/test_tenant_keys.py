@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
@@ -38,6 +39,7 @@ NOT_DISTRIBUTED = {
     "audit_events": "events without a tenant (a failed sign-in for an unknown email) have no organisation; the "
     "log stays on the coordinator (a local table) and no key refers to it",
 }
+
 
 @dataclass(frozen=True)
 class Key:
@@ -277,3 +279,45 @@ async def test_the_migration_keeps_every_row_both_ways(empty_engine: AsyncEngine
         await connection.commit()
         assert await connection.scalar(sa.select(PARTICIPANTS.c.region_id)) == region
         assert await connection.scalar(sa.select(sa.func.count()).select_from(SIGN_IN_SESSIONS)) == 1
+
+
+USER_EMAILS = sa.table(
+    "user_emails", sa.column("email", sa.String), *(sa.column(name, sa.Uuid) for name in ("user_id", "organisation_id"))
+)
+
+
+async def test_the_lookup_of_emails_is_filled_from_users_and_holds_them_unique(empty_engine: AsyncEngine) -> None:
+    """Migration 0018: every person's email gets its row in ``user_emails`` on the way up; ``users`` then
+    accepts an email in two organisations (only the lookup table refuses it), and on the way down the global
+    constraint is back."""
+    before = ScriptDirectory.from_config(migrations.alembic_config()).get_revision("0018").down_revision
+    organisations, people = [uuid.uuid4(), uuid.uuid4()], [uuid.uuid4(), uuid.uuid4()]
+    now = datetime.now(UTC)
+
+    def person(user: uuid.UUID, organisation: uuid.UUID, email: str) -> sa.Insert:
+        return USERS.insert().values(id=user, organisation_id=organisation, email=email, display_name="P",
+                                     password_hash="-", role="coordinator", is_active=True, created_at=now)  # fmt: skip
+
+    async with empty_engine.connect() as connection:
+        await connection.run_sync(lambda sync: migrations.upgrade(sync, str(before)))
+        for number, (organisation, user) in enumerate(zip(organisations, people, strict=True)):
+            await connection.execute(ORGANISATIONS.insert().values(
+                id=organisation, slug=f"lookup-{number}", name="Lookup", timezone="UTC", suppression_threshold=10,
+                version=1, created_at=now))  # fmt: skip
+            await connection.execute(person(user, organisation, f"person{number}@example.org"))
+        await connection.commit()
+
+        await connection.run_sync(lambda sync: migrations.upgrade(sync, "0018"))
+        await connection.commit()
+        rows = set((await connection.execute(sa.select(USER_EMAILS))).all())
+        assert rows == {(f"person{n}@example.org", people[n], organisations[n]) for n in (0, 1)}
+        # ``users`` takes it: only the lookup table (and the service, which writes both) refuses it.
+        accepted = await connection.begin_nested()
+        await connection.execute(person(uuid.uuid4(), organisations[1], "person0@example.org"))
+        await accepted.rollback()
+
+        await connection.run_sync(lambda sync: migrations.downgrade(str(before), sync))
+        await connection.commit()
+        with pytest.raises(IntegrityError):
+            async with connection.begin_nested():
+                await connection.execute(person(uuid.uuid4(), organisations[1], "person0@example.org"))

@@ -82,6 +82,7 @@ def _move_email(_mapper: Mapper[User], connection: Connection, user: User) -> No
 
 @event.listens_for(User, "after_delete")
 def _free_email(_mapper: Mapper[User], connection: Connection, user: User) -> None:
+    """A deleted person's email may be taken again (an organisation's deletion cascades to both tables)."""
     connection.execute(sa.delete(UserEmail).where(_lookup_of(user)))
 
 
