@@ -2,8 +2,8 @@
 
 ``users.email`` is unique per organisation only; the lookup table holds each email once across the service and
 tells sign-in whose person it is. Whatever writes a person through the ORM (the admin API, the CLI, the test
-factories) writes its lookup row in the same flush: these tests change people directly and read back what
-sign-in reads (``tenant_of`` on the email, ``check_password``).
+factories) writes its lookup row in the same flush: these tests change people through the service's functions
+or directly and read back what sign-in reads (``tenant_of`` on the email, ``check_password``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from programme_api.domain.errors import DomainError
 from programme_api.domain.models import Role, User, UserEmail
 from programme_api.domain.tenancy import tenant_of
+from programme_api.oauth import admin
 from programme_api.oauth.users import check_password
 
 from .factories import make_organisation, unique
@@ -44,9 +46,10 @@ async def test_changing_an_email_moves_the_lookup_row(db: AsyncSession) -> None:
     person = await make_person(db, ours, Role.ORG_ADMIN)
     user = await db.get(User, person.id)
     assert user is not None
-    moved = f"{unique('moved')}@example.org"
-    user.email = moved
-    await db.flush()
+    moved, taken = f"{unique('moved')}@example.org", (await make_person(db, theirs, Role.ORG_ADMIN)).email
+    with pytest.raises(DomainError, match="already exists"):
+        await admin.set_user_email(db, admin.operator(ours.id), user, taken)
+    await admin.set_user_email(db, admin.operator(ours.id), user, moved.upper())
 
     assert await lookup_rows(db, person.email, moved) == {(moved, person.id, ours.id)}
     assert await check_password(moved, PASSWORD, db) is user
