@@ -228,6 +228,23 @@ async def test_another_organisations_client_is_not_found(live: httpx.AsyncClient
     assert (await client_credentials(live, world.clients["machine_b"])).status_code == 200
 
 
+async def test_an_email_taken_in_another_organisation_is_refused(
+    live: httpx.AsyncClient, world: World, db: AsyncSession
+) -> None:
+    """Emails stay unique across the service although ``users`` holds them unique per organisation only: the
+    other organisation's person's email is refused with the error an email of one's own gets, in any case."""
+    token = await admin_token(live, world)
+    create = f"mutation($e: String!) {{ createUser(input: {{email: $e, role: ORG_ADMIN}}) {{ {USER_FIELDS} }} }}"
+    for taken in (world.people["admin_b"].email, world.people["coordinator"].email):
+        refused = (await gql(live, token, create, {"e": taken.upper()}))["data"]["createUser"]
+        message = f"a user with email {taken!r} already exists"
+        assert refused["userErrors"] == [{"field": "input.email", "code": "DUPLICATE", "message": message}]
+        assert refused["user"] is None
+        assert await db.scalar(sa.select(sa.func.count()).where(User.email == taken)) == 1
+    fresh = (await gql(live, token, create, {"e": "fresh.admin@example.org"}))["data"]["createUser"]
+    assert fresh["userErrors"] == []
+
+
 async def test_people_created_reset_and_disabled_through_graphql(
     live: httpx.AsyncClient, world: World, db: AsyncSession
 ) -> None:

@@ -274,3 +274,26 @@ def test_users_disable_set_regions_and_set_role(cli_settings: Settings) -> None:
     (region,) = query(cli_settings, sa.select(Region.slug).join(UserRegion, UserRegion.region_id == Region.id))
     assert region.slug == "south"
     assert invoke("users", "set-role", email, "--role", "root")[0] == 1
+
+
+def test_users_set_email_moves_the_sign_in_email_and_refuses_one_taken_elsewhere(cli_settings: Settings) -> None:
+    """A person of another organisation ("beta") holds an email no one else may take; a changed email is
+    found by the next verb, and the old one is free again, for the other organisation too."""
+    assert invoke("organisations", "create", "--slug", "beta", "--name", "Beta")[0] == 0
+    for organisation, email in (("acme", "ann@acme.example"), ("beta", "bob@beta.example")):
+        arguments = ["users", "create", "--organisation", organisation, "--email", email, "--role", "org_admin"]
+        assert invoke(*arguments, "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+
+    code, _out, err = invoke("users", "set-email", "ann@acme.example", "--to", "Bob@Beta.example")
+    assert (code, err.strip()) == (1, "error: a user with email 'bob@beta.example' already exists")
+    code, out, err = invoke("users", "set-email", "ann@acme.example", "--to", "Ann.Moved@Acme.example")
+    assert code == 0, err
+    assert out.strip() == "ann@acme.example: email set to ann.moved@acme.example"
+    assert invoke("users", "disable", "ann.moved@acme.example")[0] == 0
+    assert invoke("users", "disable", "ann@acme.example")[0] == 1
+    arguments = ["users", "create", "--organisation", "beta", "--email", "ann@acme.example", "--role", "coordinator"]
+    assert invoke(*arguments, "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+    rows = query(cli_settings, sa.select(User.email, User.is_active).order_by(User.email))
+    assert [tuple(row) for row in rows] == [
+        ("ann.moved@acme.example", False), ("ann@acme.example", True), ("bob@beta.example", True)
+    ]  # fmt: skip

@@ -93,6 +93,23 @@ async def test_wrong_password_and_unknown_email_look_the_same_and_are_audited(
     assert unknown.details["email_sha256"]
 
 
+async def test_people_of_two_organisations_sign_in_each_to_their_own(
+    web: httpx.AsyncClient, world: World, db: AsyncSession
+) -> None:
+    """An email leads to its own organisation's person (``user_emails``), whichever organisation that is: each
+    sign-in, and each failure, is recorded for the person's own organisation and not for the other."""
+    for name, organisation in (("admin", world.org_a), ("admin_b", world.org_b)):
+        web.cookies.clear()
+        person = world.people[name]
+        assert (await sign_in(web, person.email)).status_code == 303
+        assert (await sign_in(web, person.email, "not the password")).status_code == 400
+        signing_in = [action for action in await audit_actions(db, organisation.id) if action.startswith("auth.sign")]
+        assert signing_in == ["auth.sign_in", "auth.sign_in_failed"]
+        (failure,) = [event for event in await failed_sign_ins(db) if event.target_id == str(person.id)]
+        assert failure.organisation_id == organisation.id
+    assert {event.organisation_id for event in await failed_sign_ins(db)} == {world.org_a.id, world.org_b.id}
+
+
 async def test_a_deactivated_person_cannot_sign_in(web: httpx.AsyncClient, world: World, db: AsyncSession) -> None:
     await db.execute(sa.update(User).where(User.id == world.people["admin"].id).values(is_active=False))
     await db.commit()

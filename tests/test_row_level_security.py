@@ -40,6 +40,7 @@ from programme_api.domain.models import (
     SignInSessionRecord,
     TrustedDocument,
     User,
+    UserEmail,
     WebhookDelivery,
     WebhookSubscription,
     utcnow,
@@ -377,3 +378,38 @@ async def test_an_owner_withdraws_another_organisation_but_cannot_take_part_for_
         "INSERT INTO evaluation_project_organisations (id, organisation_id, evaluation_project_id) "
         f"VALUES (gen_random_uuid(), '{partner_id}', '{project_id}')"
     ))  # fmt: skip
+
+
+async def test_the_app_role_cannot_list_another_organisations_sign_in_emails(
+    db: AsyncSession, world: list[Organisation]
+) -> None:
+    """``user_emails`` holds every organisation's emails in one table that is not distributed; the app role
+    lists only its bound organisation's rows, and learns of another organisation's email only what
+    ``programme_tenant_of`` answers for that one exact email: the organisation. It cannot claim, move or free
+    another organisation's email either."""
+    ours, theirs = world
+    await db.execute(sa.text("RESET ROLE"))
+    emails = {o.id: set(await db.scalars(sa.select(UserEmail.email).where(UserEmail.organisation_id == o.id)))
+              for o in world}  # fmt: skip
+    assert all(emails.values())
+    theirs_one = min(emails[theirs.id])
+    await db.execute(sa.text(f"SET LOCAL ROLE {APP_ROLE}"))
+
+    assert await count(db, "user_emails") == 0  # unbound: nothing
+    await bind_tenant(db, ours.id, regions=None)
+    assert set(await db.scalars(sa.text("SELECT email FROM user_emails"))) == emails[ours.id]
+    assert await count(db, "user_emails", f"email = '{theirs_one}'") == 0
+    assert await tenant_of(db, "email", theirs_one) == theirs.id
+
+    for statement in (
+        f"UPDATE user_emails SET email = 'moved@example.org' WHERE email = '{theirs_one}'",
+        f"DELETE FROM user_emails WHERE email = '{theirs_one}'",
+    ):
+        assert (await db.execute(sa.text(statement))).rowcount == 0  # type: ignore[attr-defined]
+    with pytest.raises(DBAPIError, match="row-level security"):
+        async with db.begin_nested():
+            await db.execute(sa.text(
+                "INSERT INTO user_emails (email, user_id, organisation_id) "
+                f"VALUES ('smuggled@example.org', gen_random_uuid(), '{theirs.id}')"
+            ))  # fmt: skip
+    assert await tenant_of(db, "email", theirs_one) == theirs.id

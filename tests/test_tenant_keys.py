@@ -5,7 +5,7 @@ a primary key, unique constraint or unique index without it, and a foreign key b
 that does not hold it on both sides. The migrated schema is read back from the catalog (``pg_constraint`` and
 ``pg_index`` on PostgreSQL, the ``PRAGMA`` lists on SQLite), not from the models, so a migration that forgets
 the rule fails here whatever the models say. A tenant table is any table with an ``organisation_id`` column;
-the deliberate exceptions are listed below with their reasons.
+the tables that are not distributed are listed below with their reasons.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
@@ -33,15 +34,10 @@ NOT_DISTRIBUTED = {
     "survey_instruments": "shipped instruments have no organisation and every tenant reads them (a reference table)",
     "evaluation_projects": "a project spans the organisations taking part, whose rows name it by id alone "
     "(a reference table)",
+    "user_emails": "a person signs in by email before their organisation is known, so the email names its "
+    "organisation here, once across the service (a reference table; users.email is unique per organisation)",
     "audit_events": "events without a tenant (a failed sign-in for an unknown email) have no organisation; the "
     "log stays on the coordinator (a local table) and no key refers to it",
-}
-
-# Unique keys of tenant tables that are deliberately global: (table, columns) -> reason.
-GLOBAL_KEYS = {
-    ("users", ("email",)): "a person signs in by email before their organisation is known, so one email names "
-    "one person across organisations; a distributed users table would need this uniqueness moved to a "
-    "lookup table of emails",
 }
 
 
@@ -148,7 +144,7 @@ def breaches(tenant: set[str], keys: list[Key]) -> list[Key]:
     distributed = tenant - NOT_DISTRIBUTED.keys()
     found = []
     for key in keys:
-        if key.table not in distributed or (key.table, key.columns) in GLOBAL_KEYS:
+        if key.table not in distributed:
             continue
         if key.kind == "foreign" and key.parent in NOT_DISTRIBUTED:
             continue
@@ -164,10 +160,9 @@ async def test_every_key_of_a_tenant_table_holds_its_organisation(connection: As
     tenant, keys = await catalog(connection)
     assert {"groups", "participants", "attendance", "users", "oauth_tokens", "sign_in_sessions"} <= tenant
     assert breaches(tenant, keys) == []
-    # The exceptions are real: each names a table or a key the catalog has.
+    # The exceptions are real: each names a table the catalog has.
     assert NOT_DISTRIBUTED.keys() <= {key.table for key in keys}
-    global_keys = {(key.table, key.columns) for key in keys if key.kind in ("unique", "primary")}
-    assert GLOBAL_KEYS.keys() <= global_keys
+    assert ("users", ("email", ORGANISATION)) in {(key.table, key.columns) for key in keys if key.kind == "unique"}
 
 
 async def test_the_check_finds_a_key_without_the_organisation(connection: AsyncConnection) -> None:
@@ -284,3 +279,45 @@ async def test_the_migration_keeps_every_row_both_ways(empty_engine: AsyncEngine
         await connection.commit()
         assert await connection.scalar(sa.select(PARTICIPANTS.c.region_id)) == region
         assert await connection.scalar(sa.select(sa.func.count()).select_from(SIGN_IN_SESSIONS)) == 1
+
+
+USER_EMAILS = sa.table(
+    "user_emails", sa.column("email", sa.String), *(sa.column(name, sa.Uuid) for name in ("user_id", "organisation_id"))
+)
+
+
+async def test_the_lookup_of_emails_is_filled_from_users_and_holds_them_unique(empty_engine: AsyncEngine) -> None:
+    """Migration 0018: every person's email gets its row in ``user_emails`` on the way up; ``users`` then
+    accepts an email in two organisations (only the lookup table refuses it), and on the way down the global
+    constraint is back."""
+    before = ScriptDirectory.from_config(migrations.alembic_config()).get_revision("0018").down_revision
+    organisations, people = [uuid.uuid4(), uuid.uuid4()], [uuid.uuid4(), uuid.uuid4()]
+    now = datetime.now(UTC)
+
+    def person(user: uuid.UUID, organisation: uuid.UUID, email: str) -> sa.Insert:
+        return USERS.insert().values(id=user, organisation_id=organisation, email=email, display_name="P",
+                                     password_hash="-", role="coordinator", is_active=True, created_at=now)  # fmt: skip
+
+    async with empty_engine.connect() as connection:
+        await connection.run_sync(lambda sync: migrations.upgrade(sync, str(before)))
+        for number, (organisation, user) in enumerate(zip(organisations, people, strict=True)):
+            await connection.execute(ORGANISATIONS.insert().values(
+                id=organisation, slug=f"lookup-{number}", name="Lookup", timezone="UTC", suppression_threshold=10,
+                version=1, created_at=now))  # fmt: skip
+            await connection.execute(person(user, organisation, f"person{number}@example.org"))
+        await connection.commit()
+
+        await connection.run_sync(lambda sync: migrations.upgrade(sync, "0018"))
+        await connection.commit()
+        rows = set((await connection.execute(sa.select(USER_EMAILS))).all())
+        assert rows == {(f"person{n}@example.org", people[n], organisations[n]) for n in (0, 1)}
+        # ``users`` takes it: only the lookup table (and the service, which writes both) refuses it.
+        accepted = await connection.begin_nested()
+        await connection.execute(person(uuid.uuid4(), organisations[1], "person0@example.org"))
+        await accepted.rollback()
+
+        await connection.run_sync(lambda sync: migrations.downgrade(str(before), sync))
+        await connection.commit()
+        with pytest.raises(IntegrityError):
+            async with connection.begin_nested():
+                await connection.execute(person(uuid.uuid4(), organisations[1], "person0@example.org"))

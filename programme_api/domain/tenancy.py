@@ -48,13 +48,14 @@ ALL_REGIONS = "*"
 KeyKind = Literal[
     "organisation_slug", "organisation", "client", "user", "email", "access_token", "refresh_token", "code"
 ]
-# What ``programme_tenant_of`` looks a key up in (migrations 0006 and 0015 hold the PostgreSQL copy): on SQLite.
+# What ``programme_tenant_of`` looks a key up in (migrations 0006, 0015 and 0018 hold the PostgreSQL copy): on
+# SQLite. An email is looked up in ``user_emails``, the one table that knows it across organisations.
 _KEY_COLUMNS: dict[str, tuple[str, str, str]] = {
     "organisation_slug": ("organisations", "slug", "id"),
     "organisation": ("organisations", "id", "id"),
     "client": ("oauth_clients", "client_id", "organisation_id"),
     "user": ("users", "id", "organisation_id"),
-    "email": ("users", "email", "organisation_id"),
+    "email": ("user_emails", "email", "organisation_id"),
     "access_token": ("oauth_tokens", "jti", "organisation_id"),
     "refresh_token": ("oauth_tokens", "refresh_token_hash", "organisation_id"),
     "code": ("oauth_authorization_codes", "code_hash", "organisation_id"),
@@ -178,6 +179,17 @@ async def bind_tenant_of(session: AsyncSession, kind: KeyKind, key: str) -> None
     """Bind this transaction to the organisation ``key`` belongs to (nothing, if it belongs to none)."""
     if _is_postgresql(session) and "\x00" not in key:  # a key with NUL belongs to no one (and cannot be sent)
         await session.execute(_BIND_BY_KEY, {"kind": kind, "key": key})
+
+
+async def bind_organisation_of(session: AsyncSession, kind: KeyKind, key: str) -> uuid.UUID | None:
+    """``bind_tenant_of`` that also returns the organisation it bound (``None``: none), on SQLite too, for a
+    caller that then names the organisation in its own query, as a database sharded by it needs."""
+    if not _is_postgresql(session):
+        return await tenant_of(session, kind, key)
+    if "\x00" in key:
+        return None
+    bound = await session.scalar(_BIND_BY_KEY, {"kind": kind, "key": key})
+    return uuid.UUID(bound) if bound else None
 
 
 def bind_tenant_of_sync(session: Session, kind: KeyKind, key: str) -> None:

@@ -340,14 +340,11 @@ def check_password_length(password: str) -> None:
 async def create_user(session: AsyncSession, principal: Principal, data: NewUser) -> User:
     """Register a person. Coordinators reach only the regions given here; admins reach the whole organisation."""
     _require_whole_organisation(principal)
-    address = normalise_email(data.email)
-    if not EMAIL.match(address) or len(address) > 320:
-        raise DomainError(ErrorCode.INVALID, f"not an email address: {data.email!r}", "email")
+    address = _email_address(data.email)
     role = parse_role(data.role)
     _check_role(principal, role)
     check_password_length(data.password)
-    if await tenant_of(session, "email", address) is not None:  # taken in any organisation, not only this one
-        raise DomainError(ErrorCode.DUPLICATE, f"a user with email {address!r} already exists", "email")
+    await _require_free_email(session, address)
     project_id = None
     if data.evaluation_project_id is not None:
         project_id = await _evaluation_project(session, principal, data.evaluation_project_id)
@@ -369,6 +366,35 @@ async def create_user(session: AsyncSession, principal: Principal, data: NewUser
     regions = await _bind_regions(session, principal, user, data.region_ids)
     await _changed(session, principal, user, {"role": role.value, "regions": [r.slug for r in regions]},
                    audit.USER_CREATED)  # fmt: skip
+    return user
+
+
+def _email_address(email: str) -> str:
+    address = normalise_email(email)
+    if not EMAIL.match(address) or len(address) > 320:
+        raise DomainError(ErrorCode.INVALID, f"not an email address: {email!r}", "email")
+    return address
+
+
+async def _require_free_email(session: AsyncSession, address: str) -> None:
+    """DUPLICATE when a person of any organisation, not only this one, signs in with ``address``: the lookup
+    table of emails answers for all of them."""
+    if await tenant_of(session, "email", address) is not None:
+        raise DomainError(ErrorCode.DUPLICATE, f"a user with email {address!r} already exists", "email")
+
+
+async def set_user_email(
+    session: AsyncSession, principal: Principal, user: User, email: str, version: int | None = None
+) -> User:
+    """Change the email a person signs in with, under the rules of a new person's; their lookup row moves with
+    it in this transaction (``UserEmail``) and the old email is free for anyone."""
+    access.require_scope(principal, SCOPE)
+    address = _email_address(email)
+    if address != user.email:
+        await _require_free_email(session, address)
+    await _bump(session, user, version)
+    user.email = address
+    await _changed(session, principal, user, {"email_changed": True})
     return user
 
 
@@ -626,6 +652,11 @@ async def operator_set_user_regions(session: AsyncSession, email: str, region_sl
 async def operator_set_user_role(session: AsyncSession, email: str, role: str) -> None:
     principal, row = await operator_user(session, email)
     await set_user_role(session, principal, row, role)
+
+
+async def operator_set_user_email(session: AsyncSession, email: str, new_email: str) -> None:
+    principal, row = await operator_user(session, email)
+    await set_user_email(session, principal, row, new_email)
 
 
 async def operator_reset_password(session: AsyncSession, email: str, password: str | None) -> str:

@@ -23,7 +23,7 @@ from ..domain.tenancy import KeyKind
 from . import admin
 from .clients import GRANT_CHOICES, create_client
 from .keys import KeyFileError, rotate
-from .users import create_user
+from .users import create_user, normalise_email
 
 T = TypeVar("T")
 
@@ -238,6 +238,21 @@ def users_set_role(
         email,
         lambda session: admin.operator_set_user_role(session, email, role),
         f"{email}: role set to {role}",
+    )
+
+
+@users_app.command("set-email")
+@_one_line_errors
+def users_set_email(
+    email: str = typer.Argument(..., help="Sign-in email."),
+    new_email: str = typer.Option(..., "--to", help="The new sign-in email (free in every organisation)."),
+) -> None:
+    """Change the email a person signs in with."""
+    _change(
+        "email",
+        email,
+        lambda session: admin.operator_set_user_email(session, email, new_email),
+        f"{email}: email set to {normalise_email(new_email)}",
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import anyio.to_thread
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..domain.directory import organisation_by_slug
 from ..domain.models import Role, User
 from ..domain.passwords import verify_password
-from ..domain.tenancy import bind_tenant_of
+from ..domain.tenancy import bind_organisation_of
 from ..domain.values import text_problem
 from .lookups import evaluation_project_id, regions_by_slug
 
@@ -58,26 +59,32 @@ def user_record(row: User) -> UserRecord:
 async def check_password(email: str, password: str, session: AsyncSession) -> User | None:
     """The active user with this email and password, else ``None`` (same cost whether or not the email exists).
 
-    Binds the session to the email's organisation (nothing, for an unknown email) before reading the person.
+    Learns the email's organisation from the lookup table of emails and binds the session to it (nothing, for
+    an unknown email) before reading the person, by email within that organisation.
     """
-    address = _searchable(email)
-    row = None
-    if address is not None:
-        await bind_tenant_of(session, "email", address)
-        row = await session.scalar(sa.select(User).where(User.email == address))
-    stored_hash = row.password_hash if row is not None and row.is_active else None
+    found = await _person(session, email, User)
+    user: User | None = None if found is None else found[0]
+    stored_hash = user.password_hash if user is not None and user.is_active else None
     matches = await anyio.to_thread.run_sync(verify_password, stored_hash, password[:MAX_PASSWORD_LENGTH])
-    return row if matches else None
+    return user if matches else None
 
 
 async def find_user_id_by_email(session: AsyncSession, email: str) -> tuple[uuid.UUID, uuid.UUID] | None:
     """``(user id, organisation id)`` for an email, used to attribute failed sign-ins (binds as above)."""
+    row = await _person(session, email, User.id, User.organisation_id)
+    return None if row is None else (row[0], row[1])
+
+
+async def _person(session: AsyncSession, email: str, *columns: Any) -> Any:
+    """The first row of ``columns`` for the person with ``email``, read under their organisation's binding."""
     address = _searchable(email)
     if address is None:
         return None
-    await bind_tenant_of(session, "email", address)
-    row = (await session.execute(sa.select(User.id, User.organisation_id).where(User.email == address))).first()
-    return None if row is None else (row[0], row[1])
+    organisation_id = await bind_organisation_of(session, "email", address)
+    if organisation_id is None:
+        return None
+    statement = sa.select(*columns).where(User.email == address, User.organisation_id == organisation_id)
+    return (await session.execute(statement)).first()
 
 
 def _searchable(email: str) -> str | None:

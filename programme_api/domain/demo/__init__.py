@@ -46,6 +46,7 @@ from ..models import (
     SessionFacilitator,
     SurveyResponse,
     User,
+    UserEmail,
     UserRegion,
 )
 from ..passwords import hash_password
@@ -72,6 +73,7 @@ INSERT_ORDER: tuple[type[Base], ...] = (
     EvaluationProject,
     Region,
     User,
+    UserEmail,
     UserRegion,
     EvaluationProjectOrganisation,
     EvaluationProjectInvitation,

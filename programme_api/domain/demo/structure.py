@@ -26,6 +26,7 @@ from ..models import (
     ScheduleFrequency,
     Topic,
     User,
+    UserEmail,
     UserRegion,
 )
 from ..recurrence import Schedule
@@ -128,14 +129,20 @@ def user_row(plan: OrganisationPlan, email: str, name: str, role: Role, password
     }
 
 
+def add_user(rows: Rows, row: Row) -> Row:
+    """A user row and its row in the lookup table of emails, which the ORM would write but a bulk insert does not."""
+    rows.add(UserEmail, {"email": row["email"], "user_id": row["id"], "organisation_id": row["organisation_id"]})
+    return rows.add(User, row)
+
+
 def add_users(rows: Rows, plan: OrganisationPlan, password_hash: str, project_id: uuid.UUID) -> uuid.UUID:
     """An admin, coordinators (one covering two regions, one covering the third), an evaluator, and a
     facilitator user, whose ID is returned so the first facilitator can be linked to it."""
     spec = plan.spec
-    rows.add(User, user_row(plan, "admin", spec.admin_name, Role.ORG_ADMIN, password_hash))
+    add_user(rows, user_row(plan, "admin", spec.admin_name, Role.ORG_ADMIN, password_hash))
     for coordinator in spec.coordinators:
         email = f"coordinator.{coordinator.label}"
-        user = rows.add(User, user_row(plan, email, coordinator.display_name, Role.COORDINATOR, password_hash))
+        user = add_user(rows, user_row(plan, email, coordinator.display_name, Role.COORDINATOR, password_hash))
         for region_index in coordinator.region_indexes:
             region_id = plan.region_ids[region_index]
             plan.coordinator_by_region[region_id] = user["id"]
@@ -144,9 +151,9 @@ def add_users(rows: Rows, plan: OrganisationPlan, password_hash: str, project_id
             )
     evaluator = user_row(plan, "evaluator", spec.evaluator_name, Role.EVALUATOR, password_hash)
     evaluator["evaluation_project_id"] = project_id
-    rows.add(User, evaluator)
+    add_user(rows, evaluator)
     facilitator_name = facilitator_names(spec)[0]
-    facilitator = rows.add(User, user_row(plan, "facilitator", facilitator_name, Role.FACILITATOR, password_hash))
+    facilitator = add_user(rows, user_row(plan, "facilitator", facilitator_name, Role.FACILITATOR, password_hash))
     facilitator_id: uuid.UUID = facilitator["id"]
     return facilitator_id
 

@@ -9,6 +9,7 @@ from .auth import (
     OAuthToken,
     SignInSessionRecord,
     User,
+    UserEmail,
     UserRegion,
 )
 from .base import Base, utcnow
@@ -95,6 +96,7 @@ __all__ = [
     "Topic",
     "TrustedDocument",
     "User",
+    "UserEmail",
     "UserRegion",
     "WebhookDelivery",
     "WebhookStatus",

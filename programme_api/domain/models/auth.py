@@ -10,7 +10,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
 from .base import Base, CreatedAt, TenantKey, Versioned, enum_column, tenant_fk, tenant_reference
 from .enums import Role
@@ -20,9 +22,11 @@ class User(TenantKey, CreatedAt, Versioned, Base):
     """A person who signs in (coordinator, facilitator, admin, evaluator)."""
 
     __tablename__ = "users"
+    # Unique within the organisation here; across organisations through ``UserEmail``, which also tells
+    # sign-in whose person an email is before any organisation is known.
+    __table_args__ = (sa.UniqueConstraint("email", "organisation_id"),)
 
-    # Unique across organisations: a person signs in by email before their organisation is known.
-    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    email: Mapped[str] = mapped_column(sa.String(320))
     display_name: Mapped[str] = mapped_column(sa.String(200))
     password_hash: Mapped[str] = mapped_column(sa.String(200))
     role: Mapped[Role] = enum_column(Role, "user_role")
@@ -30,6 +34,56 @@ class User(TenantKey, CreatedAt, Versioned, Base):
         sa.ForeignKey("evaluation_projects.id", ondelete="SET NULL")
     )
     is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class UserEmail(Base):
+    """Which organisation's person signs in with an email: one row per person, unique by email everywhere.
+
+    Sign-in starts from an email alone, before any organisation is known, so it cannot ask ``users``, a tenant
+    table that a database sharded by organisation spreads by ``organisation_id``; this small table is what
+    it asks instead (a reference table in Citus terms, copied whole to every node, so it is no tenant table
+    even though it names the organisation). Its primary key keeps an email to one person across the service,
+    which ``users`` itself now holds only per organisation. No foreign key points to ``users``: a sharded
+    database refuses one from a reference table to a distributed table. It is kept in step with ``users`` in
+    the same transaction instead, by the listeners below for every change made through the ORM, and by the
+    one bulk writer that bypasses them (``demo load``) itself.
+
+    On PostgreSQL the service role reads and writes only its bound organisation's rows (the fail-closed
+    ``tenant_isolation`` policy); the one way to learn another organisation's person from an email is
+    ``programme_tenant_of('email', ...)``, which answers one exact email with its organisation and nothing
+    else (migration 0018).
+    """
+
+    __tablename__ = "user_emails"
+    __table_args__ = (sa.UniqueConstraint("user_id", "organisation_id"),)
+
+    email: Mapped[str] = mapped_column(sa.String(320), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    organisation_id: Mapped[uuid.UUID] = tenant_fk()
+
+
+def _lookup_of(user: User) -> sa.ColumnElement[bool]:
+    return sa.and_(UserEmail.user_id == user.id, UserEmail.organisation_id == user.organisation_id)
+
+
+@event.listens_for(User, "after_insert")
+def _claim_email(_mapper: Mapper[User], connection: Connection, user: User) -> None:
+    """A new person's email is taken across the service (a clash fails the whole flush)."""
+    values = {"email": user.email, "user_id": user.id, "organisation_id": user.organisation_id}
+    connection.execute(sa.insert(UserEmail).values(values))
+
+
+@event.listens_for(User, "after_update")
+def _move_email(_mapper: Mapper[User], connection: Connection, user: User) -> None:
+    """A changed email moves the person's lookup row (the old email becomes free)."""
+    if sa.inspect(user).attrs.email.history.has_changes():
+        connection.execute(sa.update(UserEmail).where(_lookup_of(user)).values(email=user.email))
+
+
+@event.listens_for(User, "after_delete")
+def _free_email(_mapper: Mapper[User], connection: Connection, user: User) -> None:
+    """A deleted person's email may be taken again (an organisation's deletion cascades to both tables)."""
+    connection.execute(sa.delete(UserEmail).where(_lookup_of(user)))
 
 
 class UserRegion(TenantKey, Base):
