@@ -1,7 +1,7 @@
 """every key of a tenant table holds organisation_id (ready to distribute by organisation, e.g. with Citus)
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0015
 Create Date: 2026-12-01 23:00:00.000000
 
 A database sharded by organisation (Citus) distributes each tenant table by ``organisation_id`` and then

@@ -1,7 +1,7 @@
 """a lookup table of sign-in emails; users.email unique per organisation
 
 Revision ID: 0018
-Revises: 0014
+Revises: 0016
 Create Date: 2026-12-01 23:45:00.000000
 
 Sign-in starts from an email before the person's organisation is known. Until now ``users.email`` was unique
@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018"
-down_revision: str | Sequence[str] | None = "0014"
+down_revision: str | Sequence[str] | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
