@@ -126,7 +126,8 @@ async def test_disabling_a_client_refuses_its_live_token_at_once_and_enabling_re
     enable = mutation.replace("disableOAuthClient", "enableOAuthClient")
     assert (await gql(live, token, enable, {"id": node_id}))["data"]["enableOAuthClient"]["userErrors"] == []
     assert (await probe(live, machine_access)).status_code == 200
-    events = list(await db.scalars(sa.select(AuditEvent).where(AuditEvent.action == "oauth.client_changed")))
+    changed = sa.select(AuditEvent).where(AuditEvent.action == "oauth.client_changed")
+    events = list(await db.scalars(changed.order_by(AuditEvent.occurred_at)))
     assert [e.details for e in events] == [{"enabled": False}, {"enabled": True}]
     assert {e.actor_id for e in events} == {f"user:{world.people['admin'].id}"} or all(e.actor_type.value == "user"
                                                                                       for e in events)  # fmt: skip

@@ -247,7 +247,8 @@ def test_clients_disable_enable_and_set_regions_change_the_client_and_are_audite
     assert row.scope == "attendance:write programme:read"
     assert invoke("clients", "enable", client_id)[0] == 0
     assert query(cli_settings, sa.select(OAuthClient.revoked_at))[0].revoked_at is None
-    events = query(cli_settings, sa.select(AuditEvent.details).where(AuditEvent.action == "oauth.client_changed"))
+    changed = sa.select(AuditEvent.details).where(AuditEvent.action == "oauth.client_changed")
+    events = query(cli_settings, changed.order_by(AuditEvent.occurred_at))
     assert [event.details for event in events] == [
         {"regions": ["south"]},
         {"scope": "attendance:write programme:read"},

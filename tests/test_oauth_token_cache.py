@@ -161,7 +161,8 @@ async def test_disabling_a_client_refuses_its_tokens_at_once_and_enabling_restor
     await admin.operator_set_client_enabled(db, machine.client_id, True)
     await db.commit()
     assert (await probe(live, token)).status_code == 200
-    actions = list(await db.scalars(sa.select(AuditEvent.details).where(AuditEvent.action == admin.CLIENT_CHANGED)))
+    changed = sa.select(AuditEvent.details).where(AuditEvent.action == admin.CLIENT_CHANGED)
+    actions = list(await db.scalars(changed.order_by(AuditEvent.occurred_at)))
     assert actions == [{"enabled": False}, {"enabled": True}]
 
 
