@@ -101,21 +101,30 @@ fragment SessionRow on GroupSession {
 PEER_DASHBOARD = """query RegionDashboard($organisation: UUID!, $region: UUID!, $groups: Int!, $sessions: Int!) {
   allRegions(first: 20, orderBy: [NAME_ASC, ID_ASC], condition: {organisationId: $organisation, id: $region}) {
     pageInfo { hasNextPage endCursor }
-    nodes { name groupsByRegionId(first: $groups, orderBy: [NAME_ASC, ID_ASC],
+    nodes { name groupsByRegionIdAndOrganisationId(first: $groups, orderBy: [NAME_ASC, ID_ASC],
                                   condition: {organisationId: $organisation}) {
       pageInfo { hasNextPage endCursor }
       nodes { name
-        facilitatorAssignmentsByGroupId(orderBy: [ROLE_DESC, CREATED_AT_ASC]) {
-          nodes { role facilitatorByFacilitatorId { displayName } } }
-        groupSessionsByGroupId(last: $sessions, orderBy: [STARTS_AT_ASC, ID_ASC]) {
+        facilitatorAssignmentsByGroupIdAndOrganisationId(orderBy: [ROLE_DESC, CREATED_AT_ASC]) {
+          nodes { role facilitatorByFacilitatorIdAndOrganisationId { displayName } } }
+        groupSessionsByGroupIdAndOrganisationId(last: $sessions, orderBy: [STARTS_AT_ASC, ID_ASC]) {
           pageInfo { hasPreviousPage startCursor }
           nodes { startsAt status dropinCount
-          present: attendancesBySessionId(condition: {status: "present"}) { totalCount }
-          excused: attendancesBySessionId(condition: {status: "excused"}) { totalCount }
-          unexcused: attendancesBySessionId(condition: {status: "unexcused"}) { totalCount } } } } } } }
+          present: attendancesBySessionIdAndOrganisationId(condition: {status: "present"}) { totalCount }
+          excused: attendancesBySessionIdAndOrganisationId(condition: {status: "excused"}) { totalCount }
+          unexcused: attendancesBySessionIdAndOrganisationId(condition: {status: "unexcused"}) { totalCount }
+        } } } } } }
 }"""
 """Every dashboard variant in PostGraphile's generated schema (with ``pageInfo``, which the normaliser drops
 for the variants that do not ask for it), the caller's organisation and region as conditions."""
+
+
+# PostGraphile names a relation after its foreign key's columns, and every reference of a tenant table holds
+# the organisation too (see the tenant keys migration).
+PEER_FACILITATOR = "facilitatorByFacilitatorIdAndOrganisationId"
+PEER_ASSIGNMENTS = "facilitatorAssignmentsByGroupIdAndOrganisationId"
+PEER_SESSION = "groupSessionBySessionIdAndOrganisationId"
+PEER_GROUP = "groupByGroupIdAndOrganisationId"
 
 
 def _session_counts(session: Data) -> Data:
@@ -130,21 +139,21 @@ def peer_dashboard(paged: bool) -> Callable[[Data], Data]:
         regions = []
         for region in data["allRegions"]["nodes"]:
             groups = []
-            for group in region["groupsByRegionId"]["nodes"]:
-                facilitators = [{"role": item["role"].upper(), "facilitator": item["facilitatorByFacilitatorId"]}
-                                for item in group["facilitatorAssignmentsByGroupId"]["nodes"]]  # fmt: skip
+            for group in region["groupsByRegionIdAndOrganisationId"]["nodes"]:
+                facilitators = [{"role": item["role"].upper(), "facilitator": item[PEER_FACILITATOR]}
+                                for item in group[PEER_ASSIGNMENTS]["nodes"]]  # fmt: skip
                 sessions = [{"node": {"startsAt": s["startsAt"], "status": s["status"].upper(),
                                       "attendanceCounts": _session_counts(s)}}
-                            for s in group["groupSessionsByGroupId"]["nodes"]]  # fmt: skip
+                            for s in group["groupSessionsByGroupIdAndOrganisationId"]["nodes"]]  # fmt: skip
                 session_page: Data = {"edges": sessions}
                 if paged:
-                    info = group["groupSessionsByGroupId"]["pageInfo"]
+                    info = group["groupSessionsByGroupIdAndOrganisationId"]["pageInfo"]
                     session_page = {"pageInfo": {"hasPreviousPage": info["hasPreviousPage"]}, **session_page}
                 node: Data = {"name": group["name"], "facilitators": facilitators, "sessions": session_page}
                 groups.append({"node": node})
             group_page: Data = {"edges": groups}
             if paged:
-                info = region["groupsByRegionId"]["pageInfo"]
+                info = region["groupsByRegionIdAndOrganisationId"]["pageInfo"]
                 group_page = {"pageInfo": {"hasNextPage": info["hasNextPage"]}, **group_page}
             regions.append({"node": {"name": region["name"], "groups": group_page}})
         region_page: Data = {"edges": regions}
@@ -172,7 +181,8 @@ SESSIONS_AFTER = """query SessionPageAfter($after: String) {
 PEER_SESSIONS = """query SessionPage($organisation: UUID!, $region: UUID!, $from: Datetime, $after: Cursor) {
   allGroupSessions(first: 100, after: $after, orderBy: [STARTS_AT_ASC, ID_ASC],
                    condition: {organisationId: $organisation},
-                   filter: {startsAt: {greaterThanOrEqualTo: $from}, groupByGroupId: {regionId: {equalTo: $region}}}) {
+                   filter: {startsAt: {greaterThanOrEqualTo: $from},
+                            groupByGroupIdAndOrganisationId: {regionId: {equalTo: $region}}}) {
     pageInfo { hasNextPage endCursor }
     edges { cursor node { id startsAt endsAt status dropinCount cancellationReason } } }
 }"""
@@ -201,10 +211,10 @@ PEER_PARTICIPANTS = """query ParticipantAttendance($organisation: UUID!, $region
                   condition: {organisationId: $organisation, regionId: $region}, filter: {erasedAt: {isNull: true}}) {
     pageInfo { hasNextPage endCursor }
     nodes { reference
-      enrolmentsByParticipantId(orderBy: [REQUESTED_AT_ASC, ID_ASC]) {
-        nodes { status groupId groupByGroupId { name } } }
-      attendancesByParticipantId(orderBy: [RECORDED_AT_ASC, ID_ASC]) {
-        nodes { status groupSessionBySessionId { startsAt groupId } } } } }
+      enrolmentsByParticipantIdAndOrganisationId(orderBy: [REQUESTED_AT_ASC, ID_ASC]) {
+        nodes { status groupId groupByGroupIdAndOrganisationId { name } } }
+      attendancesByParticipantIdAndOrganisationId(orderBy: [RECORDED_AT_ASC, ID_ASC]) {
+        nodes { status groupSessionBySessionIdAndOrganisationId { startsAt groupId } } } } }
 }"""
 """PostGraphile cannot correlate a participant's attendance with one enrolment's group inside the query, so it
 fetches the participant's attendance once and the normaliser files each mark under its group's enrolment."""
@@ -214,15 +224,15 @@ def peer_participants(data: Data) -> Data:
     page = data["allParticipants"]
     nodes = []
     for person in page["nodes"]:
-        marks = person["attendancesByParticipantId"]["nodes"]
+        marks = person["attendancesByParticipantIdAndOrganisationId"]["nodes"]
         enrolments = []
-        for enrolment in person["enrolmentsByParticipantId"]["nodes"]:
+        for enrolment in person["enrolmentsByParticipantIdAndOrganisationId"]["nodes"]:
             attendance = [
-                {"status": mark["status"].upper(), "session": {"startsAt": mark["groupSessionBySessionId"]["startsAt"]}}
+                {"status": mark["status"].upper(), "session": {"startsAt": mark[PEER_SESSION]["startsAt"]}}
                 for mark in marks
-                if mark["groupSessionBySessionId"]["groupId"] == enrolment["groupId"]
+                if mark[PEER_SESSION]["groupId"] == enrolment["groupId"]
             ]
-            enrolments.append({"status": enrolment["status"].upper(), "group": enrolment["groupByGroupId"],
+            enrolments.append({"status": enrolment["status"].upper(), "group": enrolment[PEER_GROUP],
                                "attendance": attendance})  # fmt: skip
         nodes.append({"reference": person["reference"], "enrolments": enrolments})
     return {"participants": {"pageInfo": {"hasNextPage": page["pageInfo"]["hasNextPage"]}, "nodes": nodes}}
@@ -237,10 +247,10 @@ ATTENDANCE_RATE = """query AttendanceRates($region: ID!, $from: DateTime!, $to: 
 PEER_ATTENDANCE_RATE = """query AttendanceRates($organisation: UUID!, $region: UUID!,
                                                  $from: Datetime!, $to: Datetime!) {
   allGroups(first: 50, orderBy: [NAME_ASC, ID_ASC], condition: {organisationId: $organisation, regionId: $region}) {
-    nodes { name groupSessionsByGroupId(condition: {status: "held"},
+    nodes { name groupSessionsByGroupIdAndOrganisationId(condition: {status: "held"},
                                         filter: {startsAt: {greaterThanOrEqualTo: $from, lessThan: $to}}) {
-      nodes { present: attendancesBySessionId(condition: {status: "present"}) { totalCount }
-              recorded: attendancesBySessionId { totalCount } } } } }
+      nodes { present: attendancesBySessionIdAndOrganisationId(condition: {status: "present"}) { totalCount }
+              recorded: attendancesBySessionIdAndOrganisationId { totalCount } } } } }
 }"""
 """PostGraphile 4 has no aggregates without a plugin: it returns each held session's two counts and the
 normaliser adds them up as the service's rate does (present ÷ recorded, 4 decimals)."""
@@ -249,7 +259,7 @@ normaliser adds them up as the service's rate does (present ÷ recorded, 4 decim
 def peer_attendance_rate(data: Data) -> Data:
     nodes = []
     for group in data["allGroups"]["nodes"]:
-        sessions = group["groupSessionsByGroupId"]["nodes"]
+        sessions = group["groupSessionsByGroupIdAndOrganisationId"]["nodes"]
         present = sum(session["present"]["totalCount"] for session in sessions)
         recorded = sum(session["recorded"]["totalCount"] for session in sessions)
         nodes.append({"name": group["name"], "attendanceRate": round(present / recorded, 4) if recorded else None})
@@ -269,8 +279,8 @@ PEER_GROUPS = """query GroupsWithFacilitators($organisation: UUID!, $statuses: [
             filter: {status: {in: $statuses}}) {
     totalCount pageInfo { hasNextPage endCursor }
     nodes { id name status capacity
-      facilitatorAssignmentsByGroupId(orderBy: [ROLE_DESC, CREATED_AT_ASC]) {
-        nodes { role facilitatorByFacilitatorId { displayName } } } } }
+      facilitatorAssignmentsByGroupIdAndOrganisationId(orderBy: [ROLE_DESC, CREATED_AT_ASC]) {
+        nodes { role facilitatorByFacilitatorIdAndOrganisationId { displayName } } } } }
 }"""
 
 
@@ -278,8 +288,8 @@ def peer_groups(data: Data) -> Data:
     page = data["allGroups"]
     nodes = [{"id": global_id("Group", group["id"]), "name": group["name"], "status": group["status"].upper(),
               "capacity": group["capacity"],
-              "facilitators": [{"role": item["role"].upper(), "facilitator": item["facilitatorByFacilitatorId"]}
-                               for item in group["facilitatorAssignmentsByGroupId"]["nodes"]]}
+              "facilitators": [{"role": item["role"].upper(), "facilitator": item[PEER_FACILITATOR]}
+                               for item in group[PEER_ASSIGNMENTS]["nodes"]]}
              for group in page["nodes"]]  # fmt: skip
     return {"groups": {"totalCount": page["totalCount"], "pageInfo": {"hasNextPage": page["pageInfo"]["hasNextPage"]},
                        "nodes": nodes}}  # fmt: skip
