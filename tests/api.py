@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import httpx
 from starlette.requests import HTTPConnection
 
 from programme_api.domain.principal import Principal
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now, for a server a test starts."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class TokenBook:

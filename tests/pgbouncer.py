@@ -22,14 +22,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+from .api import free_port
+
 BINARY = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -44,7 +39,7 @@ def pgbouncer(server_url: str, users: Iterable[str], *, required: bool, pool_siz
             pytest.fail(message + "; CI installs it")
         pytest.skip(message)
     server = make_url(server_url)
-    port = _free_port()
+    port = free_port()
     directory = Path(tempfile.mkdtemp(prefix="programme-pgbouncer-"))
     directory.chmod(0o777)
     userlist = directory / "userlist.txt"

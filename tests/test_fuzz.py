@@ -43,8 +43,9 @@ from programme_api.domain.principal import ALL_SCOPES
 from programme_api.oauth.clients import create_client
 from programme_api.schema import schema as api_schema
 
+from .api import free_port
 from .conftest import app_role_url, create_postgres_database, drop_postgres_database, grant_app_role, migrate
-from .test_oauth_workers import free_port, wait_until_ready
+from .test_oauth_workers import wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = int(os.environ.get("PROGRAMME_API_FUZZ_EXAMPLES", "20"))

@@ -25,9 +25,9 @@ from programme_api.config import Settings
 from programme_api.db import create_engine, session_factory
 from programme_api.oauth.clients import create_client
 
+from .api import free_port
 from .conftest import IN_CI, migrate
 from .factories import make_organisation
-from .test_oauth_workers import free_port
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"

@@ -52,6 +52,7 @@ from programme_api.oauth.clients import create_client
 from programme_api.schema import schema
 from programme_api.schema.relay import from_global_id, to_global_id
 
+from .api import free_port
 from .conftest import app_role_url, create_postgres_database, drop_postgres_database, grant_app_role, migrate
 from .factories import (
     enrol,
@@ -63,7 +64,7 @@ from .factories import (
     make_session,
     shipped_instrument_ids,
 )
-from .test_oauth_workers import free_port, wait_until_ready
+from .test_oauth_workers import wait_until_ready
 
 CLIENTS = 32
 REGISTERS_PER_CLIENT = 2

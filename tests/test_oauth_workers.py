@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,19 +29,12 @@ from programme_api.oauth import admin
 from programme_api.oauth.clients import create_client
 from programme_api.oauth.invalidation import publish_committed
 
+from .api import free_port
 from .conftest import REDIS_URL, create_postgres_database, drop_postgres_database, migrate, redis_available
 from .factories import make_organisation, make_region
 
 DEADLINE_SECONDS = 1.0
 VIEWER = {"query": "{ viewer { subject regions { slug } } }"}
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on now, for a server a test starts."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

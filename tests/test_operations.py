@@ -25,10 +25,10 @@ from programme_api.app import create_app
 from programme_api.config import Settings
 from programme_api.logging import JsonFormatter
 
-from .api import TokenBook
+from .api import TokenBook, free_port
 from .conftest import MigratedDatabase
 from .factories import make_organisation, principal_for
-from .test_oauth_workers import free_port, wait_until_ready
+from .test_oauth_workers import wait_until_ready
 
 
 def metric(body: str, name: str, **labels: str) -> float:

@@ -12,7 +12,6 @@ missing the tests skip on a laptop but fail under ``CI=true``: CI must prove the
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from ..api import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -47,13 +48,6 @@ class LiveServer:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _cli(*arguments: str, env: dict[str, str]) -> None:
     command = [sys.executable, "-c", "from programme_api.cli import main; main()", *arguments]
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -65,7 +59,7 @@ def _cli(*arguments: str, env: dict[str, str]) -> None:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """``programme-api serve`` over a migrated database holding the demo data."""
     directory = tmp_path_factory.mktemp("live")
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
