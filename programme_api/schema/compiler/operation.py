@@ -26,11 +26,10 @@ from graphql import (
     SelectionSetNode,
     Undefined,
     VariableNode,
-    coerce_input_value,
     get_operation_ast,
-    type_from_ast,
     value_from_ast,
 )
+from graphql.execution.values import get_variable_values
 
 
 class Unsupported(Exception):
@@ -75,23 +74,12 @@ class Selection:
 
 
 def coerce_variables(schema: Any, operation: OperationDefinitionNode, raw: dict[str, Any]) -> dict[str, Any]:
-    """Variables as the executor would see them; one that does not coerce is the executor's to report."""
-    values: dict[str, Any] = {}
-    for definition in operation.variable_definitions or ():
-        name = definition.variable.name.value
-        type_ = type_from_ast(schema._schema, definition.type)
-        try:
-            if name in raw:
-                values[name] = coerce_input_value(raw[name], type_)  # type: ignore[arg-type]
-            elif definition.default_value is not None:
-                values[name] = value_from_ast(definition.default_value, type_)  # type: ignore[arg-type]
-            elif isinstance(type_, GraphQLNonNull):
-                raise Unsupported(f"required variable ${name} was not provided")
-        except Exception as exc:  # graphql-core raises GraphQLError with the executor's message
-            raise Unsupported(f"variable ${name} does not coerce") from exc
-        if values.get(name) is Undefined:
-            raise Unsupported(f"variable ${name} does not coerce")
-    return values
+    """Variables as the executor sees them (graphql-core's own coercion: defaults, required ones, input types);
+    a request whose variables do not coerce is the executor's to refuse."""
+    outcome = get_variable_values(schema._schema, operation.variable_definitions or (), raw)
+    if isinstance(outcome, list):
+        raise Unsupported("variables do not coerce: " + "; ".join(error.message for error in outcome))
+    return dict(outcome.coerced)
 
 
 def structure_of(value: Any) -> Any:
